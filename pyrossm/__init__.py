@@ -1,0 +1,23 @@
+"""pyrossm: probabilistic state-space models with diffusion-model dynamics, on Pyro.
+
+Quick start::
+
+    import pyrossm
+    ds = pyrossm.datasets.bimodal_random_walk(n_series=1024, length=32, seed=0)
+    res = pyrossm.fit(model="dkf", data=ds, latent_dim=1, order=1, num_steps=1000, seed=0)
+    fc = res.forecast(ds.isel(time=slice(0, 24)), horizon=8, num_samples=200)
+"""
+
+from . import evaluation, models
+try:
+    from . import datasets
+except ImportError:  # pragma: no cover  (being written)
+    datasets = None
+from . import evaluation as metrics
+from .api import FitResult, fit, load
+from .data import DataContract, SeriesData
+
+__version__ = "0.1.0"
+
+__all__ = ["fit", "load", "FitResult", "datasets", "metrics", "evaluation", "models",
+           "DataContract", "SeriesData", "__version__"]

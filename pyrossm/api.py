@@ -1,0 +1,297 @@
+"""``pyrossm.fit`` / ``pyrossm.load`` and :class:`FitResult`: the one place that glues data, model and trainer."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from .data import DataContract
+from .inference import AnnealingSchedule, SVITrainer, TrainerConfig, atomic_torch_save, safe_torch_load
+from .models import MODELS, StateSpaceModel, build_model
+from .models.registry import model_arguments
+
+FORMAT = "pyrossm-fit"
+FORMAT_VERSION = 1
+
+
+
+def _resolve_device(device) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not (isinstance(device, str) and device.startswith("cuda:")):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available")
+    return torch.device(device)
+
+def _annealing(annealing, start, end, warmup_steps, num_steps) -> AnnealingSchedule:
+    if isinstance(annealing, AnnealingSchedule):
+        return annealing
+    if isinstance(annealing, dict):
+        return AnnealingSchedule(**annealing)
+    if not isinstance(annealing, str):
+        raise TypeError(f"annealing must be a str, dict or AnnealingSchedule, got {type(annealing).__name__}")
+    if warmup_steps is None:
+        warmup_steps = num_steps // 3 if isinstance(num_steps, int) else 0
+    return AnnealingSchedule(annealing, start, end, warmup_steps)
+
+@contextlib.contextmanager
+def _seeded(seed, device):
+    """Runs the block with torch's RNG seeded (and restores the global RNG state afterwards)."""
+    if seed is None:
+        yield
+        return
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_steps=1000,
+        batch_size=128, num_particles=1, learning_rate=1e-3, learning_rates=None,
+        weight_decay=0.01, clip_norm=10.0, annealing="cosine", annealing_start=0.01,
+        annealing_end=1.0, warmup_steps=None, validation_data=None, validate_every=0,
+        checkpoint_dir=None, checkpoint_every=0, resume=False, device="auto", seed=0,
+        progress=None, on_nonfinite="raise", **model_kwargs) -> "FitResult":
+    """Fits a state-space model to time series by stochastic variational inference.
+
+    :param model: a registered name (``"dkf"``, ...) or a :class:`~pyrossm.models.StateSpaceModel`.
+    :param data: ``xr.Dataset`` with dims ``("series", "time")`` (or a DataFrame / DataArray, see
+        :mod:`pyrossm.data`); NaN marks missing observations.
+    :param list covariates: names of variables that are covariates (observed, not modelled).
+    :param int latent_dim: ``M``.  :param int order: Markov order ``j``.
+    :param int num_steps: SVI steps.  :param batch_size: series per step (None = all).
+    :param int num_particles: vectorised ELBO particles ``S``.
+    :param float learning_rate: default learning rate; ``learning_rates`` overrides per group
+        (``encoder``, ``emission``, ``transition``, ``init``).
+    :param annealing: ``"cosine"``, ``"linear"``, ``"constant"``, a dict or an
+        :class:`~pyrossm.inference.AnnealingSchedule` for the rate weight lambda; with a name,
+        ``annealing_start``/``annealing_end``/``warmup_steps`` (default ``num_steps // 3``) apply.
+    :param validation_data: data for the validation ELBO every ``validate_every`` steps.
+    :param checkpoint_dir: folder for atomic checkpoints every ``checkpoint_every`` steps;
+        ``resume=True`` continues from the last one.
+    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``.  :param int seed: reproducibility seed.
+    :param model_kwargs: architecture arguments of the registered model (e.g. ``init="vhp"``,
+        ``channels=16``); unknown names raise ``TypeError``.
+    :returns: :class:`FitResult`.
+    """
+    if data is None:
+        raise ValueError("data is required: an xarray Dataset with dims ('series', 'time')")
+    dev = _resolve_device(device)
+    _check_positive_int("order", order)
+    _check_positive_int("latent_dim", latent_dim)
+    if isinstance(model, StateSpaceModel):
+        if model_kwargs:
+            raise TypeError(f"unexpected keyword arguments {sorted(model_kwargs)}: architecture "
+                            "arguments only apply to registered model names")
+        order = model.order
+    elif isinstance(model, str):
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {sorted(MODELS)} or a StateSpaceModel instance, "
+                             f"got {model!r}")
+        allowed = model_arguments(model) - {"latent_dim", "order"}
+        unknown = set(model_kwargs) - allowed
+        if unknown:
+            raise TypeError(f"fit() got unexpected keyword arguments {sorted(unknown)} for model "
+                            f"{model!r}; model arguments are {sorted(allowed)}")
+    else:
+        raise TypeError(f"model must be a str or a StateSpaceModel, got {type(model).__name__}")
+
+    contract, train = DataContract.fit(data, covariates=covariates, min_length=order)
+    val = contract.encode(validation_data, min_length=order) if validation_data is not None else None
+    if isinstance(model, StateSpaceModel):
+        if model.obs_dim != contract.num_channels:
+            raise ValueError(f"model has obs_dim={model.obs_dim} but data has "
+                             f"{contract.num_channels} target channels")
+        if model.covariate_dim != contract.num_covariates:
+            raise ValueError(f"model has covariate_dim={model.covariate_dim} but data has "
+                             f"{contract.num_covariates} covariate columns")
+        model_name, ssm = None, model
+    trainer_config = TrainerConfig(
+        num_steps=num_steps, batch_size=batch_size, num_particles=num_particles,
+        learning_rate=learning_rate, learning_rates=dict(learning_rates or {}),
+        weight_decay=weight_decay, clip_norm=clip_norm,
+        annealing=_annealing(annealing, annealing_start, annealing_end, warmup_steps, num_steps),
+        validate_every=validate_every, checkpoint_every=checkpoint_every, progress=progress,
+        seed=seed, on_nonfinite=on_nonfinite)
+    if isinstance(model, str):
+        model_name = model
+        torch.manual_seed(seed)
+        ssm = build_model(model, obs_dim=contract.num_channels, covariate_dim=contract.num_covariates,
+                          latent_dim=latent_dim, order=order, **model_kwargs)
+    ssm = ssm.to(dev)
+    trainer = SVITrainer(ssm.model, ssm.guide, ssm.parameter_groups(), trainer_config)
+    train = train.to(dev)
+
+    def make_args(idx):
+        batch = train.select(idx.to(dev))
+        return batch.filled_values, batch.mask, batch.covariates
+
+    val_args = None
+    if val is not None:
+        val = val.to(dev)
+        val_args = (val.filled_values, val.mask, val.covariates)
+    history = trainer.fit(make_args, len(train), val_args=val_args,
+                          val_num_series=len(val) if val is not None else None,
+                          checkpoint_dir=checkpoint_dir, resume=resume)
+    config = {"model": model_name, "model_config": ssm.config, "trainer": trainer_config.to_dict(),
+              "covariates": list(contract.covariate_names)}
+    return FitResult(ssm, contract, history, config, dev)
+
+class FitResult:
+    """A fitted model with its data contract: forecast, sample, smooth, check, save.
+
+    :ivar model: the fitted :class:`~pyrossm.models.StateSpaceModel`.
+    :ivar contract: the :class:`~pyrossm.data.DataContract` (variables, scaling, time).
+    :ivar history: pandas DataFrame, one row per SVI step (loss, elbo, per-site terms, lambda, lrs).
+    """
+
+    def __init__(self, model, contract, history, config, device):
+        self.model, self.contract, self.history, self.config = model, contract, history, config
+        self.device = device
+        self.model.eval()
+
+    def __repr__(self):
+        name = self.config.get("model") or type(self.model).__name__
+        steps = len(self.history)
+        last = f", final elbo/series={self.history['elbo'].iloc[-1]:.4g}" if steps else ""
+        return (f"FitResult(model={name!r}, latent_dim={self.model.latent_dim}, order={self.model.order}, "
+                f"targets={self.contract.target_vars}, covariates={self.contract.covariate_names}, "
+                f"steps={steps}{last}, device={str(self.device)!r})")
+
+    # ------------------------------------------------------------------ helpers
+    def _encode(self, data):
+        return self.contract.encode(data, min_length=self.model.order).to(self.device)
+
+    def _future_covariates(self, future_covariates, num_series, horizon):
+        if self.contract.num_covariates == 0:
+            if future_covariates is not None:
+                raise ValueError("future_covariates given but the model was fitted without covariates")
+            return torch.zeros(num_series, horizon, 0, device=self.device)
+        if future_covariates is None:
+            raise ValueError(f"this model uses covariates {self.contract.covariate_names}: "
+                             f"future_covariates with {horizon} time steps are required")
+        fut = self.contract.encode_covariates(future_covariates, horizon).to(self.device)
+        if fut.shape[0] != num_series:
+            raise ValueError(f"future_covariates has {fut.shape[0]} series, the context has {num_series}")
+        return fut
+
+    # ------------------------------------------------------------------ prediction
+    def forecast(self, context, horizon, num_samples=100, future_covariates=None, seed=None):
+        """Samples the predictive of the ``horizon`` steps after the end of ``context``.
+
+        The latent state at the end of the context comes from the guide (smoothing posterior);
+        transition and emission are then rolled forward, vectorised over samples and series.
+
+        :param context: data with the training variables, dims ``(series, time)``.
+        :param int horizon: steps to forecast.  :param int num_samples: draws ``S``.
+        :param future_covariates: covariate data with ``horizon`` time steps (required iff the
+            model has covariates).
+        :param seed: seed for reproducible draws.
+        :returns: ``xr.Dataset`` with dims ``(draw, series, time)``; ``time`` continues the context's.
+        """
+        _check_positive_int("horizon", horizon)
+        _check_positive_int("num_samples", num_samples)
+        ctx = self._encode(context)
+        fut = self._future_covariates(future_covariates, len(ctx), horizon)
+        with _seeded(seed, self.device):
+            z = self.model.sample_posterior(ctx.filled_values, ctx.mask, ctx.covariates, num_samples)
+            _, x = self.model.forecast(z, ctx.covariates, fut, horizon)
+        time = self.contract.extend_time(ctx.time, horizon)
+        return self.contract.decode(x, ctx.series, time)
+
+    def sample(self, num_series, length, num_samples=1, covariates=None, seed=None):
+        """Unconditional generation from the prior: ``xr.Dataset`` ``(draw, series, time)``.
+
+        :param covariates: covariate data with ``length`` steps (required iff the model has covariates).
+        """
+        _check_positive_int("num_series", num_series)
+        _check_positive_int("length", length)
+        _check_positive_int("num_samples", num_samples)
+        if length < self.model.order:
+            raise ValueError(f"length must be >= the Markov order {self.model.order}, got {length}")
+        cov = self._future_covariates(covariates, num_series, length)
+        with _seeded(seed, self.device):
+            cov = cov.expand((num_samples,) + cov.shape)
+            _, x = self.model.generate(num_series, length, cov)
+        return self.contract.decode(x, np.arange(num_series), np.arange(length))
+
+    def smooth(self, data, num_samples=100, seed=None):
+        """Latent trajectories from the guide: ``xr.Dataset`` with ``z`` ``(draw, series, time, latent)``."""
+        _check_positive_int("num_samples", num_samples)
+        enc = self._encode(data)
+        with _seeded(seed, self.device):
+            z = self.model.sample_posterior(enc.filled_values, enc.mask, enc.covariates, num_samples)
+        return xr.Dataset(
+            {"z": (("draw", "series", "time", "latent"), z.cpu().numpy())},
+            coords={"draw": np.arange(num_samples), "series": enc.series, "time": enc.time,
+                    "latent": np.arange(self.model.latent_dim)})
+
+    def posterior_predictive(self, data, num_samples=100, seed=None):
+        """Replicated data ``x_rep ~ p(x | z)``, ``z ~ q(z | data)``, as an arviz-style ``xr.DataTree``.
+
+        :returns: ``DataTree`` with groups ``posterior_predictive`` (dims ``chain, draw, series,
+            time``) and ``observed_data`` (the data as given, scaled back).
+        """
+        _check_positive_int("num_samples", num_samples)
+        enc = self._encode(data)
+        with _seeded(seed, self.device):
+            z = self.model.sample_posterior(enc.filled_values, enc.mask, enc.covariates, num_samples)
+            x = self.model.emission_dist(z, enc.covariates).sample()
+        pp = self.contract.decode(x, enc.series, enc.time).expand_dims(chain=[0])
+        observed = self.contract.decode(torch.where(enc.mask, enc.values, torch.nan)[None],
+                                        enc.series, enc.time).isel(draw=0, drop=True)
+        return xr.DataTree.from_dict({"posterior_predictive": pp, "observed_data": observed})
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> Path:
+        """Writes config (JSON), state dict, data contract and history to ``path``, atomically."""
+        history = {col: self.history[col].astype(float).tolist() for col in self.history.columns}
+        payload = {
+            "format": FORMAT, "version": FORMAT_VERSION,
+            "config": json.dumps(self.config),
+            "contract": json.dumps(self.contract.to_dict()),
+            "history": json.dumps(history),
+            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+        }
+        path = Path(path)
+        atomic_torch_save(payload, path)
+        return path
+
+def load(path, model=None, device="cpu") -> FitResult:
+    """Loads a :meth:`FitResult.save` file (plain data only; nothing is unpickled).
+
+    :param model: for fits of a user-built model, an instance with the same architecture.
+    :raises ValueError: if the file is not a pyrossm fit or does not match ``model``.
+    """
+    payload = safe_torch_load(path)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{str(path)!r} is not a pyrossm fit file")
+    if payload.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{str(path)!r} has format version {payload.get('version')}, "
+                         f"this pyrossm reads version {FORMAT_VERSION}")
+    config = json.loads(payload["config"])
+    contract = DataContract.from_dict(json.loads(payload["contract"]))
+    history = pd.DataFrame(json.loads(payload["history"]))
+    if model is None:
+        if config.get("model") is None:
+            raise ValueError("this file holds a user-built model: pass an instance with the same "
+                             "architecture as load(path, model=...)")
+        model = build_model(config["model"], **config["model_config"])
+    elif not isinstance(model, StateSpaceModel):
+        raise TypeError(f"model must be a StateSpaceModel, got {type(model).__name__}")
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(f"the saved parameters do not match the model: {exc}") from exc
+    dev = _resolve_device(device)
+    return FitResult(model.to(dev), contract, history, config, dev)

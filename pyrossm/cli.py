@@ -1,0 +1,132 @@
+"""The ``pyrossm`` command line: ``fit``, ``forecast`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _read_data(path):
+    """Reads NetCDF (``.nc``) as a Dataset or CSV (long or wide) as a DataFrame."""
+    import pandas as pd
+    import xarray as xr
+
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"error: no such file: {str(path)!r}")
+    if path.suffix in (".nc", ".netcdf", ".nc4"):
+        return xr.load_dataset(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    raise SystemExit(f"error: {str(path)!r}: expected a .nc or .csv file")
+
+
+def _write_netcdf(ds, path):
+    """Writes a Dataset to NetCDF atomically (temporary file + rename)."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _cmd_fit(args):
+    import pyrossm
+
+    data = _read_data(args.data)
+    extra = json.loads(args.model_args) if args.model_args else {}
+    if not isinstance(extra, dict):
+        raise SystemExit("error: --model-args must be a JSON object")
+    res = pyrossm.fit(model=args.model, data=data, covariates=args.covariates or None,
+                      latent_dim=args.latent_dim, order=args.order, num_steps=args.num_steps,
+                      batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+                      device=args.device, progress=not args.quiet, **extra)
+    res.save(args.out)
+    print(res)
+    print(f"saved to {args.out}")
+
+
+def _cmd_forecast(args):
+    import pyrossm
+
+    res = pyrossm.load(args.model_file, device=args.device)
+    context = _read_data(args.context)
+    future = _read_data(args.future_covariates) if args.future_covariates else None
+    fc = res.forecast(context, horizon=args.horizon, num_samples=args.num_samples,
+                      future_covariates=future, seed=args.seed)
+    _write_netcdf(fc, args.out)
+    print(f"wrote forecast {dict(fc.sizes)} to {args.out}")
+
+
+def _cmd_demo(args):
+    from .demo import run_demo
+
+    run_demo(Path(args.out), num_steps=args.num_steps, seed=args.seed, progress=not args.quiet)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyrossm", description="Deep state-space models with "
+                                     "diffusion dynamics: fit, forecast, demo.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fit", help="fit a model to a NetCDF or CSV data set and save it")
+    p.add_argument("--data", required=True, help=".nc (dims series, time) or .csv (long or wide)")
+    p.add_argument("--out", required=True, help="output file for the fitted model")
+    p.add_argument("--model", default="dkf", help="registered model name (default: dkf)")
+    p.add_argument("--covariates", nargs="*", default=[], help="variables used as covariates")
+    p.add_argument("--latent-dim", type=int, default=1)
+    p.add_argument("--order", type=int, default=1)
+    p.add_argument("--num-steps", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--model-args", default="", help='JSON object of model arguments, e.g. \'{"init": "normal"}\'')
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser("forecast", help="forecast from a saved model and a context data set")
+    p.add_argument("--model-file", required=True, help="file written by `pyrossm fit`")
+    p.add_argument("--context", required=True, help=".nc or .csv context data")
+    p.add_argument("--horizon", type=int, required=True)
+    p.add_argument("--num-samples", type=int, default=100)
+    p.add_argument("--future-covariates", default=None, help=".nc/.csv with the covariates over the horizon")
+    p.add_argument("--out", required=True, help="output NetCDF file (dims draw, series, time)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_cmd_forecast)
+
+    p = sub.add_parser("demo", help="fit DKF on the built-in bimodal data set, print figures, write plots")
+    p.add_argument("--out", default="demo_output", help="folder for the plots and the saved model")
+    p.add_argument("--num-steps", type=int, default=None, help="SVI steps (default: the demo's setting)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The structured smoothing posterior ``q(z_{1:T} | x_{1:T}, u_{1:T})`` as one Pyro distribution.
+
+``q(z_{1:T}) = \prod_t q(z_t | z_{t-j:t-1}, h_t, u_{t-j:t})`` (Eq. 3 of the DDSSM paper; Krishnan
+et al., 2017), where ``h_t`` summarises ``x_{t:T}``.  Sampling is sequential (each step needs the
+previous ``j`` samples); the log-density of a given trajectory is evaluated for all ``t`` in one
+batched (teacher-forced) call.  The log-density of the most recent sample is cached, so Pyro's
+``log_prob`` after ``rsample`` costs nothing.
+"""
+
+from __future__ import annotations
+
+import torch
+from pyro.distributions import TorchDistribution, constraints
+
+from .windows import flatten_batch, history_mask, left_pad, sliding_windows
+
+
+class SmoothingPosterior(TorchDistribution):
+    """Autoregressive Gaussian smoothing posterior over a latent trajectory.
+
+    :param encoder: a module with ``step(history, pad_mask, summary, covariates) -> (loc, scale)``
+        taking ``(B, j, M)``, ``(B, j)``, ``(B, C)``, ``(B, j+1, V)`` and returning ``(B, M)`` each
+        (e.g. :class:`~pyrossm.models.encoder.SmoothingEncoder`).
+    :param summary: ``(..., T, C)`` future summaries ``h_{1:T}``.
+    :param covariates: ``(..., T, V)``.
+    :param int order: Markov order ``j``.
+    :param int latent_dim: ``M``.
+    """
+
+    arg_constraints = {}
+    support = constraints.independent(constraints.real, 2)
+    has_rsample = True
+
+    def __init__(self, encoder, summary, covariates, order, latent_dim, batch_shape=None,
+                 validate_args=None):
+        self.encoder, self.summary, self.covariates = encoder, summary, covariates
+        self.order, self.latent_dim = order, latent_dim
+        self._cache = None
+        if batch_shape is None:
+            batch_shape = torch.broadcast_shapes(summary.shape[:-2], covariates.shape[:-2])
+        super().__init__(torch.Size(batch_shape), torch.Size((summary.shape[-2], latent_dim)),
+                         validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        return SmoothingPosterior(self.encoder, self.summary, self.covariates, self.order,
+                                  self.latent_dim, batch_shape=torch.Size(batch_shape))
+
+    def _covariate_windows(self):
+        return sliding_windows(left_pad(self.covariates, self.order), self.order + 1)  # (..., T, j+1, V)
+
+    @staticmethod
+    def _normal_log_prob(value, loc, scale):
+        var = scale ** 2
+        return (-0.5 * (value - loc) ** 2 / var - scale.log() - 0.9189385332046727).sum(-1)
+
+    def rsample(self, sample_shape=torch.Size()):
+        shape = torch.Size(sample_shape) + self.batch_shape
+        j, m = self.order, self.latent_dim
+        length = self.summary.shape[-2]
+        summary = self.summary.expand(shape + self.summary.shape[-2:])
+        cov_windows = self._covariate_windows()
+        cov_windows = cov_windows.expand(shape + cov_windows.shape[-3:])
+        pads = history_mask(length, j, device=summary.device)
+        history = summary.new_zeros(shape + (j, m))
+        noise = torch.randn(shape + (length, m), dtype=summary.dtype, device=summary.device)
+        samples, log_q = [], 0.0
+        for t in range(length):
+            h, c = flatten_batch(summary[..., t, :], cov_windows[..., t, :, :],
+                                 batch_shape=shape, keep_dims=(1, 2))
+            pad = pads[t].expand(h.shape[0], j)
+            loc, scale = self.encoder.step(history.reshape(-1, j, m), pad, h, c)
+            loc, scale = loc.reshape(shape + (m,)), scale.reshape(shape + (m,))
+            z_t = loc + scale * noise[..., t, :]
+            log_q = log_q + self._normal_log_prob(z_t, loc, scale)
+            samples.append(z_t)
+            history = torch.cat([history[..., 1:, :], z_t.unsqueeze(-2)], dim=-2)
+        value = torch.stack(samples, dim=-2)
+        self._cache = (value, log_q)
+        return value
+
+    def sample(self, sample_shape=torch.Size()):
+        with torch.no_grad():
+            return self.rsample(sample_shape)
+
+    def log_prob(self, value):
+        if self._cache is not None and value is self._cache[0]:
+            return self._cache[1]
+        j, m = self.order, self.latent_dim
+        length = value.shape[-2]
+        history = sliding_windows(left_pad(value, j)[..., :-1, :], j)      # (..., T, j, M)
+        cov_windows = self._covariate_windows()
+        batch = torch.broadcast_shapes(history.shape[:-3], self.summary.shape[:-2], cov_windows.shape[:-3])
+        hist, summ, cov, target = flatten_batch(
+            history, self.summary, cov_windows, value,
+            batch_shape=batch + (length,), keep_dims=(2, 1, 2, 1))
+        pad = history_mask(length, j, device=value.device)
+        pad = pad.expand(batch + pad.shape).reshape(-1, j)
+        loc, scale = self.encoder.step(hist, pad, summ, cov)
+        return self._normal_log_prob(target, loc, scale).reshape(batch + (length,)).sum(-1)

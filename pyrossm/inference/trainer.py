@@ -1,0 +1,245 @@
+"""Stochastic variational inference for model/guide pairs with named parameter groups.
+
+The trainer does not know model internals: it receives a model, a guide, named parameter
+groups (e.g. encoder / emission / transition / init, the paper's enc_lr, dec_lr, trans_lr,
+zinit_lr of Appendix F) and a function giving the program arguments for a minibatch.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyro
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import atomic_torch_save, safe_torch_load
+from .elbo import elbo_terms
+from .schedules import AnnealingSchedule
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss; the message names the step and the loss terms."""
+
+
+@dataclass
+class TrainerConfig:
+    """Settings of :class:`SVITrainer`.
+
+    :param int num_steps: optimisation steps.
+    :param batch_size: series per minibatch (``None`` = all series every step).
+    :param int num_particles: vectorised ELBO particles ``S``.
+    :param float learning_rate: default learning rate of every group.
+    :param dict learning_rates: per-group overrides, e.g. ``{"encoder": 1e-3}``.
+    :param float weight_decay: AdamW weight decay (Table 4: 0.01).
+    :param clip_norm: gradient-norm clipping threshold (``None`` disables).
+    :param AnnealingSchedule annealing: schedule of the rate weight lambda.
+    :param int validate_every: validation ELBO every N steps (0 disables).
+    :param int checkpoint_every: checkpoint every N steps (0 disables; needs a directory).
+    :param progress: show a tqdm bar (``None`` = only when stderr is a terminal).
+    :param int seed: seeds Pyro/torch and the minibatch sampler.
+    :param str on_nonfinite: ``"raise"`` (default) or ``"restore"`` (reload the last
+        checkpoint, halve the learning rates and go on; at most 3 times).
+    """
+
+    num_steps: int = 1000
+    batch_size: int | None = 128
+    num_particles: int = 1
+    learning_rate: float = 1e-3
+    learning_rates: dict = field(default_factory=dict)
+    weight_decay: float = 0.01
+    clip_norm: float | None = 10.0
+    annealing: AnnealingSchedule = field(default_factory=AnnealingSchedule)
+    validate_every: int = 0
+    checkpoint_every: int = 0
+    progress: bool | None = None
+    seed: int = 0
+    on_nonfinite: str = "raise"
+
+    def __post_init__(self):
+        def positive_int(name, allow_zero=False, allow_none=False):
+            value = getattr(self, name)
+            if value is None and allow_none:
+                return
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+                raise ValueError(f"{name} must be an int >= {0 if allow_zero else 1}, got {value!r}")
+        positive_int("num_steps", allow_zero=True)
+        positive_int("batch_size", allow_none=True)
+        positive_int("num_particles")
+        positive_int("validate_every", allow_zero=True)
+        positive_int("checkpoint_every", allow_zero=True)
+        for name, lr in [("learning_rate", self.learning_rate), *self.learning_rates.items()]:
+            if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+                raise ValueError(f"learning rate {name!r} must be a finite number > 0, got {lr!r}")
+        if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.clip_norm is not None and (not isinstance(self.clip_norm, (int, float)) or self.clip_norm <= 0):
+            raise ValueError(f"clip_norm must be > 0 or None, got {self.clip_norm!r}")
+        if isinstance(self.annealing, dict):
+            self.annealing = AnnealingSchedule(**self.annealing)
+        if self.on_nonfinite not in ("raise", "restore"):
+            raise ValueError(f"on_nonfinite must be 'raise' or 'restore', got {self.on_nonfinite!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["annealing"] = self.annealing.to_dict()
+        return d
+
+
+class SVITrainer:
+    """Minimises the (annealed) negative ELBO per series with AdamW.
+
+    :param model: Pyro model ``model(*args, annealing=lambda)``.
+    :param guide: Pyro guide with the same signature.
+    :param dict param_groups: ``name -> list of parameters``.
+    :param TrainerConfig config: settings.
+    """
+
+    def __init__(self, model, guide, param_groups, config: TrainerConfig):
+        self.model, self.guide, self.config = model, guide, config
+        unknown = set(config.learning_rates) - set(param_groups)
+        if unknown:
+            raise ValueError(f"learning_rates names unknown parameter groups {sorted(unknown)}; "
+                             f"groups are {sorted(param_groups)}")
+        self.group_names = [name for name, params in param_groups.items() if params]
+        self.params = {name: list(param_groups[name]) for name in self.group_names}
+        self.optimizer = torch.optim.AdamW(
+            [{"params": self.params[name], "lr": config.learning_rates.get(name, config.learning_rate),
+              "name": name} for name in self.group_names],
+            weight_decay=config.weight_decay, foreach=True)
+        self.batch_generator = torch.Generator().manual_seed(config.seed)
+        self.step = 0
+        self.rows: list[dict] = []
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "params": {name: [p.detach().cpu().clone() for p in ps] for name, ps in self.params.items()},
+            "optimizer": self.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "batch_rng": self.batch_generator.get_state(),
+            "history": {key: [row.get(key, float("nan")) for row in self.rows]
+                        for key in (self.rows[0].keys() if self.rows else [])},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, tensors in state["params"].items():
+            if name not in self.params or len(tensors) != len(self.params[name]):
+                raise ValueError(f"checkpoint parameter group {name!r} does not match this model")
+            with torch.no_grad():
+                for p, t in zip(self.params[name], tensors):
+                    if p.shape != t.shape:
+                        raise ValueError(f"checkpoint parameter in group {name!r} has shape "
+                                         f"{tuple(t.shape)}, the model has {tuple(p.shape)}")
+                    p.copy_(t.to(p.device))
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        self.batch_generator.set_state(state["batch_rng"])
+        self.step = int(state["step"])
+        history = state["history"]
+        keys = list(history)
+        self.rows = [dict(zip(keys, values)) for values in zip(*history.values())] if keys else []
+
+    def save_checkpoint(self, directory) -> Path:
+        path = Path(directory) / CHECKPOINT_NAME
+        atomic_torch_save(self.state_dict(), path)
+        return path
+
+    def load_checkpoint(self, directory) -> bool:
+        path = Path(directory) / CHECKPOINT_NAME
+        if not path.is_file():
+            return False
+        self.load_state_dict(safe_torch_load(path))
+        return True
+
+    # ------------------------------------------------------------------ training
+    def _loss(self, args, annealing):
+        loss, terms = elbo_terms(self.model, self.guide, *args, annealing=annealing,
+                                 num_particles=self.config.num_particles)
+        return loss, terms
+
+    def evaluate(self, args, num_series) -> float:
+        """ELBO per series (lambda = 1) on the given program arguments, without gradients."""
+        with torch.no_grad():
+            _, terms = self._loss(args, 1.0)
+        return terms["elbo_unscaled"] / num_series
+
+    def fit(self, make_args, num_series, *, val_args=None, val_num_series=None,
+            checkpoint_dir=None, resume=False) -> pd.DataFrame:
+        """Runs the optimisation.
+
+        :param make_args: ``indices (LongTensor) -> tuple`` of model/guide arguments for a minibatch.
+        :param int num_series: number of training series.
+        :param val_args: program arguments of the validation data (optional).
+        :param checkpoint_dir: folder for ``checkpoint.pt`` (written atomically).
+        :param bool resume: continue from the checkpoint in ``checkpoint_dir`` if there is one.
+        :returns: the history as a DataFrame (one row per step).
+        """
+        cfg = self.config
+        if resume:
+            if checkpoint_dir is None:
+                raise ValueError("resume=True needs checkpoint_dir")
+            self.load_checkpoint(checkpoint_dir)
+        else:
+            pyro.set_rng_seed(cfg.seed)
+        if cfg.checkpoint_every and checkpoint_dir is None:
+            raise ValueError("checkpoint_every > 0 needs checkpoint_dir")
+        batch_size = min(cfg.batch_size or num_series, num_series)
+        show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+        bar = tqdm(total=cfg.num_steps, initial=self.step, disable=not show, desc="SVI",
+                   dynamic_ncols=True)
+        restores = 0
+        start = time.perf_counter()
+        while self.step < cfg.num_steps:
+            lam = cfg.annealing(self.step)
+            if batch_size < num_series:
+                idx = torch.randperm(num_series, generator=self.batch_generator)[:batch_size]
+            else:
+                idx = torch.arange(num_series)
+            loss, terms = self._loss(make_args(idx), lam)
+            loss = loss / batch_size
+            if not torch.isfinite(loss):
+                detail = ", ".join(f"{k}={v / batch_size:.4g}" for k, v in terms.items())
+                if cfg.on_nonfinite == "restore" and checkpoint_dir is not None and restores < 3 \
+                        and self.load_checkpoint(checkpoint_dir):
+                    restores += 1
+                    for group in self.optimizer.param_groups:
+                        group["lr"] *= 0.5
+                    bar.n = self.step
+                    continue
+                bar.close()
+                raise NonFiniteLossError(f"non-finite loss at step {self.step} (lambda={lam:.4g}): "
+                                         f"loss={float(loss)}; per-series ELBO terms: {detail}")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            params = [p for ps in self.params.values() for p in ps]
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm if cfg.clip_norm else float("inf"))
+            self.optimizer.step()
+            row = {"step": self.step, "loss": float(loss.detach()), "elbo": terms.pop("elbo_unscaled") / batch_size,
+                   "annealing": lam, "grad_norm": float(norm)}
+            row.update({f"elbo_{site}": value / batch_size for site, value in terms.items()})
+            row.update({f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups})
+            if val_args is not None and cfg.validate_every and (self.step + 1) % cfg.validate_every == 0:
+                row["val_elbo"] = self.evaluate(val_args, val_num_series)
+            row["seconds"] = time.perf_counter() - start
+            self.rows.append(row)
+            self.step += 1
+            bar.update(1)
+            if self.step % 10 == 0 or self.step == cfg.num_steps:
+                bar.set_postfix(loss=f"{row['loss']:.3f}", lam=f"{lam:.2f}")
+            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                self.save_checkpoint(checkpoint_dir)
+        bar.close()
+        return self.history()
+
+    def history(self) -> pd.DataFrame:
+        """One row per step: loss (annealed -ELBO per series), elbo, per-site terms, lambda, lrs."""
+        return pd.DataFrame(self.rows)

@@ -1,0 +1,44 @@
+"""The Deep Kalman Filter preset (Krishnan et al., 2017; the DDSSM paper's DKF(+VHP) baseline)."""
+
+from __future__ import annotations
+
+from .emission import GaussianEmission
+from .encoder import SmoothingEncoder
+from .init import StandardNormalInit, VHPInit
+from .ssm import StateSpaceModel
+from .transition import GaussianTransition
+
+
+class DKF(StateSpaceModel):
+    """Deep Kalman Filter: Gaussian transitions and emissions, structured smoothing guide.
+
+    Architecture defaults follow Table 1 of the DDSSM paper (context channels 16, encoder and
+    decoder 2 layers with conv(k=2) mixers, a 3-layer backward-GRU future summary, a 3-layer
+    Gaussian transition with identity time mixer).  ``init="vhp"`` gives the paper's DKF+VHP
+    baseline; ``init="normal"`` the classic ``N(0, I)`` initial state.
+
+    :param int obs_dim: ``D``.  :param int latent_dim: ``M``.  :param int order: ``j``.
+    :param int covariate_dim: ``V``.  :param str init: ``"vhp"`` or ``"normal"``.
+    :param int channels: context channels ``C``.  :param int hidden_dim: MLP / summary width.
+    """
+
+    def __init__(self, obs_dim, latent_dim=1, order=1, covariate_dim=0, init="vhp", channels=16,
+                 hidden_dim=16, encoder_layers=2, emission_layers=2, transition_layers=3):
+        if init not in ("vhp", "normal"):
+            raise ValueError(f"init must be 'vhp' or 'normal', got {init!r}")
+        kw = dict(channels=channels, seq_dim=hidden_dim, hidden_dim=hidden_dim)
+        super().__init__(
+            transition=GaussianTransition(latent_dim, order, covariate_dim,
+                                          num_layers=transition_layers, **kw),
+            emission=GaussianEmission(obs_dim, latent_dim, order, covariate_dim,
+                                      num_layers=emission_layers, **kw),
+            encoder=SmoothingEncoder(obs_dim, latent_dim, order, covariate_dim,
+                                     summary_dim=hidden_dim, num_layers=encoder_layers, **kw),
+            init=(VHPInit(latent_dim, order, covariate_dim, **kw) if init == "vhp"
+                  else StandardNormalInit(latent_dim, order)),
+            latent_dim=latent_dim, order=order, obs_dim=obs_dim, covariate_dim=covariate_dim,
+        )
+        self.config = dict(obs_dim=obs_dim, latent_dim=latent_dim, order=order,
+                           covariate_dim=covariate_dim, init=init, channels=channels,
+                           hidden_dim=hidden_dim, encoder_layers=encoder_layers,
+                           emission_layers=emission_layers, transition_layers=transition_layers)

@@ -1,0 +1,43 @@
+"""Gaussian transition density ``p(z_t | z_{t-j:t-1}, u_{t-j:t})`` (DDSSM paper, Appendix H.5)."""
+
+from __future__ import annotations
+
+import pyro.distributions as dist
+import torch
+from torch import nn
+
+from ..nn import ContextGaussian
+
+
+class GaussianTransition(nn.Module):
+    r"""Diagonal-Gaussian transition, the Deep Kalman Filter's dynamics.
+
+    ``z_t ~ N(mu(z_{t-j:t-1}, u_{t-j:t}), diag(sigma^2(z_{t-j:t-1}, u_{t-j:t})))``.  A Context
+    Producer over the ``j`` history states (the covariates ``u_{t-j:t-1}`` as side information)
+    is pooled; the current covariate ``u_t`` joins the pooled context before the Gaussian head.
+
+    Interface shared by every transition (see :mod:`pyrossm.distributions.markov`): calling the
+    module with ``history`` ``(B, j, M)`` and ``covariates`` ``(B, j+1, V)`` returns a
+    distribution with ``batch_shape (B,)`` and ``event_shape (M,)``.
+
+    :param int latent_dim: ``M``.
+    :param int order: Markov order ``j``.
+    :param int covariate_dim: ``V``.
+    """
+
+    def __init__(self, latent_dim, order=1, covariate_dim=0, channels=16, num_layers=3,
+                 seq_dim=16, hidden_dim=16, time_mixer="identity", feature_mixer="conv"):
+        super().__init__()
+        self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
+        self.net = ContextGaussian(latent_dim, order, latent_dim, side_dim=covariate_dim,
+                                   extra_dim=covariate_dim, seq_dim=seq_dim, channels=channels,
+                                   num_layers=num_layers, hidden_dim=hidden_dim,
+                                   time_mixer=time_mixer, feature_mixer=feature_mixer)
+
+    def forward(self, history: torch.Tensor, covariates: torch.Tensor):
+        """``(B, j, M), (B, j+1, V) -> Normal`` with batch ``(B,)``, event ``(M,)``."""
+        if self.covariate_dim:
+            loc, scale = self.net(history, covariates[:, :-1, :], covariates[:, -1, :])
+        else:
+            loc, scale = self.net(history)
+        return dist.Normal(loc, scale).to_event(1)

@@ -1,0 +1,10 @@
+"""Network blocks shared by every pyrossm model."""
+
+from .blocks import ContextProducer, ResidualBlock, ResidualStack
+from .context_gaussian import ContextGaussian
+from .heads import GaussianHead, mlp
+from .mixers import make_mixer
+from .summary import FutureSummary, sinusoidal_embedding
+
+__all__ = ["ContextProducer", "ContextGaussian", "ResidualBlock", "ResidualStack", "GaussianHead", "mlp",
+           "make_mixer", "FutureSummary", "sinusoidal_embedding"]

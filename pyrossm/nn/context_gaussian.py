@@ -1,0 +1,51 @@
+"""A Context Producer followed by a Gaussian head: the network shape shared by the encoder,
+emission, Gaussian transition and VHP modules of the DDSSM paper (Appendix H.3-H.6)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import ContextProducer
+from .heads import GaussianHead
+
+
+class ContextGaussian(nn.Module):
+    """``(sequence, side, extra) -> (mean, scale)`` of a diagonal Gaussian.
+
+    Each step of the input sequence is linearly projected from ``in_dim`` to the Context
+    Producer's spatial width ``seq_dim``; the pooled context (size ``channels * seq_dim``),
+    concatenated with an optional per-example ``extra`` vector, feeds a :class:`GaussianHead`.
+
+    :param int in_dim: width of each input step.
+    :param int seq_len: sequence length ``L``.
+    :param int out_dim: Gaussian dimension.
+    :param int side_dim: width ``E`` of the per-step side information (0 for none).
+    :param int extra_dim: width of the extra vector (0 for none).
+    :param int seq_dim: spatial width ``H_seq``.
+    :param int channels: hidden channels ``C``.
+    :param int num_layers: residual blocks.
+    :param int hidden_dim: width of the head's MLPs.
+    :param str time_mixer: mixer along the sequence.
+    :param str feature_mixer: mixer along the spatial axis.
+    """
+
+    def __init__(self, in_dim, seq_len, out_dim, side_dim=0, extra_dim=0, seq_dim=16, channels=16,
+                 num_layers=2, hidden_dim=16, time_mixer="conv", feature_mixer="conv"):
+        super().__init__()
+        self.project = nn.Linear(in_dim, seq_dim)
+        self.context = ContextProducer(seq_dim, seq_len, side_dim, channels, num_layers,
+                                       time_mixer, feature_mixer)
+        self.head = GaussianHead(self.context.output_dim + extra_dim, out_dim, hidden_dim)
+
+    def forward(self, seq, side=None, extra=None):
+        """
+        :param seq: ``(B, L, in_dim)``.
+        :param side: ``(B, L, E)`` or None.
+        :param extra: ``(B, extra_dim)`` or None.
+        :returns: ``(mean, scale)``, each ``(B, out_dim)``.
+        """
+        context = self.context(self.project(seq).transpose(1, 2), side)
+        if extra is not None:
+            context = torch.cat([context, extra], dim=-1)
+        return self.head(context)
