@@ -1,4 +1,4 @@
-"""The structured smoothing posterior ``q(z_{1:T} | x_{1:T}, u_{1:T})`` as one Pyro distribution.
+r"""The structured smoothing posterior ``q(z_{1:T} | x_{1:T}, u_{1:T})`` as one Pyro distribution.
 
 ``q(z_{1:T}) = \prod_t q(z_t | z_{t-j:t-1}, h_t, u_{t-j:t})`` (Eq. 3 of the DDSSM paper; Krishnan
 et al., 2017), where ``h_t`` summarises ``x_{t:T}``.  Sampling is sequential (each step needs the

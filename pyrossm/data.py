@@ -1,0 +1,926 @@
+"""
+Conversion between user-facing ``xarray`` objects and model-facing tensors.
+
+This module is the only place in pyrossm that converts data. Everything a user passes in
+(an :class:`xarray.Dataset`, a long or wide :class:`pandas.DataFrame`, or an
+:class:`xarray.DataArray`) is normalised by :func:`as_dataset`, validated, scaled and turned
+into a :class:`SeriesData` by a :class:`DataContract`. Everything a model produces (scaled
+tensors of samples) is turned back into an :class:`xarray.Dataset` by
+:meth:`DataContract.decode`.
+
+Conventions:
+
+- dims ``("series", "time")``; a variable may carry one extra feature dim;
+- ``NaN`` in a target marks a missing observation (``mask`` is ``False`` there);
+- a series' *length* is one plus the index of its last time step with any observed target;
+  shorter series are padded at the end (ragged data);
+- targets and covariates are scaled per channel with a location and scale fitted on the
+  observed values of the training data only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+__all__ = ["DataContract", "SeriesData", "as_dataset"]
+
+SERIES = "series"
+TIME = "time"
+_LONG_COLUMNS = ("series", "time", "variable", "value")
+
+
+# ---------------------------------------------------------------------------------------------
+# as_dataset: every accepted input form -> a clean Dataset
+# ---------------------------------------------------------------------------------------------
+
+
+def as_dataset(data) -> xr.Dataset:
+    """
+    Normalise user data to an :class:`xarray.Dataset` with dims ``("series", "time")``.
+
+    Accepted forms:
+
+    - :class:`xarray.Dataset` whose data variables have dims ``("series", "time")`` plus at
+      most one extra feature dim each (in any order; they are transposed to
+      ``("series", "time", feature)``);
+    - :class:`xarray.DataArray` with dims ``("series", "time", feature)``: one variable per
+      feature coordinate value, named ``str(value)``; a 2-D ``("series", "time")`` DataArray
+      becomes a single variable named after the array (``"x"`` if it has no name);
+    - :class:`pandas.DataFrame` in long form (columns exactly ``series, time, variable,
+      value``) or wide form (columns ``series``, ``time`` and one numeric column per variable,
+      one row per ``(series, time)``). ``series``/``time`` may also be index levels. Missing
+      ``(series, time)`` combinations become ``NaN``; series and time are sorted.
+
+    Missing ``series``/``time`` coordinates are filled with integer positions; a numeric or
+    datetime time coordinate that is not increasing is sorted. Boolean variables are cast to
+    float.
+
+    :param data: the data, in one of the forms above.
+    :returns: a new Dataset, float variables, dims ``("series", "time"[, feature])``.
+    :raises TypeError: if ``data`` is of another type or a variable is not numeric.
+    :raises ValueError: if dims or columns are wrong, a variable holds ``+-inf``, or
+        coordinates are duplicated.
+    """
+    if isinstance(data, xr.Dataset):
+        ds = data
+    elif isinstance(data, xr.DataArray):
+        ds = _dataarray_to_dataset(data)
+    elif isinstance(data, pd.DataFrame):
+        ds = _dataframe_to_dataset(data)
+    else:
+        raise TypeError(
+            "data must be an xarray.Dataset with dims ('series', 'time'), an xarray.DataArray "
+            "with dims ('series', 'time', feature), or a pandas.DataFrame in long "
+            "(series, time, variable, value) or wide (series, time, <variables>) form; "
+            f"got {type(data).__name__}"
+        )
+    return _clean_dataset(ds)
+
+
+def _check_variable(name, da: xr.DataArray) -> xr.DataArray:
+    """Validate one data variable's dims and values; return it as float, dims ordered."""
+    dims = tuple(da.dims)
+    if SERIES not in dims or TIME not in dims:
+        raise ValueError(
+            f"variable {name!r} has dims {dims}; expected ('series', 'time') plus at most one "
+            "extra feature dim"
+        )
+    extra = [d for d in dims if d not in (SERIES, TIME)]
+    if len(extra) > 1:
+        raise ValueError(
+            f"variable {name!r} has extra dims {tuple(extra)}; expected ('series', 'time') plus "
+            "at most one extra feature dim"
+        )
+    kind = da.dtype.kind
+    if kind == "b":
+        da = da.astype(np.float64)
+    elif kind not in "iuf":
+        raise TypeError(
+            f"variable {name!r} has non-numeric dtype {da.dtype}; expected a numeric or bool "
+            "variable (use NaN for missing values)"
+        )
+    elif kind in "iu":
+        da = da.astype(np.float64)
+    if np.isinf(da.values).any():
+        raise ValueError(f"variable {name!r} contains +-inf; only finite values or NaN are allowed")
+    return da.transpose(SERIES, TIME, *extra)
+
+
+def _clean_dataset(ds: xr.Dataset) -> xr.Dataset:
+    variables = {}
+    for name, da in ds.data_vars.items():
+        if not isinstance(name, str):
+            raise TypeError(f"variable name {name!r} must be a str")
+        variables[name] = _check_variable(name, da).variable
+    out = xr.Dataset(variables)
+    for dim in out.dims:
+        if dim in ds.coords and dim in ds.indexes:
+            out = out.assign_coords({dim: ds[dim].values})
+    for dim in (SERIES, TIME):
+        if dim not in out.dims:
+            # no variables: keep sizes so emptiness is reported precisely later
+            size = ds.sizes.get(dim, 0)
+            values = ds[dim].values if dim in ds.coords else np.arange(size)
+            out = out.assign_coords({dim: values})
+        elif dim not in out.coords:
+            out = out.assign_coords({dim: np.arange(out.sizes[dim])})
+    for dim in (SERIES, TIME):
+        index = pd.Index(out[dim].values)
+        if index.has_duplicates:
+            dup = index[index.duplicated()].unique()[:5].tolist()
+            raise ValueError(f"coordinate {dim!r} has duplicate values {dup}; expected unique values")
+    time = out[TIME].values
+    if time.dtype.kind == "M" and np.isnat(time).any():
+        raise ValueError("coordinate 'time' contains NaT; expected valid datetimes")
+    if time.dtype.kind in "iufM" and not pd.Index(time).is_monotonic_increasing:
+        out = out.sortby(TIME)
+    out.attrs = dict(ds.attrs)
+    return out
+
+
+def _dataarray_to_dataset(da: xr.DataArray) -> xr.Dataset:
+    dims = tuple(da.dims)
+    if da.ndim == 2 and set(dims) == {SERIES, TIME}:
+        name = da.name if isinstance(da.name, str) else "x"
+        return da.to_dataset(name=name)
+    if da.ndim != 3 or SERIES not in dims or TIME not in dims:
+        raise ValueError(
+            f"DataArray has dims {dims}; expected ('series', 'time', feature) or ('series', 'time')"
+        )
+    feature = next(d for d in dims if d not in (SERIES, TIME))
+    labels = da[feature].values
+    names = [str(v) for v in labels]
+    if len(set(names)) != len(names):
+        raise ValueError(f"DataArray feature dim {feature!r} has duplicate labels {names}")
+    variables = {name: da.isel({feature: i}, drop=True) for i, name in enumerate(names)}
+    return xr.Dataset(variables, attrs=dict(da.attrs))
+
+
+def _numeric_column(df: pd.DataFrame, column) -> np.ndarray:
+    col = df[column]
+    if pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_numeric_dtype(col.dtype):
+        if pd.api.types.is_complex_dtype(col.dtype):
+            raise TypeError(f"column {column!r} is complex; expected a real numeric column")
+        return col.to_numpy(dtype=np.float64, na_value=np.nan)
+    raise TypeError(
+        f"column {column!r} has non-numeric dtype {col.dtype}; expected a numeric or bool column"
+    )
+
+
+def _factorize(df: pd.DataFrame, column, sort: bool = True):
+    try:
+        codes, uniques = pd.factorize(df[column], sort=sort)
+    except TypeError:  # unorderable mixed types
+        codes, uniques = pd.factorize(df[column], sort=False)
+    if (codes < 0).any():
+        raise ValueError(f"column {column!r} contains missing values; expected a label in every row")
+    return codes, np.asarray(uniques.to_numpy() if hasattr(uniques, "to_numpy") else uniques)
+
+
+def _dataframe_to_dataset(df: pd.DataFrame) -> xr.Dataset:
+    index_names = [n for n in df.index.names if n in (SERIES, TIME)]
+    if index_names:
+        df = df.reset_index(level=index_names)
+    columns = list(df.columns)
+    for required in (SERIES, TIME):
+        if required not in columns:
+            raise ValueError(
+                f"DataFrame has no {required!r} column (columns: {columns}); expected columns "
+                "'series', 'time' and either 'variable', 'value' (long form) or one column per "
+                "variable (wide form)"
+            )
+    long_form = "variable" in columns and "value" in columns
+    if long_form:
+        extra = [c for c in columns if c not in _LONG_COLUMNS]
+        if extra:
+            raise ValueError(
+                f"long-form DataFrame has extra columns {extra}; expected exactly "
+                f"{list(_LONG_COLUMNS)}"
+            )
+        keys = [SERIES, TIME, "variable"]
+    else:
+        keys = [SERIES, TIME]
+    duplicated = df.duplicated(subset=keys)
+    if duplicated.any():
+        row = df.loc[duplicated, keys].iloc[0].tolist()
+        raise ValueError(
+            f"DataFrame has {int(duplicated.sum())} duplicate {tuple(keys)} rows, e.g. {row}; "
+            "expected one row per combination"
+        )
+    s_codes, s_values = _factorize(df, SERIES)
+    t_codes, t_values = _factorize(df, TIME)
+    shape = (len(s_values), len(t_values))
+    coords = {SERIES: s_values, TIME: t_values}
+    variables = {}
+    if long_form:
+        v_codes, v_values = _factorize(df, "variable", sort=False)
+        values = _numeric_column(df, "value")
+        for k, name in enumerate(v_values):
+            rows = v_codes == k
+            array = np.full(shape, np.nan)
+            array[s_codes[rows], t_codes[rows]] = values[rows]
+            variables[str(name)] = ((SERIES, TIME), array)
+    else:
+        for column in columns:
+            if column in (SERIES, TIME):
+                continue
+            array = np.full(shape, np.nan)
+            array[s_codes, t_codes] = _numeric_column(df, column)
+            variables[str(column)] = ((SERIES, TIME), array)
+    return xr.Dataset(variables, coords=coords)
+
+
+# ---------------------------------------------------------------------------------------------
+# SeriesData: the tensors a model sees
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SeriesData:
+    """
+    A batch of (possibly ragged, possibly incomplete) multichannel series as tensors.
+
+    Built by :meth:`DataContract.fit` / :meth:`DataContract.encode`; models never build it
+    from raw data themselves.
+
+    :param torch.Tensor values: ``(N, T, D)`` float32 scaled targets, ``NaN`` where missing.
+    :param torch.Tensor mask: ``(N, T, D)`` bool, ``True`` where observed.
+    :param torch.Tensor covariates: ``(N, T, V)`` float32 scaled covariates (``V`` may be 0),
+        zero at positions beyond a series' length.
+    :param torch.Tensor lengths: ``(N,)`` int64, one plus the index of the last time step
+        with any observed target (0 for an empty series).
+    :param numpy.ndarray series: ``(N,)`` series coordinate values.
+    :param numpy.ndarray time: ``(T,)`` time coordinate values (datetime64 kept).
+    """
+
+    values: torch.Tensor
+    mask: torch.Tensor
+    covariates: torch.Tensor
+    lengths: torch.Tensor
+    series: np.ndarray
+    time: np.ndarray
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def num_series(self) -> int:
+        """Number of series ``N``."""
+        return self.values.shape[0]
+
+    @property
+    def num_time(self) -> int:
+        """Number of time steps ``T`` (the longest series' span)."""
+        return self.values.shape[1]
+
+    @property
+    def num_channels(self) -> int:
+        """Number of target channels ``D``."""
+        return self.values.shape[2]
+
+    @property
+    def num_covariates(self) -> int:
+        """Number of covariate channels ``V``."""
+        return self.covariates.shape[2]
+
+    @property
+    def device(self) -> torch.device:
+        return self.values.device
+
+    @property
+    def filled_values(self) -> torch.Tensor:
+        """
+        ``(N, T, D)`` values with missing entries replaced by ``0.0`` (the scaled mean), for
+        network inputs; the mask keeps those entries out of the likelihood.
+        """
+        return torch.where(self.mask, self.values, torch.zeros_like(self.values))
+
+    def select(self, index) -> "SeriesData":
+        """
+        Select a subset of series.
+
+        :param index: an int, a slice, or an integer/bool array or tensor of series indices.
+        :returns: a new :class:`SeriesData` with the selected series (time is kept whole).
+        """
+        if isinstance(index, torch.Tensor):
+            index = index.detach().cpu().numpy()
+        if isinstance(index, (int, np.integer)):
+            index = np.array([index])
+        if isinstance(index, slice):
+            np_index = t_index = index
+        else:
+            np_index = np.asarray(index)
+            if np_index.size == 0:
+                np_index = np_index.astype(np.int64)
+            if np_index.dtype == bool:
+                if np_index.shape != (self.num_series,):
+                    raise ValueError(
+                        f"boolean index has shape {np_index.shape}; expected ({self.num_series},)"
+                    )
+                np_index = np.flatnonzero(np_index)
+            elif np_index.dtype.kind not in "iu":
+                raise TypeError(f"index must hold integers or bools; got dtype {np_index.dtype}")
+            t_index = torch.as_tensor(np_index, dtype=torch.long, device=self.device)
+        return SeriesData(
+            values=self.values[t_index],
+            mask=self.mask[t_index],
+            covariates=self.covariates[t_index],
+            lengths=self.lengths[t_index],
+            series=np.asarray(self.series)[np_index],
+            time=self.time,
+        )
+
+    def to(self, device) -> "SeriesData":
+        """Return a copy with every tensor moved to ``device``."""
+        return replace(
+            self,
+            values=self.values.to(device),
+            mask=self.mask.to(device),
+            covariates=self.covariates.to(device),
+            lengths=self.lengths.to(device),
+        )
+
+    def __repr__(self) -> str:
+        observed = self.mask.float().mean().item() if self.mask.numel() else float("nan")
+        span = f"[{self.time[0]} .. {self.time[-1]}]" if len(self.time) else "[]"
+        return (
+            f"SeriesData(num_series={self.num_series}, num_time={self.num_time}, "
+            f"num_channels={self.num_channels}, num_covariates={self.num_covariates}, "
+            f"observed={observed:.1%}, time={span}, device={self.device})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# DataContract: what a fitted model knows about its data
+# ---------------------------------------------------------------------------------------------
+
+
+def _plain(value):
+    """numpy scalar -> python scalar (for JSON and hashing)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _time_kind(time: np.ndarray) -> str:
+    kind = np.asarray(time).dtype.kind
+    if kind == "M":
+        return "datetime"
+    if kind in "iu":
+        return "integer"
+    return "other"
+
+
+def _median_step(time: np.ndarray):
+    """Median difference of a datetime or integer coordinate (None if fewer than 2 values)."""
+    if len(time) < 2:
+        return None
+    if time.dtype.kind == "M":
+        diffs = np.diff(time)
+        step = np.int64(np.round(np.median(diffs.astype(np.int64))))
+        return np.timedelta64(int(step), np.datetime_data(diffs.dtype)[0])
+    return int(np.round(np.median(np.diff(time.astype(np.int64)))))
+
+
+def _infer_freq(time: np.ndarray):
+    if time.dtype.kind != "M" or len(time) < 3:
+        return None
+    try:
+        return pd.infer_freq(pd.DatetimeIndex(time))
+    except (TypeError, ValueError):
+        return None
+
+
+def _format_series(series: np.ndarray, bad: np.ndarray, limit: int = 5) -> str:
+    labels = [_plain(s) for s in np.asarray(series)[bad][:limit]]
+    more = f" (and {int(bad.sum()) - limit} more)" if bad.sum() > limit else ""
+    return f"{labels}{more}"
+
+
+def _series_lengths(mask: np.ndarray) -> np.ndarray:
+    """(N, T, D) observed mask -> (N,) 1 + index of the last step with any observed value."""
+    any_observed = mask.any(axis=-1)
+    num_time = any_observed.shape[1]
+    last = num_time - np.argmax(any_observed[:, ::-1], axis=1)
+    return np.where(any_observed.any(axis=1), last, 0).astype(np.int64)
+
+
+def _check_covariate_names(covariates, available: list[str]) -> list[str]:
+    if covariates is None:
+        return []
+    if isinstance(covariates, str) or not isinstance(covariates, (list, tuple)):
+        raise TypeError(
+            f"covariates must be a list of variable names (str); got {covariates!r}"
+            + (f"; did you mean [{covariates!r}]?" if isinstance(covariates, str) else "")
+        )
+    bad = [c for c in covariates if not isinstance(c, str)]
+    if bad:
+        raise TypeError(f"covariates must be a list of str; got non-str entries {bad!r}")
+    if len(set(covariates)) != len(covariates):
+        raise ValueError(f"covariates {list(covariates)} contain duplicates")
+    missing = [c for c in covariates if c not in available]
+    if missing:
+        raise ValueError(
+            f"covariates {missing} are not variables of data; available variables: {available}"
+        )
+    return list(covariates)
+
+
+class DataContract:
+    """
+    What a fitted model knows about its data: target variables and channels, covariates,
+    per-channel scaling and the kind of time coordinate.
+
+    Build one with :meth:`fit` on training data; use :meth:`encode` for new data with the
+    same variables (e.g. a forecast context), :meth:`encode_covariates` for future
+    covariates, :meth:`decode` to turn scaled samples back into a Dataset, and
+    :meth:`extend_time` to label forecast steps. :meth:`to_dict` / :meth:`from_dict` give a
+    JSON-serialisable round trip.
+
+    :param list target_vars: names of the modelled variables, in channel order.
+    :param dict feature_dims: ``var -> (feature dim name, list of coordinate values)`` for
+        every variable (target or covariate) that carries an extra dim.
+    :param list covariate_names: names of the covariate variables, in column order.
+    :param loc: ``(D,)`` per-channel target location.
+    :param scale: ``(D,)`` per-channel target scale.
+    :param cov_loc: ``(V,)`` per-column covariate location.
+    :param cov_scale: ``(V,)`` per-column covariate scale.
+    :param str time_kind: ``"datetime"``, ``"integer"`` or ``"other"``.
+    :param time_step: the regular time step of the training data (``np.timedelta64`` or
+        ``int``), or ``None``.
+    :param str time_freq: a pandas frequency string inferred from a datetime coordinate,
+        or ``None``.
+    """
+
+    def __init__(
+        self,
+        target_vars,
+        feature_dims,
+        covariate_names,
+        loc,
+        scale,
+        cov_loc,
+        cov_scale,
+        time_kind="other",
+        time_step=None,
+        time_freq=None,
+    ):
+        self.target_vars = list(target_vars)
+        self.feature_dims = {
+            var: (str(dim), [_plain(c) for c in coords]) for var, (dim, coords) in feature_dims.items()
+        }
+        self.covariate_names = list(covariate_names)
+        self.channels = self._channels_of(self.target_vars)
+        self.covariate_channels = self._channels_of(self.covariate_names)
+        self.loc = np.asarray(loc, dtype=np.float64).reshape(-1)
+        self.scale = np.asarray(scale, dtype=np.float64).reshape(-1)
+        self.cov_loc = np.asarray(cov_loc, dtype=np.float64).reshape(-1)
+        self.cov_scale = np.asarray(cov_scale, dtype=np.float64).reshape(-1)
+        if self.loc.shape != (self.num_channels,) or self.scale.shape != (self.num_channels,):
+            raise ValueError(f"loc and scale must have shape ({self.num_channels},)")
+        if self.cov_loc.shape != (self.num_covariates,) or self.cov_scale.shape != (self.num_covariates,):
+            raise ValueError(f"cov_loc and cov_scale must have shape ({self.num_covariates},)")
+        if time_kind not in ("datetime", "integer", "other"):
+            raise ValueError(f"time_kind must be 'datetime', 'integer' or 'other'; got {time_kind!r}")
+        self.time_kind = time_kind
+        self.time_step = time_step
+        self.time_freq = time_freq
+
+    def _channels_of(self, names):
+        channels = []
+        for var in names:
+            if var in self.feature_dims:
+                channels.extend((var, c) for c in self.feature_dims[var][1])
+            else:
+                channels.append((var, None))
+        return channels
+
+    @property
+    def num_channels(self) -> int:
+        """Number of target channels ``D``."""
+        return len(self.channels)
+
+    @property
+    def num_covariates(self) -> int:
+        """Number of covariate columns ``V``."""
+        return len(self.covariate_channels)
+
+    def __repr__(self) -> str:
+        step = self.time_step if self.time_freq is None else self.time_freq
+        return (
+            f"DataContract(targets={self.target_vars}, num_channels={self.num_channels}, "
+            f"covariates={self.covariate_names}, num_covariates={self.num_covariates}, "
+            f"time_kind={self.time_kind!r}, time_step={step!r})"
+        )
+
+    def _channel_label(self, channel) -> str:
+        var, coord = channel
+        if coord is None:
+            return repr(var)
+        return f"{var!r} ({self.feature_dims[var][0]}={coord!r})"
+
+    # -- fitting ---------------------------------------------------------------------------
+
+    @classmethod
+    def fit(cls, data, covariates=None, min_length=1) -> tuple["DataContract", SeriesData]:
+        """
+        Fit a contract on training data and encode that data.
+
+        :param data: anything :func:`as_dataset` accepts.
+        :param list covariates: names of variables to use as covariates (observed, not
+            modelled); all other variables are targets.
+        :param int min_length: the minimum number of observed steps per series (e.g. the
+            Markov order of a model plus one).
+        :returns: ``(contract, series_data)``.
+        :raises ValueError: on empty data, an all-missing target channel, a too-short series,
+            covariate ``NaN`` inside a series, or unknown covariate names.
+        :raises TypeError: if ``covariates`` is not a list of str or a variable is not numeric.
+        """
+        ds = as_dataset(data)
+        available = list(ds.data_vars)
+        covariate_names = _check_covariate_names(covariates, available)
+        target_vars = [v for v in available if v not in covariate_names]
+        _check_nonempty(ds, target_vars)
+        feature_dims = {}
+        for var in available:
+            extra = ds[var].dims[2:]
+            if extra:
+                feature_dims[var] = (extra[0], ds[extra[0]].values.tolist())
+        time = ds[TIME].values
+        num_cov = sum(len(feature_dims[v][1]) if v in feature_dims else 1 for v in covariate_names)
+        num_ch = sum(len(feature_dims[v][1]) if v in feature_dims else 1 for v in target_vars)
+        contract = cls(
+            target_vars,
+            feature_dims,
+            covariate_names,
+            loc=np.zeros(num_ch),
+            scale=np.ones(num_ch),
+            cov_loc=np.zeros(num_cov),
+            cov_scale=np.ones(num_cov),
+            time_kind=_time_kind(time),
+            time_step=_median_step(time) if _time_kind(time) != "other" else None,
+            time_freq=_infer_freq(time),
+        )
+        targets = contract._extract(ds, target_vars)
+        observed = ~np.isnan(targets)
+        empty = ~observed.any(axis=(0, 1))
+        if empty.any():
+            labels = [contract._channel_label(ch) for ch, e in zip(contract.channels, empty) if e]
+            raise ValueError(
+                f"target variable {labels[0]} has no observed values (all NaN); all-missing "
+                f"target channels: {', '.join(labels)}"
+            )
+        lengths = _series_lengths(observed)
+        contract._check_lengths(lengths, ds[SERIES].values, min_length)
+        covs = contract._extract(ds, covariate_names)
+        within = np.arange(targets.shape[1])[None, :] < lengths[:, None]
+        contract._check_covariates_inside(covs, within, ds[SERIES].values)
+
+        contract.loc = np.nanmean(targets, axis=(0, 1))
+        contract.scale = _safe_scale(np.nanstd(targets, axis=(0, 1)))
+        if num_cov:
+            used = covs[within]  # (num observed positions, V)
+            if used.shape[0]:
+                contract.cov_loc = used.mean(axis=0)
+                contract.cov_scale = _safe_scale(used.std(axis=0))
+        return contract, contract._to_series_data(targets, covs, lengths, within, ds)
+
+    # -- encoding --------------------------------------------------------------------------
+
+    def encode(self, data, *, min_length=1, require_covariates=True) -> SeriesData:
+        """
+        Encode new data with the same variables using this contract's scaling.
+
+        :param data: anything :func:`as_dataset` accepts, holding every target variable (and
+            the covariates, unless ``require_covariates=False``).
+        :param int min_length: minimum number of observed steps per series.
+        :param bool require_covariates: if ``False``, absent covariate variables are filled
+            with 0 (their training mean after scaling).
+        :returns: a :class:`SeriesData`.
+        :raises ValueError: on unknown or missing variables, mismatched feature coordinates,
+            empty data, a too-short series or covariate ``NaN`` inside a series.
+        """
+        ds = as_dataset(data)
+        available = list(ds.data_vars)
+        known = set(self.target_vars) | set(self.covariate_names)
+        unknown = [v for v in available if v not in known]
+        if unknown:
+            raise ValueError(
+                f"data has unknown variables {unknown}; this model knows targets "
+                f"{self.target_vars} and covariates {self.covariate_names}"
+            )
+        missing = [v for v in self.target_vars if v not in available]
+        if missing:
+            raise ValueError(f"data is missing target variables {missing}; expected {self.target_vars}")
+        missing_cov = [v for v in self.covariate_names if v not in available]
+        if missing_cov and require_covariates:
+            raise ValueError(
+                f"data is missing covariate variables {missing_cov}; expected {self.covariate_names}"
+            )
+        _check_nonempty(ds, self.target_vars)
+        targets = self._extract(ds, self.target_vars)
+        lengths = _series_lengths(~np.isnan(targets))
+        self._check_lengths(lengths, ds[SERIES].values, min_length)
+        covs = self._extract(ds, self.covariate_names, fill_missing=True)
+        within = np.arange(targets.shape[1])[None, :] < lengths[:, None]
+        present = np.array([var not in missing_cov for var, _ in self.covariate_channels], dtype=bool)
+        self._check_covariates_inside(covs, within, ds[SERIES].values, columns=present)
+        return self._to_series_data(targets, covs, lengths, within, ds)
+
+    def encode_covariates(self, data, horizon, *, series=None) -> torch.Tensor:
+        """
+        Encode future covariates for a forecast of ``horizon`` steps.
+
+        :param data: a Dataset/DataFrame (anything :func:`as_dataset` accepts) holding every
+            covariate variable with exactly ``horizon`` time steps; other variables are
+            ignored. May be ``None`` when the model has no covariates.
+        :param int horizon: the number of future steps.
+        :param series: optional ``(N,)`` series coordinate values; the data is aligned to
+            them (every one must be present).
+        :returns: ``(N, horizon, V)`` float32 scaled covariates.
+        :raises ValueError: on a wrong number of steps, missing variables or series, or NaN.
+        """
+        horizon = _check_horizon(horizon)
+        if data is None:
+            if self.num_covariates:
+                raise ValueError(
+                    f"future covariates {self.covariate_names} are required for a forecast; got None"
+                )
+            if series is None:
+                raise ValueError("encode_covariates(None, ...) needs `series` to know N")
+            return torch.zeros(len(series), horizon, 0)
+        ds = as_dataset(data)
+        if series is not None:
+            ds = _align_series(ds, series)
+        missing = [v for v in self.covariate_names if v not in ds.data_vars]
+        if missing:
+            raise ValueError(
+                f"future covariates are missing variables {missing}; expected {self.covariate_names}"
+            )
+        if ds.sizes[TIME] != horizon:
+            raise ValueError(
+                f"future covariates have {ds.sizes[TIME]} time steps; expected exactly horizon={horizon}"
+            )
+        covs = self._extract(ds, self.covariate_names)
+        bad = np.isnan(covs).any(axis=(0, 1))
+        if bad.any():
+            label = self._channel_label(self.covariate_channels[int(np.argmax(bad))])
+            raise ValueError(f"future covariate {label} contains NaN; future covariates must be complete")
+        scaled = (covs - self.cov_loc) / self.cov_scale
+        return torch.as_tensor(scaled, dtype=torch.float32)
+
+    def _extract(self, ds: xr.Dataset, names, fill_missing=False) -> np.ndarray:
+        """Stack variables to a float64 ``(N, T, C)`` array in channel order."""
+        num_series, num_time = ds.sizes[SERIES], ds.sizes[TIME]
+        columns = []
+        for var in names:
+            width = len(self.feature_dims[var][1]) if var in self.feature_dims else 1
+            if var not in ds.data_vars:
+                if not fill_missing:
+                    raise ValueError(f"data has no variable {var!r}")
+                columns.append(np.full((num_series, num_time, width), np.nan))
+                continue
+            da = ds[var]
+            if var not in self.feature_dims:
+                if da.ndim != 2:
+                    raise ValueError(
+                        f"variable {var!r} has dims {da.dims}; expected ('series', 'time') as in "
+                        "the training data"
+                    )
+                columns.append(da.values[..., None])
+                continue
+            dim, coords = self.feature_dims[var]
+            if da.ndim != 3 or da.dims[2] != dim:
+                raise ValueError(
+                    f"variable {var!r} has dims {da.dims}; expected ('series', 'time', {dim!r}) "
+                    "as in the training data"
+                )
+            labels = [_plain(c) for c in ds[dim].values.tolist()]
+            position = {c: i for i, c in enumerate(labels)}
+            absent = [c for c in coords if c not in position]
+            if absent or len(labels) != len(coords):
+                raise ValueError(
+                    f"variable {var!r} has {dim!r} coordinates {labels}; expected {coords}"
+                )
+            columns.append(da.values[:, :, [position[c] for c in coords]])
+        if not columns:
+            return np.zeros((num_series, num_time, 0))
+        return np.concatenate(columns, axis=-1).astype(np.float64)
+
+    def _check_lengths(self, lengths, series, min_length):
+        if not isinstance(min_length, (int, np.integer)) or isinstance(min_length, bool) or min_length < 0:
+            raise ValueError(f"min_length must be a non-negative int; got {min_length!r}")
+        short = lengths < min_length
+        if short.any():
+            raise ValueError(
+                f"series {_format_series(series, short)} have fewer than min_length={min_length} "
+                f"observed time steps (lengths {lengths[short][:5].tolist()}); a series' length is "
+                "1 + the index of its last observed step"
+            )
+
+    def _check_covariates_inside(self, covs, within, series, columns=None):
+        if not covs.shape[-1]:
+            return
+        bad = np.isnan(covs) & within[..., None]  # (N, T, V)
+        if columns is not None:
+            bad &= columns  # skip absent (not required) covariates: they are filled with 0
+        if bad.any():
+            column = int(np.argmax(bad.any(axis=(0, 1))))
+            rows = bad[..., column].any(axis=1)
+            label = self._channel_label(self.covariate_channels[column])
+            raise ValueError(
+                f"covariate {label} is NaN inside the observed range of series "
+                f"{_format_series(series, rows)}; covariates must be complete up to each series' "
+                "length (NaN is allowed only after a series' last observed step)"
+            )
+
+    def _to_series_data(self, targets, covs, lengths, within, ds) -> SeriesData:
+        scaled = (targets - self.loc) / self.scale
+        cov_scaled = np.where(within[..., None], (covs - self.cov_loc) / self.cov_scale, 0.0)
+        cov_scaled = np.nan_to_num(cov_scaled, nan=0.0)  # absent covariates (not required)
+        return SeriesData(
+            values=torch.as_tensor(scaled, dtype=torch.float32),
+            mask=torch.as_tensor(~np.isnan(targets)),
+            covariates=torch.as_tensor(cov_scaled, dtype=torch.float32),
+            lengths=torch.as_tensor(lengths, dtype=torch.int64),
+            series=ds[SERIES].values,
+            time=ds[TIME].values,
+        )
+
+    # -- decoding --------------------------------------------------------------------------
+
+    def decode(self, values, series, time, sample_dim="draw") -> xr.Dataset:
+        """
+        Turn scaled model output back into a Dataset in the user's units.
+
+        :param values: ``(S, N, T, D)`` scaled values (torch tensor or numpy array); with
+            ``sample_dim=None``, ``(N, T, D)``.
+        :param series: ``(N,)`` series coordinate values.
+        :param time: ``(T,)`` time coordinate values.
+        :param str sample_dim: name of the leading sample dim (``"draw"``), or ``None``.
+        :returns: a Dataset with one variable per target variable, dims
+            ``(sample_dim, "series", "time")`` plus the variable's feature dim.
+        """
+        if isinstance(values, torch.Tensor):
+            values = values.detach().cpu().numpy()
+        values = np.asarray(values, dtype=np.float64)
+        series, time = np.asarray(series), np.asarray(time)
+        expected_ndim = 3 if sample_dim is None else 4
+        names = "(N, T, D)" if sample_dim is None else "(S, N, T, D)"
+        if values.ndim != expected_ndim:
+            raise ValueError(f"values have shape {values.shape}; expected {names}")
+        if values.shape[-1] != self.num_channels:
+            raise ValueError(
+                f"values have {values.shape[-1]} channels (last dim); expected D={self.num_channels}"
+            )
+        if values.shape[-3] != len(series) or values.shape[-2] != len(time):
+            raise ValueError(
+                f"values have shape {values.shape}; expected N=len(series)={len(series)} and "
+                f"T=len(time)={len(time)}"
+            )
+        values = values * self.scale + self.loc
+        lead = () if sample_dim is None else (sample_dim,)
+        coords = {SERIES: series, TIME: time}
+        if sample_dim is not None:
+            coords[sample_dim] = np.arange(values.shape[0])
+        variables = {}
+        start = 0
+        for var in self.target_vars:
+            if var in self.feature_dims:
+                dim, labels = self.feature_dims[var]
+                stop = start + len(labels)
+                variables[var] = (lead + (SERIES, TIME, dim), values[..., start:stop])
+                mixed = len({type(label) for label in labels}) > 1
+                coords[dim] = np.array(labels, dtype=object) if mixed else np.asarray(labels)
+            else:
+                stop = start + 1
+                variables[var] = (lead + (SERIES, TIME), values[..., start])
+            start = stop
+        return xr.Dataset(variables, coords=coords)
+
+    # -- time ------------------------------------------------------------------------------
+
+    def extend_time(self, time: np.ndarray, horizon: int) -> np.ndarray:
+        """
+        The ``horizon`` time coordinate values following ``time[-1]``.
+
+        Datetimes continue with the inferred frequency (``pandas.infer_freq``) or else the
+        median step (falling back to the training step for very short ``time``); integers
+        continue with their median step (or the training step, or 1); regularly spaced floats
+        continue with their step; anything else gets integer positions continuing
+        ``len(time)``.
+
+        :param numpy.ndarray time: ``(T,)`` the time coordinate to continue.
+        :param int horizon: the number of values to produce.
+        :returns: ``(horizon,)`` array, of ``time``'s dtype for datetimes and integers.
+        """
+        horizon = _check_horizon(horizon)
+        time = np.asarray(time)
+        ahead = np.arange(1, horizon + 1)
+        if time.size == 0:
+            return np.arange(horizon)
+        kind = time.dtype.kind
+        if kind == "M":
+            freq = _infer_freq(time) or (self.time_freq if len(time) < 3 else None)
+            if freq is not None:
+                index = pd.date_range(start=time[-1], periods=horizon + 1, freq=freq)
+                # date_range rolls an off-anchor start forward: then every value is new
+                index = index[1:] if index[0] == time[-1] else index[:horizon]
+                return index.to_numpy().astype(time.dtype)
+            step = _median_step(time)
+            if step is None and self.time_kind == "datetime":
+                step = self.time_step
+            if step is None:
+                raise ValueError(
+                    "cannot extend a datetime time coordinate with a single value: the contract "
+                    "knows no time step"
+                )
+            return (time[-1] + ahead * step).astype(time.dtype)
+        if kind in "iu":
+            step = _median_step(time)
+            if step is None:
+                step = self.time_step if self.time_kind == "integer" and self.time_step else 1
+            return (time[-1] + ahead * step).astype(time.dtype)
+        if kind == "f" and len(time) >= 2:
+            diffs = np.diff(time)
+            if np.all(diffs > 0) and np.allclose(diffs, diffs[0]):
+                return time[-1] + ahead * diffs[0]
+        return np.arange(len(time), len(time) + horizon)
+
+    # -- serialisation ---------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        """
+        A JSON-serialisable description (plain lists, str, float, int, None).
+        """
+        step = self.time_step
+        if isinstance(step, np.timedelta64):
+            step = str(pd.Timedelta(step))
+        elif step is not None:
+            step = int(step)
+        return {
+            "version": 1,
+            "target_vars": list(self.target_vars),
+            "feature_dims": {var: [dim, list(coords)] for var, (dim, coords) in self.feature_dims.items()},
+            "covariate_names": list(self.covariate_names),
+            "loc": self.loc.tolist(),
+            "scale": self.scale.tolist(),
+            "cov_loc": self.cov_loc.tolist(),
+            "cov_scale": self.cov_scale.tolist(),
+            "time_kind": self.time_kind,
+            "time_step": step,
+            "time_freq": self.time_freq,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataContract":
+        """Rebuild a contract from :meth:`to_dict` output."""
+        step = d.get("time_step")
+        if d["time_kind"] == "datetime" and step is not None:
+            step = pd.Timedelta(step).to_timedelta64()
+        return cls(
+            target_vars=d["target_vars"],
+            feature_dims={var: (dim, coords) for var, (dim, coords) in d["feature_dims"].items()},
+            covariate_names=d["covariate_names"],
+            loc=d["loc"],
+            scale=d["scale"],
+            cov_loc=d["cov_loc"],
+            cov_scale=d["cov_scale"],
+            time_kind=d["time_kind"],
+            time_step=step,
+            time_freq=d.get("time_freq"),
+        )
+
+
+def _safe_scale(scale: np.ndarray) -> np.ndarray:
+    scale = np.asarray(scale, dtype=np.float64)
+    return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+
+
+def _check_horizon(horizon) -> int:
+    if not isinstance(horizon, (int, np.integer)) or isinstance(horizon, bool) or horizon < 0:
+        raise ValueError(f"horizon must be a non-negative int; got {horizon!r}")
+    return int(horizon)
+
+
+def _check_nonempty(ds: xr.Dataset, target_vars) -> None:
+    if not target_vars:
+        raise ValueError(
+            f"data has no target variables (variables: {list(ds.data_vars)}); every variable was "
+            "named as a covariate or the data is empty"
+        )
+    for dim in (SERIES, TIME):
+        if ds.sizes.get(dim, 0) == 0:
+            raise ValueError(f"data is empty: dim {dim!r} has size 0")
+
+
+def _align_series(ds: xr.Dataset, series) -> xr.Dataset:
+    labels = [_plain(s) for s in ds[SERIES].values.tolist()]
+    position = {s: i for i, s in enumerate(labels)}
+    wanted = [_plain(s) for s in np.asarray(series).tolist()]
+    absent = [s for s in wanted if s not in position]
+    if absent:
+        raise ValueError(f"future covariates have no series {absent[:5]}; expected all of {wanted[:10]}")
+    return ds.isel({SERIES: [position[s] for s in wanted]})
