@@ -16,6 +16,11 @@ class ContextGaussian(nn.Module):
     Each step of the input sequence is linearly projected from ``in_dim`` to the Context
     Producer's spatial width ``seq_dim``; the pooled context (size ``channels * seq_dim``),
     concatenated with an optional per-example ``extra`` vector, feeds a :class:`GaussianHead`.
+    A linear skip path from the flattened raw inputs (sequence and extra) is added to the mean,
+    so the network contains the linear-Gaussian model as a special case.  Without it the deep
+    path starts with a near-zero sensitivity to its inputs and the DKF collapses to i.i.d.
+    emissions on linear-Gaussian data (found in testing; cf. the residual static-covariate path
+    of the DDSSM paper's decoder, Appendix H.3).
 
     :param int in_dim: width of each input step.
     :param int seq_len: sequence length ``L``.
@@ -37,6 +42,7 @@ class ContextGaussian(nn.Module):
         self.context = ContextProducer(seq_dim, seq_len, side_dim, channels, num_layers,
                                        time_mixer, feature_mixer)
         self.head = GaussianHead(self.context.output_dim + extra_dim, out_dim, hidden_dim)
+        self.skip = nn.Linear(seq_len * in_dim + extra_dim, out_dim, bias=False)
 
     def forward(self, seq, side=None, extra=None):
         """
@@ -46,6 +52,9 @@ class ContextGaussian(nn.Module):
         :returns: ``(mean, scale)``, each ``(B, out_dim)``.
         """
         context = self.context(self.project(seq).transpose(1, 2), side)
+        raw = seq.reshape(seq.shape[0], -1)
         if extra is not None:
             context = torch.cat([context, extra], dim=-1)
-        return self.head(context)
+            raw = torch.cat([raw, extra], dim=-1)
+        mean, scale = self.head(context)
+        return mean + self.skip(raw), scale
