@@ -24,11 +24,17 @@ FORMAT_VERSION = 1
 def _resolve_device(device) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, torch.device):  # e.g. FitResult.device
+        device = str(device)
     if device not in ("cpu", "cuda") and not (isinstance(device, str) and device.startswith("cuda:")):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:  # e.g. 'cuda:x'
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {device!r}") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was requested but CUDA is not available")
-    return torch.device(device)
+    return resolved
 
 def _annealing(annealing, start, end, warmup_steps, num_steps) -> AnnealingSchedule:
     if isinstance(annealing, AnnealingSchedule):
@@ -38,7 +44,8 @@ def _annealing(annealing, start, end, warmup_steps, num_steps) -> AnnealingSched
     if not isinstance(annealing, str):
         raise TypeError(f"annealing must be a str, dict or AnnealingSchedule, got {type(annealing).__name__}")
     if warmup_steps is None:
-        warmup_steps = num_steps // 3 if isinstance(num_steps, int) else 0
+        # an invalid num_steps is reported by TrainerConfig, not as a bad warmup_steps
+        warmup_steps = num_steps // 3 if isinstance(num_steps, int) and num_steps > 0 else 0
     return AnnealingSchedule(annealing, start, end, warmup_steps)
 
 @contextlib.contextmanager
@@ -51,6 +58,17 @@ def _seeded(seed, device):
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+def _check_order(series_data, order, what):
+    """Every series needs at least ``order`` steps (its first ``j`` states); the error names ``order``."""
+    lengths = series_data.lengths.cpu().numpy()
+    short = lengths < order
+    if short.any():
+        raise ValueError(f"order={order} is larger than the length of series "
+                         f"{np.asarray(series_data.series)[short][:5].tolist()} of {what} (lengths "
+                         f"{lengths[short][:5].tolist()}); every series needs at least order "
+                         f"observed time steps")
+    return series_data
 
 def _check_positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -89,6 +107,7 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
     dev = _resolve_device(device)
     _check_positive_int("order", order)
     _check_positive_int("latent_dim", latent_dim)
+    order, latent_dim = int(order), int(latent_dim)  # numpy ints too (the models take int)
     if isinstance(model, StateSpaceModel):
         if model_kwargs:
             raise TypeError(f"unexpected keyword arguments {sorted(model_kwargs)}: architecture "
@@ -106,8 +125,10 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
     else:
         raise TypeError(f"model must be a str or a StateSpaceModel, got {type(model).__name__}")
 
-    contract, train = DataContract.fit(data, covariates=covariates, min_length=order)
-    val = contract.encode(validation_data, min_length=order) if validation_data is not None else None
+    contract, train = DataContract.fit(data, covariates=covariates, min_length=1)
+    _check_order(train, order, "data")
+    val = (_check_order(contract.encode(validation_data, min_length=1), order, "validation_data")
+           if validation_data is not None else None)
     if isinstance(model, StateSpaceModel):
         if model.obs_dim != contract.num_channels:
             raise ValueError(f"model has obs_dim={model.obs_dim} but data has "
@@ -170,9 +191,10 @@ class FitResult:
 
     # ------------------------------------------------------------------ helpers
     def _encode(self, data):
-        return self.contract.encode(data, min_length=self.model.order).to(self.device)
+        return _check_order(self.contract.encode(data, min_length=1), self.model.order,
+                            "the data").to(self.device)
 
-    def _future_covariates(self, future_covariates, num_series, horizon):
+    def _future_covariates(self, future_covariates, num_series, horizon, series=None):
         if self.contract.num_covariates == 0:
             if future_covariates is not None:
                 raise ValueError("future_covariates given but the model was fitted without covariates")
@@ -180,7 +202,8 @@ class FitResult:
         if future_covariates is None:
             raise ValueError(f"this model uses covariates {self.contract.covariate_names}: "
                              f"future_covariates with {horizon} time steps are required")
-        fut = self.contract.encode_covariates(future_covariates, horizon).to(self.device)
+        # aligned to the context's series by coordinate, not by position
+        fut = self.contract.encode_covariates(future_covariates, horizon, series=series).to(self.device)
         if fut.shape[0] != num_series:
             raise ValueError(f"future_covariates has {fut.shape[0]} series, the context has {num_series}")
         return fut
@@ -202,7 +225,7 @@ class FitResult:
         _check_positive_int("horizon", horizon)
         _check_positive_int("num_samples", num_samples)
         ctx = self._encode(context)
-        fut = self._future_covariates(future_covariates, len(ctx), horizon)
+        fut = self._future_covariates(future_covariates, len(ctx), horizon, series=ctx.series)
         with _seeded(seed, self.device):
             z = self.model.sample_posterior(ctx.filled_values, ctx.mask, ctx.covariates, num_samples)
             _, x = self.model.forecast(z, ctx.covariates, fut, horizon)
@@ -255,7 +278,7 @@ class FitResult:
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> Path:
         """Writes config (JSON), state dict, data contract and history to ``path``, atomically."""
-        history = {col: self.history[col].astype(float).tolist() for col in self.history.columns}
+        history = {col: self.history[col].tolist() for col in self.history.columns}  # keeps int "step"
         payload = {
             "format": FORMAT, "version": FORMAT_VERSION,
             "config": json.dumps(self.config),

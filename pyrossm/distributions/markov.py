@@ -53,6 +53,8 @@ def rollout(conditional, history, covariates, steps, reparameterized=True):
     """
     order = history.shape[-2]
     batch = _broadcast_batch(history.shape[:-2], covariates.shape[:-2])
+    if steps == 0:  # e.g. a trajectory exactly as long as the Markov order
+        return history.new_zeros(batch + (0, history.shape[-1]))
     window = history.expand(batch + history.shape[-2:])
     cov = covariates.expand(batch + covariates.shape[-2:])
     new = []
@@ -98,8 +100,10 @@ class MarkovChain(TorchDistribution):
                            batch_shape=torch.Size(batch_shape))
 
     def log_prob(self, value):
-        history = self.history.expand(value.shape[:-2] + self.history.shape[-2:])
-        full = torch.cat([history, value], dim=-2)
+        # broadcast value and history against each other (either may have more batch dims)
+        batch = _broadcast_batch(value.shape[:-2], self.history.shape[:-2])
+        history = self.history.expand(batch + self.history.shape[-2:])
+        full = torch.cat([history, value.expand(batch + value.shape[-2:])], dim=-2)
         return window_log_prob(self.conditional, full, self.covariates, self.order)
 
     def rsample(self, sample_shape=torch.Size()):

@@ -26,7 +26,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss; the message names the step and the loss terms."""
+    """Training produced a NaN or infinite loss or gradient; the message names the step and the loss terms."""
 
 
 @dataclass
@@ -126,8 +126,9 @@ class SVITrainer:
             "optimizer": self.optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "batch_rng": self.batch_generator.get_state(),
+            # every column of any row (e.g. val_elbo appears only every validate_every steps)
             "history": {key: [row.get(key, float("nan")) for row in self.rows]
-                        for key in (self.rows[0].keys() if self.rows else [])},
+                        for key in dict.fromkeys(k for row in self.rows for k in row)},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -184,12 +185,10 @@ class SVITrainer:
         :returns: the history as a DataFrame (one row per step).
         """
         cfg = self.config
-        if resume:
-            if checkpoint_dir is None:
-                raise ValueError("resume=True needs checkpoint_dir")
-            self.load_checkpoint(checkpoint_dir)
-        else:
-            pyro.set_rng_seed(cfg.seed)
+        if resume and checkpoint_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir")
+        if not (resume and self.load_checkpoint(checkpoint_dir)):
+            pyro.set_rng_seed(cfg.seed)  # a fresh start, also when there is no checkpoint yet
         if cfg.checkpoint_every and checkpoint_dir is None:
             raise ValueError("checkpoint_every > 0 needs checkpoint_dir")
         batch_size = min(cfg.batch_size or num_series, num_series)
@@ -206,7 +205,14 @@ class SVITrainer:
                 idx = torch.arange(num_series)
             loss, terms = self._loss(make_args(idx), lam)
             loss = loss / batch_size
-            if not torch.isfinite(loss):
+            params = [p for ps in self.params.values() for p in ps]
+            norm = torch.tensor(float("nan"))
+            if torch.isfinite(loss):
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm if cfg.clip_norm else float("inf"))
+            if not (torch.isfinite(loss) and torch.isfinite(norm)):
+                # a NaN/inf gradient must not reach the parameters (nor a checkpoint)
                 detail = ", ".join(f"{k}={v / batch_size:.4g}" for k, v in terms.items())
                 if cfg.on_nonfinite == "restore" and checkpoint_dir is not None and restores < 3 \
                         and self.load_checkpoint(checkpoint_dir):
@@ -216,12 +222,10 @@ class SVITrainer:
                     bar.n = self.step
                     continue
                 bar.close()
-                raise NonFiniteLossError(f"non-finite loss at step {self.step} (lambda={lam:.4g}): "
-                                         f"loss={float(loss)}; per-series ELBO terms: {detail}")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            params = [p for ps in self.params.values() for p in ps]
-            norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm if cfg.clip_norm else float("inf"))
+                what = "loss" if not torch.isfinite(loss) else "gradient"
+                raise NonFiniteLossError(f"non-finite {what} at step {self.step} (lambda={lam:.4g}): "
+                                         f"loss={float(loss.detach())}, grad_norm={float(norm)}; "
+                                         f"per-series ELBO terms: {detail}")
             self.optimizer.step()
             row = {"step": self.step, "loss": float(loss.detach()), "elbo": terms.pop("elbo_unscaled") / batch_size,
                    "annealing": lam, "grad_norm": float(norm)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .emission import GaussianEmission
 from .encoder import SmoothingEncoder
 from .init import StandardNormalInit, VHPInit
-from .ssm import StateSpaceModel
+from .ssm import StateSpaceModel, check_order_and_latent_dim
 from .transition import GaussianTransition
 
 
@@ -24,6 +24,7 @@ class DKF(StateSpaceModel):
 
     def __init__(self, obs_dim, latent_dim=1, order=1, covariate_dim=0, init="vhp", channels=16,
                  hidden_dim=16, encoder_layers=2, emission_layers=2, transition_layers=3):
+        check_order_and_latent_dim(order, latent_dim)  # before the parts are built from them
         if init not in ("vhp", "normal"):
             raise ValueError(f"init must be 'vhp' or 'normal', got {init!r}")
         kw = dict(channels=channels, seq_dim=hidden_dim, hidden_dim=hidden_dim)

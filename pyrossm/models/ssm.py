@@ -12,6 +12,14 @@ from ..distributions.windows import left_pad, padding_mask, sliding_windows
 from .init import StandardNormalInit
 
 
+def check_order_and_latent_dim(order, latent_dim) -> None:
+    """Raises ``ValueError`` unless ``order`` (``j``) and ``latent_dim`` (``M``) are positive ints."""
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        raise ValueError(f"order must be a positive int, got {order!r}")
+    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+        raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+
+
 class StateSpaceModel(PyroModule):
     r"""A deep state-space model of Markov order ``j`` built from four parts.
 
@@ -42,10 +50,7 @@ class StateSpaceModel(PyroModule):
     def __init__(self, transition, emission, encoder, init=None, *, latent_dim, order=1,
                  obs_dim, covariate_dim=0):
         super().__init__()
-        if not isinstance(order, int) or order < 1:
-            raise ValueError(f"order must be a positive int, got {order!r}")
-        if not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        check_order_and_latent_dim(order, latent_dim)
         self.transition, self.emission, self.encoder = transition, emission, encoder
         self.init = init if init is not None else StandardNormalInit(latent_dim, order)
         self.latent_dim, self.order = latent_dim, order

@@ -1,0 +1,295 @@
+"""SVITrainer: reproducibility, checkpoint/resume, atomic checkpoints, non-finite losses,
+per-group learning rates, validation and minibatching."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pyro
+import pytest
+import torch
+
+import pyrossm
+from pyrossm.inference import NonFiniteLossError, SVITrainer, TrainerConfig, safe_torch_load
+from pyrossm.inference.trainer import CHECKPOINT_NAME
+from pyrossm.models import DKF
+
+N, T = 6, 8
+
+
+def history_without_seconds(history):
+    return history.drop(columns=["seconds"])
+
+
+def assert_same_state(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+
+
+def tensors(seed=0, covariate_dim=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(N, T, 1, generator=gen).cumsum(1)
+    x = (x - x.mean()) / x.std()
+    return x, torch.ones(N, T, 1, dtype=torch.bool), torch.randn(N, T, covariate_dim, generator=gen)
+
+
+def make_trainer(seed=0, **config):
+    torch.manual_seed(seed)
+    model = DKF(obs_dim=1, latent_dim=1, order=1, channels=4, hidden_dim=4, encoder_layers=1,
+                emission_layers=1, transition_layers=1)
+    config.setdefault("progress", False)
+    trainer = SVITrainer(model.model, model.guide, model.parameter_groups(), TrainerConfig(**config))
+    return model, trainer
+
+
+def args_of(data):
+    x, mask, cov = data
+    return lambda idx: (x[idx], mask[idx], cov[idx])
+
+
+@pytest.fixture
+def fit_kwargs(series_ds, tiny):
+    return dict(data=series_ds, seed=3, batch_size=4, warmup_steps=6, **tiny)
+
+
+# ------------------------------------------------------------------ reproducibility
+def test_same_seed_gives_identical_history_and_parameters(fit_kwargs):
+    a = pyrossm.fit(num_steps=8, **fit_kwargs)
+    b = pyrossm.fit(num_steps=8, **fit_kwargs)
+    assert len(a.history) == 8
+    pd.testing.assert_frame_equal(history_without_seconds(a.history), history_without_seconds(b.history))
+    assert_same_state(a.model, b.model)
+    c = pyrossm.fit(num_steps=8, **{**fit_kwargs, "seed": 4})
+    assert not a.history["loss"].equals(c.history["loss"])
+
+
+def test_history_columns(fit_kwargs):
+    res = pyrossm.fit(num_steps=5, **fit_kwargs)
+    h = res.history
+    assert list(h["step"]) == [0, 1, 2, 3, 4]
+    for column in ("loss", "elbo", "annealing", "grad_norm", "elbo_x", "elbo_z", "elbo_z_aux",
+                   "lr_encoder", "lr_emission", "lr_transition", "lr_init", "seconds"):
+        assert column in h.columns
+    # elbo is the unscaled sum of the per-site terms (per series)
+    lam = h["annealing"]
+    assert ((h["elbo_x"] + (h["elbo_z"] + h["elbo_z_aux"]) / lam) - h["elbo"]).abs().max() < 1e-3
+    # the annealed loss is minus the scaled terms
+    assert ((h["elbo_x"] + h["elbo_z"] + h["elbo_z_aux"]) + h["loss"]).abs().max() < 1e-3
+    assert h["annealing"].iloc[0] == 0.01 and h["annealing"].is_monotonic_increasing
+
+
+# ------------------------------------------------------------------ checkpoints
+def test_resume_equals_an_uninterrupted_run(fit_kwargs, tmp_path):
+    kw = dict(fit_kwargs, checkpoint_every=5, validation_data=fit_kwargs["data"], validate_every=3)
+    full = pyrossm.fit(num_steps=20, checkpoint_dir=tmp_path / "full", **kw)
+    assert sorted(os.listdir(tmp_path / "full")) == [CHECKPOINT_NAME]
+
+    pyrossm.fit(num_steps=10, checkpoint_dir=tmp_path / "cut", **kw)  # "interrupted" after step 10
+    assert safe_torch_load(tmp_path / "cut" / CHECKPOINT_NAME)["step"] == 10
+    resumed = pyrossm.fit(num_steps=20, checkpoint_dir=tmp_path / "cut", resume=True, **kw)
+
+    assert_same_state(full.model, resumed.model)
+    pd.testing.assert_frame_equal(history_without_seconds(full.history),
+                                  history_without_seconds(resumed.history))
+    # validation rows before the checkpoint survive the round trip through it
+    assert resumed.history["val_elbo"].notna().sum() == 6  # steps 2, 5, 8, 11, 14, 17
+
+
+def test_resume_after_a_crash(fit_kwargs, tmp_path, monkeypatch):
+    kw = dict(fit_kwargs, checkpoint_every=5)
+    full = pyrossm.fit(num_steps=15, **fit_kwargs)
+    original = SVITrainer._loss
+
+    def crash_at_step_12(self, args, annealing):
+        if self.step == 12:
+            raise KeyboardInterrupt
+        return original(self, args, annealing)
+
+    monkeypatch.setattr(SVITrainer, "_loss", crash_at_step_12)
+    with pytest.raises(KeyboardInterrupt):
+        pyrossm.fit(num_steps=15, checkpoint_dir=tmp_path, **kw)
+    monkeypatch.setattr(SVITrainer, "_loss", original)
+    assert safe_torch_load(tmp_path / CHECKPOINT_NAME)["step"] == 10
+    resumed = pyrossm.fit(num_steps=15, checkpoint_dir=tmp_path, resume=True, **kw)
+    assert_same_state(full.model, resumed.model)
+    pd.testing.assert_frame_equal(history_without_seconds(full.history),
+                                  history_without_seconds(resumed.history))
+
+
+def test_resume_without_a_checkpoint_is_a_fresh_seeded_run(fit_kwargs, tmp_path):
+    plain = pyrossm.fit(num_steps=4, **fit_kwargs)
+    first = pyrossm.fit(num_steps=4, checkpoint_dir=tmp_path, resume=True, **fit_kwargs)
+    assert_same_state(plain.model, first.model)
+    pd.testing.assert_frame_equal(history_without_seconds(plain.history), history_without_seconds(first.history))
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    data = tensors()
+    model, trainer = make_trainer(num_steps=3, batch_size=None, checkpoint_every=3)
+    trainer.fit(args_of(data), N, checkpoint_dir=tmp_path)
+    assert os.listdir(tmp_path) == [CHECKPOINT_NAME]
+    before = safe_torch_load(tmp_path / CHECKPOINT_NAME)
+    assert before["step"] == 3
+
+    trainer.config.num_steps = 4
+    real_save = torch.save
+
+    def failing_save(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a zip file")  # something reaches the disk, then the crash
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        trainer.save_checkpoint(tmp_path)
+    monkeypatch.setattr(torch, "save", real_save)
+
+    assert os.listdir(tmp_path) == [CHECKPOINT_NAME]  # no temporary file left behind
+    after = safe_torch_load(tmp_path / CHECKPOINT_NAME)
+    assert after["step"] == 3
+    for group, params in before["params"].items():
+        for p, q in zip(params, after["params"][group]):
+            assert torch.equal(p, q)
+
+
+def test_checkpoint_round_trip_restores_the_trainer(tmp_path):
+    data = tensors()
+    _, trainer = make_trainer(num_steps=4, batch_size=3, validate_every=2)
+    trainer.fit(args_of(data), N, val_args=data, val_num_series=N)
+    trainer.save_checkpoint(tmp_path)
+    model2, trainer2 = make_trainer(seed=9, num_steps=4, batch_size=3)
+    assert trainer2.load_checkpoint(tmp_path)
+    assert trainer2.step == 4
+    for name in trainer.params:
+        for p, q in zip(trainer.params[name], trainer2.params[name]):
+            assert torch.equal(p, q)
+    pd.testing.assert_frame_equal(trainer.history(), trainer2.history())
+    assert not make_trainer()[1].load_checkpoint(tmp_path / "nothing-here")
+
+
+def test_resume_needs_a_checkpoint_dir():
+    _, trainer = make_trainer(num_steps=1)
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        trainer.fit(args_of(tensors()), N, resume=True)
+    _, trainer = make_trainer(num_steps=1, checkpoint_every=1)
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        trainer.fit(args_of(tensors()), N)
+
+
+# ------------------------------------------------------------------ non-finite losses
+def test_non_finite_loss_raises_naming_the_step():
+    x, mask, cov = tensors()
+    calls = []
+
+    def make_args(idx):
+        calls.append(len(calls))
+        # from the 4th step (step 3) on, data so large that the Gaussian log-density overflows to -inf
+        bad = x * 1e30 if len(calls) > 3 else x
+        return bad[idx], mask[idx], cov[idx]
+
+    model, trainer = make_trainer(num_steps=10, batch_size=None)
+    with pytest.raises(NonFiniteLossError, match="step 3"):
+        trainer.fit(make_args, N)
+    assert trainer.step == 3 and len(trainer.history()) == 3
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_diverged_parameter_stops_fit_before_returning_a_model(series_ds):
+    torch.manual_seed(0)
+    model = DKF(obs_dim=1, channels=4, hidden_dim=4, encoder_layers=1, emission_layers=1, transition_layers=1)
+    with torch.no_grad():  # an emission mean of 1e30: (x - mean)^2 overflows, log p(x | z) = -inf
+        model.emission.net.head.mean[-1].bias.fill_(1e30)
+    with pytest.raises(NonFiniteLossError, match="step 0"):
+        pyrossm.fit(model, series_ds, num_steps=3, progress=False)
+
+
+def test_non_finite_gradient_raises_and_leaves_parameters_untouched():
+    """A finite loss with a NaN gradient (d sqrt(|p - 1|)/dp at p = 1) must not be applied."""
+    p = torch.nn.Parameter(torch.tensor(1.0))
+
+    def model(annealing=1.0):
+        pyro.factor("f", -(p - 1.0).abs().sqrt())
+
+    def guide(annealing=1.0):
+        pass
+
+    trainer = SVITrainer(model, guide, {"p": [p]}, TrainerConfig(num_steps=1, batch_size=None, progress=False))
+    with pytest.raises(NonFiniteLossError, match="step 0"):
+        trainer.fit(lambda idx: (), 1)
+    assert p.item() == 1.0
+    assert trainer.history().empty
+
+
+def test_restore_on_non_finite_reloads_the_checkpoint_and_halves_the_learning_rates(tmp_path):
+    x, mask, cov = tensors()
+    calls = []
+
+    def make_args(idx):
+        calls.append(None)
+        bad = x * 1e30 if len(calls) == 8 else x  # an infinite loss at step 7, only once
+        return bad[idx], mask[idx], cov[idx]
+
+    _, trainer = make_trainer(num_steps=10, batch_size=None, checkpoint_every=5, on_nonfinite="restore",
+                              learning_rate=0.004)
+    history = trainer.fit(make_args, N, checkpoint_dir=tmp_path)
+    assert list(history["step"]) == list(range(10))
+    assert len(calls) == 8 + 5  # steps 0-7, then 5-9 again from the step-5 checkpoint
+    assert (history["lr_encoder"].iloc[:5] == 0.004).all()
+    assert (history["lr_encoder"].iloc[5:] == 0.002).all()
+
+
+# ------------------------------------------------------------------ options
+def test_per_group_learning_rates_reach_the_optimizer(fit_kwargs):
+    rates = {"encoder": 0.01, "transition": 0.002, "init": 0.0005}
+    res = pyrossm.fit(num_steps=3, learning_rate=0.001, learning_rates=rates, **fit_kwargs)
+    h = res.history
+    assert (h["lr_encoder"] == 0.01).all()
+    assert (h["lr_transition"] == 0.002).all()
+    assert (h["lr_init"] == 0.0005).all()
+    assert (h["lr_emission"] == 0.001).all()
+
+    _, trainer = make_trainer(learning_rate=0.003, learning_rates={"emission": 0.02})
+    lrs = {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}
+    assert lrs == {"encoder": 0.003, "emission": 0.02, "transition": 0.003, "init": 0.003}
+
+
+def test_unknown_learning_rate_group_is_an_error(fit_kwargs):
+    with pytest.raises(ValueError, match="decoder"):
+        pyrossm.fit(num_steps=3, learning_rates={"decoder": 0.01}, **fit_kwargs)
+    with pytest.raises(ValueError, match="decoder"):
+        make_trainer(learning_rates={"decoder": 0.01})
+
+
+def test_validate_every_adds_a_val_elbo_column(fit_kwargs, make_ds):
+    val = make_ds(num_series=3, seed=5)
+    res = pyrossm.fit(num_steps=6, validation_data=val, validate_every=2, **fit_kwargs)
+    h = res.history
+    assert list(h["val_elbo"].notna()) == [False, True, False, True, False, True]
+    assert h["val_elbo"].dropna().map(lambda v: v == v and abs(v) < float("inf")).all()
+    assert "val_elbo" not in pyrossm.fit(num_steps=2, **fit_kwargs).history.columns
+
+
+def test_batch_size_larger_than_the_data_uses_every_series(fit_kwargs):
+    big = pyrossm.fit(num_steps=4, **{**fit_kwargs, "batch_size": 100})
+    every = pyrossm.fit(num_steps=4, **{**fit_kwargs, "batch_size": None})
+    assert len(big.history) == 4
+    pd.testing.assert_frame_equal(history_without_seconds(big.history), history_without_seconds(every.history))
+    assert_same_state(big.model, every.model)
+
+
+@pytest.mark.parametrize("kwargs,culprit", [
+    (dict(num_steps=-1), "num_steps"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(num_particles=0), "num_particles"),
+    (dict(learning_rate=0.0), "learning_rate"),
+    (dict(learning_rates={"encoder": float("nan")}), "encoder"),
+    (dict(weight_decay=-1.0), "weight_decay"),
+    (dict(clip_norm=0), "clip_norm"),
+    (dict(on_nonfinite="ignore"), "on_nonfinite"),
+    (dict(validate_every=-2), "validate_every"),
+])
+def test_invalid_trainer_config(kwargs, culprit):
+    with pytest.raises(ValueError, match=culprit):
+        TrainerConfig(**kwargs)

@@ -1,0 +1,302 @@
+"""pyrossm.fit / FitResult / pyrossm.load: outputs, persistence, safety and errors at the boundary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+import pyrossm
+from pyrossm.inference import SVITrainer
+from pyrossm.models import (DKF, GaussianEmission, GaussianTransition, SmoothingEncoder, StateSpaceModel,
+                            VHPInit)
+
+H = 3
+
+
+@pytest.fixture(scope="module")
+def data(make_ds):
+    return make_ds()
+
+
+@pytest.fixture(scope="module")
+def fitted(data, tiny):
+    return pyrossm.fit(data=data, num_steps=3, order=2, latent_dim=2, **tiny)
+
+
+@pytest.fixture(scope="module")
+def cov_data(make_ds):
+    return make_ds(covariate=True)
+
+
+@pytest.fixture(scope="module")
+def cov_fitted(cov_data, tiny):
+    return pyrossm.fit(data=cov_data, covariates=["u"], num_steps=3, **tiny)
+
+
+def user_model(obs_dim=1, latent_dim=2, order=2, covariate_dim=0, seed=0):
+    torch.manual_seed(seed)
+    kw = dict(channels=4, seq_dim=4, hidden_dim=4, num_layers=1)
+    return StateSpaceModel(
+        transition=GaussianTransition(latent_dim, order, covariate_dim, **kw),
+        emission=GaussianEmission(obs_dim, latent_dim, order, covariate_dim, **kw),
+        encoder=SmoothingEncoder(obs_dim, latent_dim, order, covariate_dim, summary_dim=4,
+                                 summary_layers=1, **kw),
+        init=VHPInit(latent_dim, order, covariate_dim, **{k: v for k, v in kw.items()}),
+        latent_dim=latent_dim, order=order, obs_dim=obs_dim, covariate_dim=covariate_dim)
+
+
+# ------------------------------------------------------------------ forecast
+def test_forecast_dims_horizon_and_integer_time(fitted, data):
+    fc = fitted.forecast(data, horizon=H, num_samples=5, seed=0)
+    assert isinstance(fc, xr.Dataset)
+    assert list(fc.data_vars) == ["x"]
+    assert fc["x"].dims == ("draw", "series", "time")
+    assert dict(fc.sizes) == {"draw": 5, "series": 6, "time": H}
+    assert fc["time"].values.tolist() == [8, 9, 10]
+    assert fc["series"].values.tolist() == data["series"].values.tolist()
+    assert np.isfinite(fc["x"].values).all()
+    assert fc["x"].std("draw").min() > 0  # draws differ
+
+
+def test_forecast_is_reproducible_with_a_seed(fitted, data):
+    a = fitted.forecast(data, horizon=2, num_samples=4, seed=7)
+    b = fitted.forecast(data, horizon=2, num_samples=4, seed=7)
+    c = fitted.forecast(data, horizon=2, num_samples=4, seed=8)
+    assert np.array_equal(a["x"].values, b["x"].values)
+    assert not np.array_equal(a["x"].values, c["x"].values)
+    # a seeded call leaves the global RNG alone
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    fitted.forecast(data, horizon=2, num_samples=4, seed=7)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_forecast_continues_a_daily_datetime_coordinate(make_ds, tiny):
+    days = pd.date_range("2024-02-25", periods=8, freq="D")
+    ds = make_ds(time=days)
+    res = pyrossm.fit(data=ds, num_steps=2, **tiny)
+    fc = res.forecast(ds, horizon=4, num_samples=2, seed=0)
+    expected = pd.date_range("2024-03-04", periods=4, freq="D")
+    assert pd.DatetimeIndex(fc["time"].values).equals(expected)
+    assert dict(fc.sizes) == {"draw": 2, "series": 6, "time": 4}
+
+
+def test_forecast_from_a_subset_of_series_and_a_shorter_context(fitted, data):
+    context = data.isel(series=[4, 1], time=slice(0, 5))
+    fc = fitted.forecast(context, horizon=2, num_samples=3, seed=0)
+    assert fc["series"].values.tolist() == [4, 1]
+    assert fc["time"].values.tolist() == [5, 6]
+
+
+def test_covariate_model_demands_future_covariates(cov_fitted, cov_data, make_future):
+    with pytest.raises(ValueError, match="future_covariates"):
+        cov_fitted.forecast(cov_data, horizon=H, num_samples=2)
+    fut = make_future(horizon=H)
+    fc = cov_fitted.forecast(cov_data, horizon=H, num_samples=2, future_covariates=fut, seed=0)
+    assert dict(fc.sizes) == {"draw": 2, "series": 6, "time": H}
+    assert list(fc.data_vars) == ["x"]  # covariates are not forecast
+    with pytest.raises(ValueError, match="horizon"):
+        cov_fitted.forecast(cov_data, horizon=H + 1, num_samples=2, future_covariates=fut)
+
+
+def test_future_covariates_are_matched_by_series_not_position(cov_fitted, cov_data, make_future):
+    fut = make_future(horizon=H)
+    fut["u"] = fut["u"] * 10  # make them matter
+    a = cov_fitted.forecast(cov_data, horizon=H, num_samples=3, future_covariates=fut, seed=1)
+    b = cov_fitted.forecast(cov_data, horizon=H, num_samples=3, future_covariates=fut.isel(series=[5, 4, 3, 2, 1, 0]),
+                            seed=1)
+    assert np.array_equal(a["x"].values, b["x"].values)
+    other = fut.copy(deep=True)
+    other["u"] = -other["u"]
+    c = cov_fitted.forecast(cov_data, horizon=H, num_samples=3, future_covariates=other, seed=1)
+    assert not np.array_equal(a["x"].values, c["x"].values)
+
+
+def test_model_without_covariates_rejects_future_covariates(fitted, data, make_future):
+    with pytest.raises(ValueError, match="future_covariates"):
+        fitted.forecast(data, horizon=H, future_covariates=make_future(horizon=H))
+
+
+# ------------------------------------------------------------------ sample / smooth / ppc
+def test_sample_shapes(fitted, cov_fitted, make_future):
+    gen = fitted.sample(num_series=4, length=5, num_samples=3, seed=0)
+    assert gen["x"].dims == ("draw", "series", "time")
+    assert dict(gen.sizes) == {"draw": 3, "series": 4, "time": 5}
+    assert np.isfinite(gen["x"].values).all()
+    again = fitted.sample(num_series=4, length=5, num_samples=3, seed=0)
+    assert np.array_equal(gen["x"].values, again["x"].values)
+    with pytest.raises(ValueError, match="length"):
+        fitted.sample(num_series=4, length=1)  # order is 2
+    cov = make_future(num_series=4, horizon=5)
+    gen = cov_fitted.sample(num_series=4, length=5, num_samples=2, covariates=cov, seed=0)
+    assert dict(gen.sizes) == {"draw": 2, "series": 4, "time": 5}
+    with pytest.raises(ValueError, match="covariates"):
+        cov_fitted.sample(num_series=4, length=5)
+
+
+def test_smooth_shapes(fitted, data):
+    zs = fitted.smooth(data, num_samples=7, seed=0)
+    assert zs["z"].dims == ("draw", "series", "time", "latent")
+    assert dict(zs.sizes) == {"draw": 7, "series": 6, "time": 8, "latent": 2}
+    assert zs["time"].values.tolist() == list(range(8))
+    assert np.isfinite(zs["z"].values).all()
+
+
+def test_posterior_predictive_datatree(fitted, data):
+    dt = fitted.posterior_predictive(data, num_samples=4, seed=0)
+    assert isinstance(dt, xr.DataTree)
+    assert set(dt.children) == {"posterior_predictive", "observed_data"}
+    pp = dt["posterior_predictive"].to_dataset()
+    assert pp["x"].dims == ("chain", "draw", "series", "time")
+    assert dict(pp.sizes) == {"chain": 1, "draw": 4, "series": 6, "time": 8}
+    obs = dt["observed_data"].to_dataset()
+    assert obs["x"].dims == ("series", "time")
+    np.testing.assert_allclose(obs["x"].values, data["x"].values, rtol=1e-5, atol=1e-5)
+
+
+def test_posterior_predictive_keeps_missing_values_missing(fitted, data):
+    holes = data.copy(deep=True)
+    holes["x"][2, 3] = np.nan
+    dt = fitted.posterior_predictive(holes, num_samples=2, seed=0)
+    obs = dt["observed_data"].to_dataset()["x"].values
+    assert np.isnan(obs[2, 3]) and np.isnan(obs).sum() == 1
+    assert np.isfinite(dt["posterior_predictive"].to_dataset()["x"].values).all()
+
+
+# ------------------------------------------------------------------ persistence
+def test_save_load_round_trip(fitted, data, tmp_path):
+    path = fitted.save(tmp_path / "run.pyrossm")
+    assert path.is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["run.pyrossm"]
+    loaded = pyrossm.load(path)
+    a = fitted.forecast(data, horizon=H, num_samples=4, seed=3)
+    b = loaded.forecast(data, horizon=H, num_samples=4, seed=3)
+    assert np.array_equal(a["x"].values, b["x"].values)
+    pd.testing.assert_frame_equal(fitted.history, loaded.history)
+    assert "dkf" in repr(loaded)
+    assert repr(loaded) == repr(fitted)
+    assert isinstance(loaded.model, DKF) and loaded.model.order == 2 and loaded.model.latent_dim == 2
+    # device objects are accepted (FitResult.device is one)
+    assert pyrossm.load(path, device=fitted.device).device == torch.device("cpu")
+
+
+def test_load_rejects_files_that_are_not_pyrossm_fits(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match="notes.txt"):
+        pyrossm.load(text)
+    other = tmp_path / "weights.pt"
+    torch.save({"weight": torch.zeros(2)}, other)
+    with pytest.raises(ValueError, match="not a pyrossm fit"):
+        pyrossm.load(other)
+    with pytest.raises(FileNotFoundError):
+        pyrossm.load(tmp_path / "missing.pyrossm")
+
+
+class Payload:
+    """Unpickling this object calls ``open(marker, "w")``, creating the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_load_does_not_unpickle_code(tmp_path):
+    # the payload is live: a plain torch.load would run it
+    live_marker = tmp_path / "proof-it-runs"
+    proof = tmp_path / "proof.pt"
+    torch.save(Payload(live_marker), proof)
+    torch.load(proof, weights_only=False).close()
+    assert live_marker.exists()
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pyrossm"
+    torch.save({"format": "pyrossm-fit", "version": 1, "config": Payload(marker)}, evil)
+    with pytest.raises(ValueError, match="plain data"):
+        pyrossm.load(evil)
+    assert not marker.exists()
+
+
+def test_user_built_model(data, tmp_path):
+    model = user_model()
+    res = pyrossm.fit(model, data, num_steps=3, progress=False)
+    assert res.model is model
+    assert len(res.history) == 3
+    assert "StateSpaceModel" in repr(res)
+    path = res.save(tmp_path / "user.pyrossm")
+    with pytest.raises(ValueError, match="model="):
+        pyrossm.load(path)
+    with pytest.raises(TypeError, match="StateSpaceModel"):
+        pyrossm.load(path, model="dkf")
+    loaded = pyrossm.load(path, model=user_model(seed=123))
+    a = res.forecast(data, horizon=2, num_samples=3, seed=0)
+    b = loaded.forecast(data, horizon=2, num_samples=3, seed=0)
+    assert np.array_equal(a["x"].values, b["x"].values)
+    with pytest.raises(ValueError, match="do not match"):
+        pyrossm.load(path, model=user_model(latent_dim=3))
+
+
+# ------------------------------------------------------------------ errors at the boundary
+@pytest.fixture
+def no_training(monkeypatch):
+    def boom(*args, **kwargs):
+        raise AssertionError("training started before the bad input was reported")
+    monkeypatch.setattr(SVITrainer, "fit", boom)
+
+
+@pytest.mark.parametrize("kwargs,error,culprit", [
+    (dict(model="kalman"), ValueError, "kalman"),
+    (dict(foo=1), TypeError, "foo"),
+    (dict(data=None), ValueError, "data"),
+    (dict(order=9), ValueError, "order"),
+    (dict(order=0), ValueError, "order"),
+    (dict(latent_dim=0), ValueError, "latent_dim"),
+    (dict(device="gpu"), ValueError, "device"),
+    (dict(device="cuda:x"), ValueError, "device"),
+    (dict(num_steps=-1), ValueError, "num_steps"),
+    (dict(batch_size=0), ValueError, "batch_size"),
+    (dict(covariates=["v"]), ValueError, "v"),
+    (dict(learning_rates={"decoder": 0.1}), ValueError, "decoder"),
+    (dict(annealing="exponential"), ValueError, "exponential"),
+    (dict(init="uniform"), ValueError, "init"),
+    (dict(model=3), TypeError, "model"),
+    (dict(model=DKF(obs_dim=2, channels=4, hidden_dim=4)), ValueError, "obs_dim"),
+    (dict(model=DKF(obs_dim=1, covariate_dim=1, channels=4, hidden_dim=4)), ValueError, "covariate_dim"),
+    (dict(model=DKF(obs_dim=1, channels=4, hidden_dim=4), channels=8), TypeError, "channels"),
+])
+def test_bad_arguments_are_reported_before_training(kwargs, error, culprit, data, no_training):
+    kwargs = {"data": data, "num_steps": 2, "progress": False, **kwargs}
+    with pytest.raises(error, match=culprit):
+        pyrossm.fit(**kwargs)
+
+
+def test_order_error_names_the_order_and_the_series(make_ds, no_training):
+    ds = make_ds()
+    ds["x"][3, 2:] = np.nan  # series 3 has 2 observed steps
+    with pytest.raises(ValueError, match=r"order=3.*\[3\]"):
+        pyrossm.fit(data=ds, order=3, num_steps=1, progress=False)
+
+
+def test_numpy_integer_arguments_are_accepted(data, tiny):
+    res = pyrossm.fit(data=data, order=np.int64(2), latent_dim=np.int64(1), num_steps=1, **tiny)
+    assert res.model.order == 2 and isinstance(res.model.order, int)
+
+
+@pytest.mark.parametrize("call,culprit", [
+    (lambda r, d: r.forecast(d, horizon=0), "horizon"),
+    (lambda r, d: r.forecast(d, horizon=2, num_samples=0), "num_samples"),
+    (lambda r, d: r.forecast(d.rename(x="y"), horizon=2), "y"),
+    (lambda r, d: r.forecast(d.isel(time=slice(0, 1)), horizon=2), "order"),
+    (lambda r, d: r.smooth(d, num_samples=-3), "num_samples"),
+    (lambda r, d: r.sample(num_series=0, length=4), "num_series"),
+    (lambda r, d: r.posterior_predictive(d, num_samples=0), "num_samples"),
+])
+def test_bad_prediction_arguments(fitted, data, call, culprit):
+    with pytest.raises(ValueError, match=culprit):
+        call(fitted, data)
