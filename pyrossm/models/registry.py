@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import inspect
 
+from .ddssm import DDSSM
 from .dkf import DKF
 
-MODELS = {"dkf": DKF}
+MODELS = {"dkf": DKF, "ddssm": DDSSM}
 
 #: arguments filled from the data, not by the user
 DATA_ARGUMENTS = ("obs_dim", "covariate_dim")

@@ -41,3 +41,42 @@ class GaussianTransition(nn.Module):
         else:
             loc, scale = self.net(history)
         return dist.Normal(loc, scale).to_event(1)
+
+
+class DiffusionDynamics(nn.Module):
+    """Diffusion transition module: calling it returns a :class:`~pyrossm.distributions.DiffusionTransition`.
+
+    Holds the denoiser network ``F`` (default :class:`~pyrossm.nn.CSDIDenoiser`) and the noise
+    schedule; follows the transition interface (``history (B, j, M)``, ``covariates (B, j+1, V)``
+    -> distribution with batch ``(B,)``, event ``(M,)``), so :class:`StateSpaceModel` evaluates
+    every transition of a trajectory -- all windows, all ``S_k`` noise draws -- in one denoiser
+    call.  Defaults follow Table 2 of the DDSSM paper (K = 128 linear, 16 channels, 3 layers,
+    conv(k=2) mixers, step embedding 64 -> 128).
+
+    :param int latent_dim: ``M``.  :param int order: ``j``.  :param int covariate_dim: ``V``.
+    :param int num_diffusion_steps: ``K``.  :param str schedule: ``"linear"`` or ``"cosine"``.
+    :param int num_noise_draws: ``S_k`` (Table 3: 1-8).
+    :param str sampler: ``"ddpm"`` or ``"ddim"``; ``num_sampling_steps`` for DDIM.
+    :param network: a custom denoiser (same call signature as :class:`CSDIDenoiser`).
+    """
+
+    def __init__(self, latent_dim, order=1, covariate_dim=0, num_diffusion_steps=128,
+                 schedule="linear", num_noise_draws=2, channels=16, num_layers=3,
+                 time_mixer="conv", feature_mixer="conv", sampler="ddpm", num_sampling_steps=None,
+                 network=None):
+        super().__init__()
+        from ..diffusion import NoiseSchedule
+        from ..nn import CSDIDenoiser
+
+        self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
+        self.schedule = NoiseSchedule(num_diffusion_steps, schedule)
+        self.network = network if network is not None else CSDIDenoiser(
+            latent_dim, order, covariate_dim, channels, num_layers, time_mixer, feature_mixer)
+        self.num_noise_draws = num_noise_draws
+        self.sampler, self.num_sampling_steps = sampler, num_sampling_steps
+
+    def forward(self, history, covariates):
+        from ..distributions import DiffusionTransition
+
+        return DiffusionTransition(self.network, self.schedule, history, covariates,
+                                   self.num_noise_draws, self.sampler, self.num_sampling_steps)

@@ -2,9 +2,10 @@
 
 from .blocks import ContextProducer, ResidualBlock, ResidualStack
 from .context_gaussian import ContextGaussian
+from .denoiser import CSDIDenoiser, DiffusionEmbedding
 from .heads import GaussianHead, mlp
 from .mixers import make_mixer
 from .summary import FutureSummary, sinusoidal_embedding
 
-__all__ = ["ContextProducer", "ContextGaussian", "ResidualBlock", "ResidualStack", "GaussianHead", "mlp",
+__all__ = ["ContextProducer", "ContextGaussian", "CSDIDenoiser", "DiffusionEmbedding", "ResidualBlock", "ResidualStack", "GaussianHead", "mlp",
            "make_mixer", "FutureSummary", "sinusoidal_embedding"]

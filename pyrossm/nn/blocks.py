@@ -42,16 +42,20 @@ class ResidualBlock(nn.Module):
         self.side = nn.Linear(side_dim, 2 * channels) if side_dim > 0 else None
         self.diffusion = nn.Linear(diffusion_dim, channels) if diffusion_dim > 0 else None
 
-    def forward(self, x, side=None, diffusion_emb=None):
+    def forward(self, x, side=None, diffusion_emb=None, diffusion_index=None):
         """
         :param x: ``(B, H, L, C)``.
         :param side: ``(B, L, E)`` or None.
-        :param diffusion_emb: ``(B, E_diff)`` or None.
+        :param diffusion_emb: ``(B, E_diff)``, or ``(U, E_diff)`` embeddings of the ``U`` distinct
+            noise levels when ``diffusion_index`` ``(B,)`` says which row each example uses.
         :returns: ``(residual_out, skip)``, both ``(B, H, L, C)``.
         """
         y = x
         if self.diffusion is not None and diffusion_emb is not None:
-            y = y + self.diffusion(diffusion_emb)[:, None, None, :]
+            proj = self.diffusion(diffusion_emb)
+            if diffusion_index is not None:
+                proj = proj[diffusion_index]
+            y = y + proj[:, None, None, :]
         y = self.feature_mixer(self.time_mixer(y))
         y = self.mid(y)
         if self.side is not None and side is not None:
@@ -78,11 +82,11 @@ class ResidualStack(nn.Module):
             for _ in range(num_layers)
         )
 
-    def forward(self, x, side=None, diffusion_emb=None):
+    def forward(self, x, side=None, diffusion_emb=None, diffusion_index=None):
         """``(B, H, L, C)`` -> ``(B, H, L, C)`` (sum of skips / sqrt(num_layers))."""
         total = 0.0
         for block in self.blocks:
-            x, skip = block(x, side, diffusion_emb)
+            x, skip = block(x, side, diffusion_emb, diffusion_index)
             total = total + skip
         return total / math.sqrt(len(self.blocks))
 

@@ -1,0 +1,8 @@
+"""One diffusion core for every pyrossm model: schedules, preconditioning and losses, samplers."""
+
+from .preconditioning import denoise, diffusion_bound, karras_coefficients, regression_target
+from .samplers import ddim_sample, ddpm_sample
+from .schedules import NoiseSchedule
+
+__all__ = ["NoiseSchedule", "karras_coefficients", "denoise", "regression_target",
+           "diffusion_bound", "ddpm_sample", "ddim_sample"]

@@ -1,0 +1,80 @@
+"""Karras et al. (2022) preconditioning with ``sigma_data = 1`` (DDSSM paper, Appendix E.2)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def karras_coefficients(sigma: torch.Tensor):
+    """``(c_skip, c_out, c_in, c_noise)`` for noise levels ``sigma`` (any shape), ``sigma_data = 1``.
+
+    ``c_skip = 1 / (sigma^2 + 1)``, ``c_out = sigma / sqrt(sigma^2 + 1)``,
+    ``c_in = 1 / sqrt(sigma^2 + 1)``, ``c_noise = log(sigma) / 4``.
+    """
+    s2 = sigma ** 2 + 1
+    return 1 / s2, sigma / s2.sqrt(), 1 / s2.sqrt(), 0.25 * torch.log(sigma)
+
+
+def denoise(network, z_hat, sigma, context):
+    r"""The preconditioned denoiser ``D(z^, sigma, c) = c_skip z^ + c_out F(c_in z^, c_noise, c)``.
+
+    :param network: ``F(x_in (B, d), c_noise (B,), context) -> (B, d)``.
+    :param z_hat: ``(B, d)`` rescaled noisy latents (Eq. 36).
+    :param sigma: ``(B,)`` noise levels.
+    :returns: ``(D, F)``, each ``(B, d)``.
+    """
+    c_skip, c_out, c_in, c_noise = karras_coefficients(sigma)
+    out = network(c_in.unsqueeze(-1) * z_hat, c_noise, context)
+    return c_skip.unsqueeze(-1) * z_hat + c_out.unsqueeze(-1) * out, out
+
+
+def regression_target(z0, z_hat, sigma):
+    """``y(z^0, k) = (z^0 - c_skip z^) / c_out`` (Eq. 38); shapes ``(B, d)``, ``(B, d)``, ``(B,)``."""
+    c_skip, c_out, _, _ = karras_coefficients(sigma)
+    return (z0 - c_skip.unsqueeze(-1) * z_hat) / c_out.unsqueeze(-1)
+
+
+def diffusion_bound(network, schedule, z0, context, num_draws=1, include_constant=True):
+    r"""Monte-Carlo negative-ELBO bound on ``-log p(z^0 | c)`` (Eq. 29 / 52), per example.
+
+    ``L_forward(z^0) + 1/S_k sum_m K w~_{k_m} ||F(c_in z^_m, c_noise, c) - y(z^0, k_m)||^2``
+    with ``k_m ~ Unif{1..K}`` and ``eps_m ~ N(0, I)``, plus (when ``include_constant``) the
+    schedule constant ``C`` of Eq. 33 (reverse variances ``beta_k``), so that the result bounds
+    ``-log p(z^0 | c)`` itself.  Differentiable in ``z0``, the network and the context.
+
+    :param network: see :func:`denoise`.
+    :param schedule: :class:`~pyrossm.diffusion.NoiseSchedule`.
+    :param z0: ``(B, d)`` clean latents.
+    :param context: anything the network takes, batched over ``B`` (repeated for the draws).
+    :param int num_draws: ``S_k``.
+    :returns: ``(B,)``.
+    """
+    b, d = z0.shape
+    k = torch.randint(0, schedule.num_steps, (num_draws, b), device=z0.device)
+    noise = torch.randn(num_draws, b, d, device=z0.device, dtype=z0.dtype)
+    sigma = schedule.sigmas[k]                                                        # (S_k, B)
+    z_hat = z0.unsqueeze(0) + sigma.unsqueeze(-1) * noise
+    z0_rep = z0.unsqueeze(0).expand(num_draws, b, d)
+    flat = lambda t: t.reshape((num_draws * b,) + t.shape[2:])                       # noqa: E731
+    ctx = _repeat(context, num_draws)
+    _, out = denoise(network, flat(z_hat), flat(sigma), ctx)
+    target = regression_target(flat(z0_rep), flat(z_hat), flat(sigma))
+    weights = schedule.num_steps * schedule.loss_weights[flat(k)]
+    err = (weights * ((out - target) ** 2).sum(-1)).reshape(num_draws, b).mean(0)
+    bound = schedule.forward_kl(z0) + err
+    if include_constant:
+        bound = bound + d * schedule.constant_per_dim
+    return bound
+
+
+def _repeat(context, times):
+    """Repeats every tensor in ``context`` (a tensor, tuple or dict) ``times`` along dim 0."""
+    if context is None:
+        return None
+    if isinstance(context, torch.Tensor):
+        return context.repeat((times,) + (1,) * (context.dim() - 1))
+    if isinstance(context, (tuple, list)):
+        return type(context)(_repeat(c, times) for c in context)
+    if isinstance(context, dict):
+        return {key: _repeat(c, times) for key, c in context.items()}
+    raise TypeError(f"context must be a tensor, tuple, list or dict, got {type(context).__name__}")

@@ -1,0 +1,83 @@
+"""``DiffusionTransition``: a transition density ``p(z_t | c_t)`` that is a conditional diffusion model."""
+
+from __future__ import annotations
+
+import torch
+from pyro.distributions import TorchDistribution, constraints
+
+from ..diffusion import ddim_sample, ddpm_sample, denoise, diffusion_bound
+from .windows import flatten_batch
+
+
+class DiffusionTransition(TorchDistribution):
+    r"""The DDSSM transition density (Eq. 2): ``z_t^0`` from a reverse diffusion conditioned on
+    ``c_t = (z_{t-j:t-1}, u_{t-j:t})``, the intermediate ``z_t^{1:K}`` marginalised.
+
+    ``log_prob(z)`` is **not** the exact log-density (which is intractable): it returns
+    ``-(L_forward(z) + K E_k[w~_k ||F(c_in z^k, c_noise, c) - y(z, k)||^2] + C)``, the negative of
+    the bound of Eq. 29 / 52 estimated with ``num_noise_draws`` (``S_k``) draws of ``(k, eps)``
+    plus the schedule constant ``C`` of Eq. 33 -- a *stochastic lower bound* on
+    ``log p(z | c)`` (exactly Eq. 29's negative when ``include_constant=False``).  Used as the
+    ``"z"`` site's transition, Pyro's ``Trace_ELBO`` of the model/guide pair is the paper's ELBO
+    (Eq. 4-5, 46).  ``sample()`` runs the reverse diffusion (``"ddpm"`` ancestral over all ``K``
+    steps, or deterministic ``"ddim"`` on ``num_sampling_steps``); sampling is not
+    reparameterised (``has_rsample = False``).
+
+    :param network: denoiser ``F(x_in (B, M), c_noise (B,), (history, covariates)) -> (B, M)``.
+    :param schedule: :class:`~pyrossm.diffusion.NoiseSchedule`.
+    :param history: ``(..., j, M)``.  :param covariates: ``(..., j+1, V)``.
+    :param int num_noise_draws: ``S_k``.
+    :param str sampler: ``"ddpm"`` or ``"ddim"``.  :param num_sampling_steps: DDIM steps.
+    """
+
+    arg_constraints = {}
+    support = constraints.independent(constraints.real, 1)
+    has_rsample = False
+
+    def __init__(self, network, schedule, history, covariates, num_noise_draws=1, sampler="ddpm",
+                 num_sampling_steps=None, include_constant=True, batch_shape=None,
+                 validate_args=None):
+        if sampler not in ("ddpm", "ddim"):
+            raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+        self.network, self.schedule = network, schedule
+        self.history, self.covariates = history, covariates
+        self.num_noise_draws, self.sampler = num_noise_draws, sampler
+        self.num_sampling_steps, self.include_constant = num_sampling_steps, include_constant
+        if batch_shape is None:
+            batch_shape = torch.broadcast_shapes(history.shape[:-2], covariates.shape[:-2])
+        super().__init__(torch.Size(batch_shape), torch.Size(history.shape[-1:]),
+                         validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        return DiffusionTransition(self.network, self.schedule, self.history, self.covariates,
+                                   self.num_noise_draws, self.sampler, self.num_sampling_steps,
+                                   self.include_constant, batch_shape=torch.Size(batch_shape))
+
+    def _flat_context(self, batch):
+        return flatten_batch(self.history, self.covariates, batch_shape=batch, keep_dims=(2, 2))
+
+    def log_prob(self, value):
+        batch = torch.broadcast_shapes(self.batch_shape, value.shape[:-1])
+        history, covariates = self._flat_context(batch)
+        (z,) = flatten_batch(value, batch_shape=batch, keep_dims=(1,))
+        bound = diffusion_bound(self.network, self.schedule, z, (history, covariates),
+                                self.num_noise_draws, self.include_constant)
+        return -bound.reshape(batch)
+
+    def sample(self, sample_shape=torch.Size()):
+        shape = torch.Size(sample_shape) + self.batch_shape
+        history, covariates = self._flat_context(shape)
+        sigmas = self.schedule.sigmas
+
+        def denoiser(z_hat, k_index):
+            sigma = sigmas[k_index].expand(z_hat.shape[0])
+            return denoise(self.network, z_hat, sigma, (history, covariates))[0]
+
+        flat_shape = (history.shape[0], self.event_shape[0])
+        with torch.no_grad():
+            if self.sampler == "ddpm":
+                z = ddpm_sample(denoiser, self.schedule, flat_shape, device=history.device)
+            else:
+                z = ddim_sample(denoiser, self.schedule, flat_shape, device=history.device,
+                                num_sampling_steps=self.num_sampling_steps)
+        return z.reshape(shape + self.event_shape)

@@ -1,0 +1,56 @@
+"""The Diffusion-Driven State-Space Model preset (DDSSM paper, Sec. 2, App. F-I)."""
+
+from __future__ import annotations
+
+from .emission import GaussianEmission
+from .encoder import SmoothingEncoder
+from .init import StandardNormalInit, VHPInit
+from .ssm import StateSpaceModel, check_order_and_latent_dim
+from .transition import DiffusionDynamics
+
+
+class DDSSM(StateSpaceModel):
+    """DDSSM: a :class:`StateSpaceModel` whose transition density is a conditional diffusion model.
+
+    Same encoder, emission and VHP as :class:`~pyrossm.models.DKF` (Table 1); the Gaussian
+    transition is replaced by :class:`~pyrossm.models.transition.DiffusionDynamics` (Table 2).
+    Trained end to end by one ELBO: the ``"z"`` site's prior log-density includes each
+    transition's diffusion bound (Eq. 29 / 52, see
+    :class:`~pyrossm.distributions.DiffusionTransition`).
+
+    :param int obs_dim: ``D``.  :param int latent_dim: ``M``.  :param int order: ``j``.
+    :param int covariate_dim: ``V``.  :param str init: ``"vhp"`` or ``"normal"``.
+    :param int num_diffusion_steps: ``K``.  :param str schedule: noise schedule.
+    :param int num_noise_draws: ``S_k``.  :param str sampler: ``"ddpm"`` or ``"ddim"``.
+    :param num_sampling_steps: DDIM steps for forecasting (``None`` = ``K``).
+    """
+
+    def __init__(self, obs_dim, latent_dim=1, order=1, covariate_dim=0, init="vhp", channels=16,
+                 hidden_dim=16, encoder_layers=2, emission_layers=2, diffusion_channels=16,
+                 diffusion_layers=3, num_diffusion_steps=128, schedule="linear",
+                 num_noise_draws=2, sampler="ddpm", num_sampling_steps=None):
+        check_order_and_latent_dim(order, latent_dim)
+        if init not in ("vhp", "normal"):
+            raise ValueError(f"init must be 'vhp' or 'normal', got {init!r}")
+        kw = dict(channels=channels, seq_dim=hidden_dim, hidden_dim=hidden_dim)
+        super().__init__(
+            transition=DiffusionDynamics(latent_dim, order, covariate_dim, num_diffusion_steps,
+                                         schedule, num_noise_draws, diffusion_channels,
+                                         diffusion_layers, sampler=sampler,
+                                         num_sampling_steps=num_sampling_steps),
+            emission=GaussianEmission(obs_dim, latent_dim, order, covariate_dim,
+                                      num_layers=emission_layers, **kw),
+            encoder=SmoothingEncoder(obs_dim, latent_dim, order, covariate_dim,
+                                     summary_dim=hidden_dim, num_layers=encoder_layers, **kw),
+            init=(VHPInit(latent_dim, order, covariate_dim, **kw) if init == "vhp"
+                  else StandardNormalInit(latent_dim, order)),
+            latent_dim=latent_dim, order=order, obs_dim=obs_dim, covariate_dim=covariate_dim,
+        )
+        self.config = dict(obs_dim=obs_dim, latent_dim=latent_dim, order=order,
+                           covariate_dim=covariate_dim, init=init, channels=channels,
+                           hidden_dim=hidden_dim, encoder_layers=encoder_layers,
+                           emission_layers=emission_layers, diffusion_channels=diffusion_channels,
+                           diffusion_layers=diffusion_layers,
+                           num_diffusion_steps=num_diffusion_steps, schedule=schedule,
+                           num_noise_draws=num_noise_draws, sampler=sampler,
+                           num_sampling_steps=num_sampling_steps)
