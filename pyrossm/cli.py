@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=_cmd_forecast)
 
-    p = sub.add_parser("demo", help="fit DKF on the built-in bimodal data set, print figures, write plots")
+    p = sub.add_parser("demo", help="fit DDSSM and DKF on the built-in bimodal data set, print figures, write plots")
     p.add_argument("--out", default="demo_output", help="folder for the plots and the saved model")
     p.add_argument("--num-steps", type=int, default=None, help="SVI steps (default: the demo's setting)")
     p.add_argument("--seed", type=int, default=0)
