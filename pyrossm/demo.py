@@ -13,16 +13,16 @@ import numpy as np
 
 #: settings of the demo fits: small networks so both run in a few minutes on a 2-core CPU
 DEMO_FITS = {
-    "DDSSM": dict(model="ddssm", latent_dim=1, order=1, num_steps=600, batch_size=128,
+    "DDSSM": dict(model="ddssm", latent_dim=1, order=1, num_steps=500, batch_size=64,
                   learning_rate=3e-3, warmup_steps=200, channels=8, hidden_dim=8,
                   diffusion_channels=16, num_diffusion_steps=64, num_noise_draws=4,
                   sampler="ddim", num_sampling_steps=32),
-    "DKF": dict(model="dkf", latent_dim=1, order=1, num_steps=600, batch_size=128,
-                learning_rate=3e-3, warmup_steps=200, channels=8, hidden_dim=8),
+    "DKF": dict(model="dkf", latent_dim=1, order=1, num_steps=400, batch_size=64,
+                learning_rate=3e-3, warmup_steps=150, channels=8, hidden_dim=8),
 }
 
 
-def run_demo(out: Path, num_steps=None, seed=0, progress=True, n_train=1024, n_test=256,
+def run_demo(out: Path, num_steps=None, seed=0, progress=True, n_train=1024, n_test=64,
              models=("DDSSM", "DKF")):
     """Fits each demo model, evaluates and plots; returns a dict of the printed figures."""
     import matplotlib
