@@ -6,7 +6,17 @@ import torch
 from pyro.distributions import TorchDistribution, constraints
 
 from ..diffusion import ddim_sample, ddpm_sample, denoise, diffusion_bound
+from ..diffusion.samplers import _check_steps
 from .windows import flatten_batch
+
+
+def check_diffusion_arguments(schedule, num_noise_draws, sampler, num_sampling_steps):
+    """Raises ``ValueError`` for a bad ``num_noise_draws``, ``sampler`` or ``num_sampling_steps``."""
+    if isinstance(num_noise_draws, bool) or not isinstance(num_noise_draws, int) or num_noise_draws < 1:
+        raise ValueError(f"num_noise_draws must be a positive int, got {num_noise_draws!r}")
+    if sampler not in ("ddpm", "ddim"):
+        raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+    _check_steps(schedule, num_sampling_steps)
 
 
 class DiffusionTransition(TorchDistribution):
@@ -37,8 +47,7 @@ class DiffusionTransition(TorchDistribution):
     def __init__(self, network, schedule, history, covariates, num_noise_draws=1, sampler="ddpm",
                  num_sampling_steps=None, include_constant=True, batch_shape=None,
                  validate_args=None):
-        if sampler not in ("ddpm", "ddim"):
-            raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+        check_diffusion_arguments(schedule, num_noise_draws, sampler, num_sampling_steps)
         self.network, self.schedule = network, schedule
         self.history, self.covariates = history, covariates
         self.num_noise_draws, self.sampler = num_noise_draws, sampler

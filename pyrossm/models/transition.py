@@ -72,6 +72,9 @@ class DiffusionDynamics(nn.Module):
         self.schedule = NoiseSchedule(num_diffusion_steps, schedule)
         self.network = network if network is not None else CSDIDenoiser(
             latent_dim, order, covariate_dim, channels, num_layers, time_mixer, feature_mixer)
+        from ..distributions.diffusion import check_diffusion_arguments
+
+        check_diffusion_arguments(self.schedule, num_noise_draws, sampler, num_sampling_steps)
         self.num_noise_draws = num_noise_draws
         self.sampler, self.num_sampling_steps = sampler, num_sampling_steps
 

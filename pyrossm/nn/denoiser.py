@@ -53,6 +53,15 @@ class CSDIDenoiser(nn.Module):
                                    feature_mixer, diffusion_dim)
         self.post = nn.Linear(channels, channels)
         self.output = nn.Linear(channels, 1)
+        # CSDI's initialisation (Kaiming-normal 1x1 projections): with PyTorch's default Linear
+        # init the stack's output hardly varies with its input (per-unit std ~0.01 against a mean
+        # ~0.3), so under Adam every ReLU before the output projection dies at once, for all
+        # inputs, within ~100 steps, and the denoiser stops learning.
+        projections = [self.input, self.post]
+        for block in self.stack.blocks:
+            projections += [layer for layer in (block.mid, block.out, block.side) if layer is not None]
+        for layer in projections:
+            nn.init.kaiming_normal_(layer.weight)
         nn.init.zeros_(self.output.weight)
         nn.init.zeros_(self.output.bias)
 

@@ -1,0 +1,222 @@
+"""DiffusionTransition: shapes over batch shapes, log_prob as the Eq. 29 bound, sampling, errors.
+
+Numbers come from an exact conditional network: for ``z_t | z_{t-1} ~ N(a z_{t-1} + b u_t, s^2)``
+the optimal denoiser is ``(s^2 z^ + sigma^2 mu(c)) / (s^2 + sigma^2)`` with ``mu(c)`` read from the
+context, so ``log_prob`` must approach ``Normal(mu(c), s).log_prob`` (up to the Monte-Carlo noise
+of the bound and its O(1/K) gap) and ``sample`` must reproduce the conditional law -- both only if
+every example is matched with its own history and covariates.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.distributions import Normal
+
+from pyrossm.diffusion import NoiseSchedule, karras_coefficients
+from pyrossm.distributions import DiffusionTransition
+from pyrossm.nn import CSDIDenoiser
+
+M, V = 2, 3
+BATCH_SHAPES = [(), (5,), (2, 4)]
+A, B, S = 0.8, 0.5, 0.6
+
+
+class ExactConditional(nn.Module):
+    """``F*`` for ``z_t ~ N(A z_{t-1} + B u_t[0], S^2)`` per coordinate (order ``j``: last history
+    entry; covariate: the first channel at the target step)."""
+
+    def forward(self, x_in, c_noise, context):
+        history, covariates = context
+        mean = A * history[:, -1, :] + B * covariates[:, -1, :1]
+        sigma = torch.exp(4 * c_noise).unsqueeze(-1)
+        c_skip, c_out, c_in, _ = karras_coefficients(sigma)
+        z_hat = x_in / c_in
+        d_star = (S ** 2 * z_hat + sigma ** 2 * mean) / (S ** 2 + sigma ** 2)
+        return (d_star - c_skip * z_hat) / c_out
+
+
+class Counting(nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.calls, self.rows = net, 0, []
+
+    def forward(self, x_in, c_noise, context):
+        self.calls += 1
+        self.rows.append(x_in.shape[0])
+        return self.net(x_in, c_noise, context)
+
+
+def make_context(batch_shape, order=2, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    history = 2 * torch.randn(*batch_shape, order, M, generator=gen)
+    covariates = torch.randn(*batch_shape, order + 1, V, generator=gen)
+    return history, covariates
+
+
+def true_log_prob(value, history, covariates):
+    mean = A * history[..., -1, :] + B * covariates[..., -1, :1]
+    return Normal(mean, S).log_prob(value).sum(-1)
+
+
+def small_denoiser(order=2, seed=0):
+    torch.manual_seed(seed)
+    net = CSDIDenoiser(M, order, V, channels=4, num_layers=1, embedding_dim=8, diffusion_dim=8)
+    # the output layer starts at zero (CSDI): perturb it so gradients reach every layer
+    with torch.no_grad():
+        net.output.weight.normal_(0, 0.5)
+    return net
+
+
+@pytest.mark.parametrize("batch_shape", BATCH_SHAPES, ids=str)
+def test_shapes_expand_sample_log_prob(batch_shape):
+    history, covariates = make_context(batch_shape)
+    net = small_denoiser()
+    d = DiffusionTransition(net, NoiseSchedule(8), history, covariates)
+    assert d.batch_shape == batch_shape and d.event_shape == (M,)
+    assert not d.has_rsample
+
+    x = d.sample()
+    assert x.shape == batch_shape + (M,) and torch.isfinite(x).all()
+    xs = d.sample((3,))
+    assert xs.shape == (3,) + batch_shape + (M,)
+    # samples differ across the sample dim (fresh noise)
+    assert not torch.allclose(xs[0], xs[1])
+
+    lp = d.log_prob(x)
+    assert lp.shape == batch_shape and torch.isfinite(lp).all()
+    lps = d.log_prob(xs)
+    assert lps.shape == (3,) + batch_shape and torch.isfinite(lps).all()
+
+    e = d.expand((3,) + batch_shape)
+    assert isinstance(e, DiffusionTransition)
+    assert e.batch_shape == (3,) + batch_shape and e.event_shape == (M,)
+    assert e.sample().shape == (3,) + batch_shape + (M,)
+    assert e.log_prob(x).shape == (3,) + batch_shape
+    assert e.sampler == d.sampler and e.num_noise_draws == d.num_noise_draws
+    assert e.network is net and e.schedule is d.schedule
+
+
+@pytest.mark.parametrize("batch_shape", BATCH_SHAPES, ids=str)
+def test_one_network_call_per_log_prob(batch_shape):
+    history, covariates = make_context(batch_shape)
+    net = Counting(small_denoiser())
+    d = DiffusionTransition(net, NoiseSchedule(8), history, covariates, num_noise_draws=3)
+    d.log_prob(torch.zeros(batch_shape + (M,)))
+    n = math.prod(batch_shape)
+    assert net.calls == 1 and net.rows == [3 * n]
+
+
+@pytest.mark.parametrize("batch_shape", BATCH_SHAPES, ids=str)
+def test_log_prob_is_differentiable(batch_shape):
+    history, covariates = make_context(batch_shape)
+    history.requires_grad_(True)
+    net = small_denoiser()
+    d = DiffusionTransition(net, NoiseSchedule(8), history, covariates, num_noise_draws=2)
+    value = torch.randn(batch_shape + (M,), requires_grad=True)
+    d.log_prob(value).sum().backward()
+    assert value.grad is not None and torch.isfinite(value.grad).all() and value.grad.abs().sum() > 0
+    assert history.grad is not None and history.grad.abs().sum() > 0
+    grads = [p.grad for p in net.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(g.abs().sum() for g in grads) > 0
+    assert net.output.weight.grad.abs().sum() > 0 and net.input.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("batch_shape", [(5,), (2, 4)], ids=str)
+def test_log_prob_of_the_exact_network_is_the_conditional_density(batch_shape):
+    history, covariates = make_context(batch_shape, seed=1)
+    value = (A * history[..., -1, :] + B * covariates[..., -1, :1]
+             + S * torch.randn(batch_shape + (M,), generator=torch.Generator().manual_seed(2)))
+    sch = NoiseSchedule(128)
+    torch.manual_seed(0)
+    d = DiffusionTransition(ExactConditional(), sch, history, covariates, num_noise_draws=20000)
+    lp = d.log_prob(value)
+    ref = true_log_prob(value, history, covariates)
+    # per-draw std of the bound ~15 nats per dim at K = 128: standard error ~0.15 for M = 2
+    assert (lp - ref).abs().max().item() < 0.6, lp - ref
+    # a misaligned context (another example's history) would be far off
+    shuffled = history.reshape(-1, 2, M).roll(1, 0).reshape(history.shape)
+    assert (true_log_prob(value, shuffled, covariates) - ref).abs().max() > 2
+    # include_constant=False drops exactly d C
+    torch.manual_seed(0)
+    no_c = DiffusionTransition(ExactConditional(), sch, history, covariates, num_noise_draws=20000,
+                               include_constant=False).log_prob(value)
+    torch.testing.assert_close(no_c - lp, torch.full(batch_shape, M * sch.constant_per_dim),
+                               rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("sampler,steps", [("ddpm", None), ("ddim", 64), ("ddim", 8)])
+def test_sample_of_the_exact_network_follows_the_conditional_law(sampler, steps):
+    """(With K = 16 the DDPM spread is ~9% too wide here: reverse variances beta_k on a coarse
+    schedule; K = 64 is within 5%.)"""
+    batch_shape = (2, 3)
+    history, covariates = make_context(batch_shape, seed=3)
+    sch = NoiseSchedule(64)
+    torch.manual_seed(1)
+    d = DiffusionTransition(ExactConditional(), sch, history, covariates, sampler=sampler,
+                            num_sampling_steps=steps)
+    x = d.sample((4000,))
+    assert x.shape == (4000,) + batch_shape + (M,)
+    mean = A * history[..., -1, :] + B * covariates[..., -1, :1]
+    torch.testing.assert_close(x.mean(0), mean, rtol=0, atol=4 * S / math.sqrt(4000) + 0.01)
+    std = x.std(0)
+    if sampler == "ddpm":
+        torch.testing.assert_close(std, torch.full_like(std, S), rtol=0.05, atol=0)
+    elif steps == 64:   # all 64 steps: the ODE's Euler error leaves it ~5% under-dispersed
+        assert (std > 0.9 * S).all() and (std < 1.02 * S).all()
+    else:   # deterministic sampler with coarse steps: under-dispersed, but not collapsed
+        assert (std > 0.6 * S).all() and (std < S).all()
+
+
+def test_ddim_uses_num_sampling_steps_network_calls():
+    history, covariates = make_context((4,))
+    net = Counting(ExactConditional())
+    d = DiffusionTransition(net, NoiseSchedule(32), history, covariates, sampler="ddim",
+                            num_sampling_steps=5)
+    x1 = d.sample((2,))
+    assert net.calls == 5 and net.rows == [8] * 5
+    net.calls = 0
+    DiffusionTransition(net, NoiseSchedule(32), history, covariates, sampler="ddpm").sample()
+    assert net.calls == 32
+    # DDIM is a deterministic map of the initial noise
+    torch.manual_seed(5)
+    a = d.sample((2,))
+    torch.manual_seed(5)
+    b = d.sample((2,))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert x1.shape == a.shape
+
+
+def test_sample_does_not_track_gradients():
+    history, covariates = make_context((3,))
+    net = small_denoiser()
+    d = DiffusionTransition(net, NoiseSchedule(8), history.requires_grad_(True), covariates)
+    assert not d.sample().requires_grad
+
+
+@pytest.mark.parametrize("bad", ["euler", "DDPM", None, 3])
+def test_bad_sampler_raises(bad):
+    history, covariates = make_context((3,))
+    with pytest.raises(ValueError, match="sampler"):
+        DiffusionTransition(ExactConditional(), NoiseSchedule(8), history, covariates, sampler=bad)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 9, 2.5, True])
+def test_bad_num_sampling_steps_raises(bad):
+    history, covariates = make_context((3,))
+    with pytest.raises(ValueError, match="num_sampling_steps"):
+        # raised on construction, not first when sampling
+        DiffusionTransition(ExactConditional(), NoiseSchedule(8), history, covariates, sampler="ddim",
+                            num_sampling_steps=bad)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_bad_num_noise_draws_raises(bad):
+    history, covariates = make_context((3,))
+    with pytest.raises(ValueError, match="num_noise_draws"):
+        DiffusionTransition(ExactConditional(), NoiseSchedule(8), history, covariates,
+                            num_noise_draws=bad)
