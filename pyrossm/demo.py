@@ -16,14 +16,14 @@ DEMO_FITS = {
     "DDSSM": dict(model="ddssm", latent_dim=1, order=1, num_steps=500, batch_size=64,
                   learning_rate=3e-3, warmup_steps=200, channels=8, hidden_dim=8,
                   diffusion_channels=16, num_diffusion_steps=64, num_noise_draws=4,
-                  sampler="ddim", num_sampling_steps=32),
+                  sampler="ddim", num_sampling_steps=16),
     "DKF": dict(model="dkf", latent_dim=1, order=1, num_steps=400, batch_size=64,
                 learning_rate=3e-3, warmup_steps=150, channels=8, hidden_dim=8),
 }
 
 
 def run_demo(out: Path, num_steps=None, seed=0, progress=True, n_train=1024, n_test=64,
-             models=("DDSSM", "DKF")):
+             models=("DDSSM", "DKF"), num_samples=512):
     """Fits each demo model, evaluates and plots; returns a dict of the printed figures."""
     import matplotlib
 
@@ -54,7 +54,8 @@ def run_demo(out: Path, num_steps=None, seed=0, progress=True, n_train=1024, n_t
         print(res)
         # 1-step predictive of x_32 given x_{1:31} against the exact law (DDSSM paper, Fig. 1)
         start = time.perf_counter()
-        fc1 = res.forecast(test.isel(time=slice(0, context_1)), horizon=1, num_samples=1024, seed=seed)
+        fc1 = res.forecast(test.isel(time=slice(0, context_1)), horizon=1, num_samples=num_samples,
+                           seed=seed)
         forecast_seconds = time.perf_counter() - start
         one_step[name] = fc1["x"].values[:, :, 0]                                   # (S, N)
         # 8-step forecasts from x_{1:24} (DDSSM paper, Fig. 2)
@@ -66,8 +67,8 @@ def run_demo(out: Path, num_steps=None, seed=0, progress=True, n_train=1024, n_t
             "fit_seconds": fit_seconds, "forecast_seconds": forecast_seconds}
         res.save(out / f"{name.lower()}.pyrossm")
 
-    exact = law.sample(1024, np.random.default_rng(seed))
-    locf = np.repeat(test["x"].values[None, :, context_1 - 1], 1024, axis=0)
+    exact = law.sample(num_samples, np.random.default_rng(seed))
+    locf = np.repeat(test["x"].values[None, :, context_1 - 1], num_samples, axis=0)
     results["LOCF"] = {"jsd": jsd_to_density(locf, law.pdf, **bounds),
                        "crps": float(crps(np.repeat(test["x"].values[None, :, context_8 - 1:context_8],
                                                     truth.shape[1], 2), truth).mean())}
@@ -84,7 +85,7 @@ def run_demo(out: Path, num_steps=None, seed=0, progress=True, n_train=1024, n_t
         crps_text = f"{r['crps']:.4f}" if np.isfinite(r["crps"]) else "-"
         print(f"{name:28s} {jsd_text:>26s} {crps_text:>12s} {fit_s:>8s} {fc_s:>11s}")
     print("(JSD base 2 against the exact law of x_32 | z_31, 100 bins on mean +- 8; forecast s = "
-          f"1024 samples x {n_test} series)")
+          f"{num_samples} samples x {n_test} series)")
 
     # Figures: pooled predictive of the jump x_32 - 0.9 z_31 (Fig. 1a) and fan charts (Fig. 2)
     jumps = {name: s - 0.9 * latent.values[None, :, context_1 - 1] for name, s in one_step.items()}
