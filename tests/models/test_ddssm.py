@@ -232,10 +232,16 @@ def test_fit_rejects_bad_diffusion_arguments_before_training(data):
 
 # ------------------------------------------------------------------ the bimodal random walk
 #: Settings that learn the bimodal transition (DDSSM paper, Sec. 4) on a CPU.  Measured 1-step
-#: predictive mass within +-1.5 of (+4, -4): (0.32, 0.34), (0.32, 0.31), (0.36, 0.29) for seeds
-#: 0, 1, 2 (600 steps: (0.28, 0.29)).  Slower encoder / emission / init than transition (as in
-#: the paper's Table 3) matters: with lr 0.01 everywhere, 1200 steps gave (0.36, 0.29) for seed 0
-#: but a unimodal predictive (0.17, 0.20) for seed 1.  About 100 s on one CPU thread.
+#: predictive mass within +-1.5 of (+4, -4): (0.32, 0.34), (0.32, 0.31), (0.36, 0.29) for seeds 0,
+#: 1, 2; 600 steps: (0.28, 0.29).  A slower encoder / emission / init than transition (as in the
+#: paper's Table 3) matters: with lr 0.01 everywhere, 1200 steps gave (0.36, 0.29) for seed 0 but a
+#: unimodal predictive (0.17, 0.20) for seed 1.  No setting found passes reliably within ~40 s
+#: (about 300 steps): at 250-300 steps the predictive is still broad (mass near the modes
+#: 0.21-0.50; two humps only with a constant lambda of 0.1 and no clipping), whatever the lambda
+#: warm-up, constant lambda (0.1, 0.3), learning rates (a transition lr of 0.02-0.03 is worse than
+#: 0.01), noise draws (2-8) or clipping (none, 10, 1000).  With the
+#: denoiser's old default init these settings gave a uniform predictive (0.11, 0.11): a dead
+#: transition network. About 100-120 s on one CPU thread.
 BIMODAL_FIT = dict(
     num_steps=1000, batch_size=128, num_noise_draws=4, learning_rate=0.003,
     learning_rates=dict(transition=0.01), annealing="cosine",    # lambda 0.01 -> 1 over 333 steps
