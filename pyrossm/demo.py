@@ -14,8 +14,9 @@ import numpy as np
 #: settings of the demo fits: small networks so both run in a few minutes on a 2-core CPU
 DEMO_FITS = {
     "DDSSM": dict(model="ddssm", latent_dim=1, order=1, num_steps=500, batch_size=64,
-                  learning_rate=3e-3, warmup_steps=200, channels=8, hidden_dim=8,
-                  diffusion_channels=16, num_diffusion_steps=64, num_noise_draws=4,
+                  learning_rate=3e-3, learning_rates={"transition": 1e-2}, warmup_steps=200,
+                  channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1,
+                  diffusion_channels=16, num_diffusion_steps=32, num_noise_draws=4,
                   sampler="ddim", num_sampling_steps=16),
     "DKF": dict(model="dkf", latent_dim=1, order=1, num_steps=400, batch_size=64,
                 learning_rate=3e-3, warmup_steps=150, channels=8, hidden_dim=8),
