@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from .emission import GaussianEmission
-from .encoder import SmoothingEncoder
-from .init import StandardNormalInit, VHPInit
+from .dkf import shared_parts
 from .ssm import StateSpaceModel, check_order_and_latent_dim
 from .transition import DiffusionDynamics
 
@@ -30,22 +28,15 @@ class DDSSM(StateSpaceModel):
                  diffusion_layers=3, num_diffusion_steps=128, schedule="linear",
                  num_noise_draws=2, sampler="ddpm", num_sampling_steps=None):
         check_order_and_latent_dim(order, latent_dim)
-        if init not in ("vhp", "normal"):
-            raise ValueError(f"init must be 'vhp' or 'normal', got {init!r}")
-        kw = dict(channels=channels, seq_dim=hidden_dim, hidden_dim=hidden_dim)
+        transition = DiffusionDynamics(latent_dim, order, covariate_dim, num_diffusion_steps,
+                                       schedule, num_noise_draws, diffusion_channels,
+                                       diffusion_layers, sampler=sampler,
+                                       num_sampling_steps=num_sampling_steps)
+        parts = shared_parts(obs_dim, latent_dim, order, covariate_dim, init, channels, hidden_dim,
+                             encoder_layers, emission_layers)
         super().__init__(
-            transition=DiffusionDynamics(latent_dim, order, covariate_dim, num_diffusion_steps,
-                                         schedule, num_noise_draws, diffusion_channels,
-                                         diffusion_layers, sampler=sampler,
-                                         num_sampling_steps=num_sampling_steps),
-            emission=GaussianEmission(obs_dim, latent_dim, order, covariate_dim,
-                                      num_layers=emission_layers, **kw),
-            encoder=SmoothingEncoder(obs_dim, latent_dim, order, covariate_dim,
-                                     summary_dim=hidden_dim, num_layers=encoder_layers, **kw),
-            init=(VHPInit(latent_dim, order, covariate_dim, **kw) if init == "vhp"
-                  else StandardNormalInit(latent_dim, order)),
-            latent_dim=latent_dim, order=order, obs_dim=obs_dim, covariate_dim=covariate_dim,
-        )
+            transition=transition, **parts, latent_dim=latent_dim, order=order, obs_dim=obs_dim,
+            covariate_dim=covariate_dim)
         self.config = dict(obs_dim=obs_dim, latent_dim=latent_dim, order=order,
                            covariate_dim=covariate_dim, init=init, channels=channels,
                            hidden_dim=hidden_dim, encoder_layers=encoder_layers,

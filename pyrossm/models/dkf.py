@@ -25,21 +25,36 @@ class DKF(StateSpaceModel):
     def __init__(self, obs_dim, latent_dim=1, order=1, covariate_dim=0, init="vhp", channels=16,
                  hidden_dim=16, encoder_layers=2, emission_layers=2, transition_layers=3):
         check_order_and_latent_dim(order, latent_dim)  # before the parts are built from them
-        if init not in ("vhp", "normal"):
-            raise ValueError(f"init must be 'vhp' or 'normal', got {init!r}")
-        kw = dict(channels=channels, seq_dim=hidden_dim, hidden_dim=hidden_dim)
+        # the transition is built first, then the shared parts: parameter initialisation order
+        transition = GaussianTransition(latent_dim, order, covariate_dim, channels,
+                                        transition_layers, hidden_dim, hidden_dim)
+        parts = shared_parts(obs_dim, latent_dim, order, covariate_dim, init, channels, hidden_dim,
+                             encoder_layers, emission_layers)
         super().__init__(
-            transition=GaussianTransition(latent_dim, order, covariate_dim,
-                                          num_layers=transition_layers, **kw),
-            emission=GaussianEmission(obs_dim, latent_dim, order, covariate_dim,
-                                      num_layers=emission_layers, **kw),
-            encoder=SmoothingEncoder(obs_dim, latent_dim, order, covariate_dim,
-                                     summary_dim=hidden_dim, num_layers=encoder_layers, **kw),
-            init=(VHPInit(latent_dim, order, covariate_dim, **kw) if init == "vhp"
-                  else StandardNormalInit(latent_dim, order)),
-            latent_dim=latent_dim, order=order, obs_dim=obs_dim, covariate_dim=covariate_dim,
-        )
+            transition=transition, **parts, latent_dim=latent_dim, order=order, obs_dim=obs_dim,
+            covariate_dim=covariate_dim)
         self.config = dict(obs_dim=obs_dim, latent_dim=latent_dim, order=order,
                            covariate_dim=covariate_dim, init=init, channels=channels,
                            hidden_dim=hidden_dim, encoder_layers=encoder_layers,
                            emission_layers=emission_layers, transition_layers=transition_layers)
+
+
+def shared_parts(obs_dim, latent_dim, order, covariate_dim, init, channels, hidden_dim,
+                 encoder_layers, emission_layers) -> dict:
+    """The emission, encoder and init shared by the DKF and DDSSM presets (Table 1).
+
+    Validates ``order``, ``latent_dim`` and ``init`` first.  :returns: ``dict(emission=...,
+    encoder=..., init=...)`` for :class:`StateSpaceModel`.
+    """
+    check_order_and_latent_dim(order, latent_dim)  # before the parts are built from them
+    if init not in ("vhp", "normal"):
+        raise ValueError(f"init must be 'vhp' or 'normal', got {init!r}")
+    kw = dict(channels=channels, seq_dim=hidden_dim, hidden_dim=hidden_dim)
+    return dict(
+        emission=GaussianEmission(obs_dim, latent_dim, order, covariate_dim,
+                                  num_layers=emission_layers, **kw),
+        encoder=SmoothingEncoder(obs_dim, latent_dim, order, covariate_dim,
+                                 summary_dim=hidden_dim, num_layers=encoder_layers, **kw),
+        init=(VHPInit(latent_dim, order, covariate_dim, **kw) if init == "vhp"
+              else StandardNormalInit(latent_dim, order)),
+    )
