@@ -366,7 +366,6 @@ def main(argv=None):
           + (f", load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""))
     data, source = bimodal_data(args.num_series, args.length, args.seed, device)
     model = build_model(args, device)
-    state = copy.deepcopy(model.state_dict())
     num_params = sum(p.numel() for p in model.parameters())
     print(f"  data: bimodal random walk, {args.num_series} series x length {args.length} (from {source})")
     print(f"  model: DKF(init={args.init!r}, channels={args.channels}, hidden_dim={args.hidden_dim}, "

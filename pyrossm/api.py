@@ -20,7 +20,6 @@ FORMAT = "pyrossm-fit"
 FORMAT_VERSION = 1
 
 
-
 def _resolve_device(device) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -36,6 +35,7 @@ def _resolve_device(device) -> torch.device:
         raise ValueError(f"device={device!r} was requested but CUDA is not available")
     return resolved
 
+
 def _annealing(annealing, start, end, warmup_steps, num_steps) -> AnnealingSchedule:
     if isinstance(annealing, AnnealingSchedule):
         return annealing
@@ -47,6 +47,7 @@ def _annealing(annealing, start, end, warmup_steps, num_steps) -> AnnealingSched
         # an invalid num_steps is reported by TrainerConfig, not as a bad warmup_steps
         warmup_steps = num_steps // 3 if isinstance(num_steps, int) and num_steps > 0 else 0
     return AnnealingSchedule(annealing, start, end, warmup_steps)
+
 
 @contextlib.contextmanager
 def _seeded(seed, device):

@@ -85,7 +85,7 @@ class SmoothingPosterior(TorchDistribution):
     def log_prob(self, value):
         if self._cache is not None and value is self._cache[0]:
             return self._cache[1]
-        j, m = self.order, self.latent_dim
+        j = self.order
         length = value.shape[-2]
         history = sliding_windows(left_pad(value, j)[..., :-1, :], j)      # (..., T, j, M)
         cov_windows = self._covariate_windows()

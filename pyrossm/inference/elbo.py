@@ -10,7 +10,6 @@ terms separately.  ``tests/inference`` checks the equality with ``Trace_ELBO``.
 from __future__ import annotations
 
 import pyro
-import torch
 from pyro import poutine
 from pyro.poutine.util import prune_subsample_sites
 
