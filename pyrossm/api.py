@@ -15,6 +15,7 @@ from .data import DataContract
 from .inference import AnnealingSchedule, SVITrainer, TrainerConfig, atomic_torch_save, safe_torch_load
 from .models import MODELS, StateSpaceModel, build_model
 from .models.registry import model_arguments
+from .validation import check_positive_int
 
 FORMAT = "pyrossm-fit"
 FORMAT_VERSION = 1
@@ -60,6 +61,7 @@ def _seeded(seed, device):
         torch.manual_seed(seed)
         yield
 
+
 def _check_order(series_data, order, what):
     """Every series needs at least ``order`` steps (its first ``j`` states); the error names ``order``."""
     lengths = series_data.lengths.cpu().numpy()
@@ -71,9 +73,6 @@ def _check_order(series_data, order, what):
                          f"observed time steps")
     return series_data
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_steps=1000,
         batch_size=128, num_particles=1, learning_rate=1e-3, learning_rates=None,
@@ -106,8 +105,8 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
     if data is None:
         raise ValueError("data is required: an xarray Dataset with dims ('series', 'time')")
     dev = _resolve_device(device)
-    _check_positive_int("order", order)
-    _check_positive_int("latent_dim", latent_dim)
+    check_positive_int("order", order)
+    check_positive_int("latent_dim", latent_dim)
     order, latent_dim = int(order), int(latent_dim)  # numpy ints too (the models take int)
     if isinstance(model, StateSpaceModel):
         if model_kwargs:
@@ -223,8 +222,8 @@ class FitResult:
         :param seed: seed for reproducible draws.
         :returns: ``xr.Dataset`` with dims ``(draw, series, time)``; ``time`` continues the context's.
         """
-        _check_positive_int("horizon", horizon)
-        _check_positive_int("num_samples", num_samples)
+        check_positive_int("horizon", horizon)
+        check_positive_int("num_samples", num_samples)
         ctx = self._encode(context)
         fut = self._future_covariates(future_covariates, len(ctx), horizon, series=ctx.series)
         with _seeded(seed, self.device):
@@ -238,9 +237,9 @@ class FitResult:
 
         :param covariates: covariate data with ``length`` steps (required iff the model has covariates).
         """
-        _check_positive_int("num_series", num_series)
-        _check_positive_int("length", length)
-        _check_positive_int("num_samples", num_samples)
+        check_positive_int("num_series", num_series)
+        check_positive_int("length", length)
+        check_positive_int("num_samples", num_samples)
         if length < self.model.order:
             raise ValueError(f"length must be >= the Markov order {self.model.order}, got {length}")
         cov = self._future_covariates(covariates, num_series, length)
@@ -251,7 +250,7 @@ class FitResult:
 
     def smooth(self, data, num_samples=100, seed=None):
         """Latent trajectories from the guide: ``xr.Dataset`` with ``z`` ``(draw, series, time, latent)``."""
-        _check_positive_int("num_samples", num_samples)
+        check_positive_int("num_samples", num_samples)
         enc = self._encode(data)
         with _seeded(seed, self.device):
             z = self.model.sample_posterior(enc.filled_values, enc.mask, enc.covariates, num_samples)
@@ -266,7 +265,7 @@ class FitResult:
         :returns: ``DataTree`` with groups ``posterior_predictive`` (dims ``chain, draw, series,
             time``) and ``observed_data`` (the data as given, scaled back).
         """
-        _check_positive_int("num_samples", num_samples)
+        check_positive_int("num_samples", num_samples)
         enc = self._encode(data)
         with _seeded(seed, self.device):
             z = self.model.sample_posterior(enc.filled_values, enc.mask, enc.covariates, num_samples)

@@ -27,6 +27,8 @@ import pandas as pd
 import xarray as xr
 from scipy import special, stats
 
+from .validation import check_positive_int
+
 __all__ = [
     "GaussianMixture1D",
     "bimodal_random_walk",
@@ -39,12 +41,6 @@ __all__ = [
 ]
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-
-
-def _check_positive_int(name, value) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int; got {value!r}")
-    return int(value)
 
 
 def _check_nonnegative(name, value) -> float:
@@ -102,8 +98,8 @@ def bimodal_random_walk(
         ``return_latent=True`` the tuple ``(dataset, z)`` where ``z`` is a DataArray named
         ``"z"`` with the same dims and coords.
     """
-    n_series = _check_positive_int("n_series", n_series)
-    length = _check_positive_int("length", length)
+    n_series = check_positive_int("n_series", n_series)
+    length = check_positive_int("length", length)
     noise_var = _check_nonnegative("noise_var", noise_var)
     rng = np.random.default_rng(seed)
     signs = 2.0 * rng.integers(0, 2, size=(n_series, length)) - 1.0
@@ -322,8 +318,8 @@ def linear_gaussian(
         ``(dataset, z)``, ``z`` a DataArray of dims ``("series", "time")`` (``k == 1``) or
         ``("series", "time", "latent")``.
     """
-    n_series = _check_positive_int("n_series", n_series)
-    length = _check_positive_int("length", length)
+    n_series = check_positive_int("n_series", n_series)
+    length = check_positive_int("length", length)
     A, C, Q, R, m0, P0 = _lgssm_params(A, C, Q, R, m0, P0)
     k, d = A.shape[0], C.shape[0]
     rng = np.random.default_rng(seed)
@@ -429,7 +425,7 @@ def kalman_predictive(x, horizon, *, A, C, Q, R, m0, P0):
         covariances ``(N, h, d, d)`` of each future step, and the filter log-likelihood of the
         observed entries ``(N,)``.
     """
-    horizon = _check_positive_int("horizon", horizon)
+    horizon = check_positive_int("horizon", horizon)
     A, C, Q, R, m0, P0 = _lgssm_params(A, C, Q, R, m0, P0)
     filtered = kalman_filter(x, A=A, C=C, Q=Q, R=R, m0=m0, P0=P0)
     mean, cov = filtered["mean"][:, -1], filtered["cov"][:, -1]

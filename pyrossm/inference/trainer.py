@@ -110,6 +110,7 @@ class SVITrainer:
                              f"groups are {sorted(param_groups)}")
         self.group_names = [name for name, params in param_groups.items() if params]
         self.params = {name: list(param_groups[name]) for name in self.group_names}
+        self.all_params = [p for name in self.group_names for p in self.params[name]]
         self.optimizer = torch.optim.AdamW(
             [{"params": self.params[name], "lr": config.learning_rates.get(name, config.learning_rate),
               "name": name} for name in self.group_names],
@@ -205,12 +206,11 @@ class SVITrainer:
                 idx = torch.arange(num_series)
             loss, terms = self._loss(make_args(idx), lam)
             loss = loss / batch_size
-            params = [p for ps in self.params.values() for p in ps]
             norm = torch.tensor(float("nan"))
             if torch.isfinite(loss):
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm if cfg.clip_norm else float("inf"))
+                norm = torch.nn.utils.clip_grad_norm_(self.all_params, cfg.clip_norm if cfg.clip_norm else float("inf"))
             if not (torch.isfinite(loss) and torch.isfinite(norm)):
                 # a NaN/inf gradient must not reach the parameters (nor a checkpoint)
                 detail = ", ".join(f"{k}={v / batch_size:.4g}" for k, v in terms.items())
