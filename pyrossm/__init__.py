@@ -8,11 +8,7 @@ Quick start::
     fc = res.forecast(ds.isel(time=slice(0, 24)), horizon=8, num_samples=200)
 """
 
-from . import evaluation, models
-try:
-    from . import datasets
-except ImportError:  # pragma: no cover  (being written)
-    datasets = None
+from . import datasets, evaluation, models
 from . import evaluation as metrics
 from .api import FitResult, fit, load
 from .data import DataContract, SeriesData

@@ -1,7 +1,7 @@
-"""Evaluation: metrics (more arrive with the evaluation issue)."""
+"""Evaluation: probabilistic forecast metrics, backtesting and plots (``pyrossm.metrics`` is this package)."""
 
-from .metrics import crps, jsd_to_density
+from . import metrics, plots
+from .metrics import *  # noqa: F401,F403  (names listed in metrics.__all__)
+from .plots import *  # noqa: F401,F403  (names listed in plots.__all__)
 
-__all__ = ["crps", "jsd_to_density", "plot_forecast", "plot_predictive_density"]
-
-from .plots import plot_forecast, plot_predictive_density  # noqa: E402
+__all__ = list(metrics.__all__) + list(plots.__all__)

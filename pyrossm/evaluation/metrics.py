@@ -7,6 +7,8 @@ import torch
 import xarray as xr
 from pyro.ops.stats import crps_empirical
 
+__all__ = ["crps", "jsd_to_density"]
+
 
 def _as_tensor(a):
     if isinstance(a, xr.DataArray):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["plot_forecast", "plot_predictive_density"]
+
 
 def _axes(ax):
     if ax is None:
