@@ -15,14 +15,18 @@ What it does, on the bimodal random walk of Sec. 4 of the DDSSM paper
    (a) the loss of pyrossm's trainer -- ``pyrossm.inference.elbo_terms(model.model, model.guide,
    ...)`` divided by the batch size -- and (b) the loss of a hand-written pure-PyTorch ELBO that
    calls the *same* submodules (``model.encoder``, ``model.transition``, ``model.emission``,
-   ``model.init``) with no Pyro tracing; prints both, asserts they agree to 1e-4 (relative), and
+   ``model.init``) with no Pyro tracing (for DDSSM the transition term is the diffusion bound of
+   every window, all ``S_k`` draws, in one denoiser call, as in pyrossm); prints both, asserts they agree to 1e-4 (relative), and
    also compares the gradients of every parameter.
 3. **Throughput.**  Times ``--steps`` optimisation steps (after ``--warmup`` steps) of
    (a) :class:`pyrossm.inference.SVITrainer` ``.fit`` (``progress=False``) and
    (b) the pure-PyTorch loop (loss + backward + the same gradient clipping + the same AdamW).
    Both start from the same initial parameters.
 4. **Scaling.**  Cost of one training step of (a) (and of (b) for reference) as the series
-   length ``T`` grows (16, 32, 64, 128 by default; 1 warm-up + 8 timed steps each).
+   length ``T`` grows (16, 32, 64, 128 by default; 1 warm-up + 8 timed steps each).  For DDSSM
+   the table also times the *model side* alone (the prior's log-density of a fixed trajectory,
+   forward + backward): it is one denoiser call whatever ``T``, so its cost per time step must
+   stay flat (no Python loop over t).
 
 Timing: (a) and (b) run on two copies of the same initial model (own optimisers), interleaved in
 rounds of a few steps so background load hits both alike; figures use the median step.  One
@@ -49,7 +53,7 @@ import pyro  # noqa: E402
 
 from pyrossm.distributions import window_log_prob  # noqa: E402  (plain torch)
 from pyrossm.inference import AnnealingSchedule, SVITrainer, TrainerConfig, elbo_terms  # noqa: E402
-from pyrossm.models import DKF  # noqa: E402
+from pyrossm.models import DDSSM, DKF  # noqa: E402
 
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -121,8 +125,9 @@ def pure_torch_loss(model, x, mask, u, annealing, num_particles):
     z = torch.stack(zs, dim=1).reshape(s, n, length, m)
     log_q = log_q.reshape(s, n)
 
-    # model: log p(z) (VHP init + all transitions in one call) and log p(x | z)
-    log_p = window_log_prob(model.transition, z, u, j)                                # (S, N)
+    # model: log p(z) (VHP init + all transitions in one call) and log p(x | z); the auxiliary
+    # draw comes before the transitions' log-density, whose diffusion bound draws (k, eps) --
+    # the order in which Pyro's trace evaluates them
     if init.auxiliary:
         q_aux = init.aux_posterior(z[..., :j, :], u[..., :j, :])
         z_aux = q_aux.rsample()                                                       # (S, N, j, M)
@@ -134,6 +139,7 @@ def pure_torch_loss(model, x, mask, u, annealing, num_particles):
         z_init = z[..., :j, :]
         log_p_init = normal_log_prob(z_init, torch.zeros_like(z_init), torch.ones_like(z_init)).sum((-2, -1))
         rate_aux = 0.0
+    log_p = window_log_prob(model.transition, z, u, j)                                # (S, N)
     log_lik = model.emission_dist(z, u).log_prob(x)                                   # (S, N, T, D)
     recon = torch.where(mask, log_lik, log_lik.new_zeros(())).sum()
     rate = (log_p_init + log_p - log_q + rate_aux).sum()
@@ -181,10 +187,43 @@ def make_config(args, num_steps):
                          annealing=AnnealingSchedule(kind="constant", end=args.annealing))
 
 
-def build_model(args, device):
+def build_model(args, device, name):
     torch.manual_seed(args.seed)
-    return DKF(obs_dim=1, latent_dim=args.latent_dim, order=args.order, init=args.init,
-               channels=args.channels, hidden_dim=args.hidden_dim).to(device)
+    common = dict(obs_dim=1, latent_dim=args.latent_dim, order=args.order, init=args.init,
+                  channels=args.channels, hidden_dim=args.hidden_dim)
+    if name == "dkf":
+        return DKF(**common).to(device)
+    return DDSSM(**common, num_diffusion_steps=args.num_diffusion_steps,
+                 num_noise_draws=args.num_noise_draws,
+                 diffusion_channels=args.diffusion_channels).to(device)
+
+
+def describe(name, args):
+    if name == "dkf":
+        return (f"DKF(init={args.init!r}, channels={args.channels}, hidden_dim={args.hidden_dim}, "
+                f"latent_dim={args.latent_dim}, order={args.order})")
+    return (f"DDSSM(init={args.init!r}, channels={args.channels}, hidden_dim={args.hidden_dim}, "
+            f"latent_dim={args.latent_dim}, order={args.order}, K={args.num_diffusion_steps}, "
+            f"S_k={args.num_noise_draws}, diffusion_channels={args.diffusion_channels})")
+
+
+def time_model_side(model, data, args, device, repeats):
+    """Median seconds of the prior's transition log-density of a fixed trajectory, fwd + bwd.
+
+    The trajectory is the data itself, standing in for a latent path ``(S, B, T, 1)``; this is
+    the transition part of the ELBO (all windows in one call), isolated from the sequential guide.
+    """
+    x, _, u = (t[: args.batch_size] for t in data)
+    z = x.expand(args.num_particles, *x.shape).contiguous()
+    times = []
+    for _ in range(repeats + 1):
+        sync(device)
+        start = time.perf_counter()
+        window_log_prob(model.transition, z, u, model.order).sum().backward()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    model.zero_grad(set_to_none=True)
+    return float(np.median(times[1:]))
 
 
 class OursRunner:
@@ -314,22 +353,72 @@ def table(rows, header):
         print(line.format(*r))
 
 
+def run_model(name, data, args, device):
+    """Sections 1-3 of the module docstring for one model (``"dkf"`` or ``"ddssm"``)."""
+    model = build_model(args, device, name)
+    num_params = sum(p.numel() for p in model.parameters())
+    print(f"\n=== {describe(name, args)}, {num_params} parameters")
+    print("\n1. Same ELBO? (same parameters, first minibatch, seed)")
+    check_equivalence(model, data, args)
+    if args.check_only:
+        return
+
+    print(f"\n2. Throughput (T = {args.length}; (a) and (b) interleaved in rounds of 5 steps, "
+          f"each on its own copy of the initial model)")
+    res = compare(model, data, args, device, args.warmup, args.steps)
+    rows, med = [], {}
+    for key, label in [("a", "(a) pyrossm SVITrainer"), ("b", "(b) pure PyTorch")]:
+        secs, loss = res[key]
+        med[key], mean = float(np.median(secs)), float(np.mean(secs))
+        rows.append([label, f"{1 / med[key]:.2f}", f"{args.batch_size / med[key]:.0f}",
+                     f"{1e3 * med[key]:.1f}", f"{1e3 * mean:.1f}", f"{1e3 * min(secs):.1f}", f"{loss:.3f}"])
+    table(rows, ["", "steps/s", "seqs/s", "ms/step", "mean ms", "min ms", "last loss"])
+    ratio = med["a"] / med["b"]
+    print(f"  (steps/s, seqs/s and ms/step from the median step; seqs/s = steps/s x batch {args.batch_size})")
+    print(f"  ratio (a)/(b) time per step: {ratio:.2f}x   (goal <= 1.3x: "
+          f"{'met' if ratio <= 1.3 else 'NOT met'})")
+
+    lengths = [int(v) for v in args.scaling_lengths.split(",") if v.strip()]
+    if not lengths:
+        return
+    print(f"\n3. Cost of one training step vs series length T (batch {args.batch_size}, "
+          f"{args.num_series} series; 1 warm-up + {args.scaling_steps} timed steps each, median)")
+    rows, base = [], None
+    for length in lengths:
+        data_t, _ = bimodal_data(args.num_series, length, args.seed, device)
+        res = compare(model, data_t, args, device, 1, args.scaling_steps, round_size=4)
+        ms_a, ms_b = (1e3 * float(np.median(res[k][0])) for k in ("a", "b"))
+        ms_model = 1e3 * time_model_side(model, data_t, args, device, args.scaling_steps)
+        base = base or ms_a
+        rows.append([length, f"{ms_a:.1f}", f"{ms_a / length:.2f}", f"{ms_a / base:.2f}",
+                     f"{args.batch_size * 1e3 / ms_a:.0f}", f"{ms_b:.1f}", f"{ms_a / ms_b:.2f}",
+                     f"{ms_model:.1f}", f"{ms_model / length:.3f}"])
+    table(rows, ["T", "(a) ms/step", "(a) ms per t", f"(a) vs T={lengths[0]}", "(a) seqs/s",
+                 "(b) ms/step", "(a)/(b)", "model side ms", "model ms per t"])
+    print("  (model side = transition log-density of all T - j windows, forward + backward, one call)")
+
+
 # --------------------------------------------------------------------------------------- main
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--models", nargs="+", choices=("dkf", "ddssm"), default=["dkf", "ddssm"],
+                   help="models to benchmark")
     p.add_argument("--steps", type=int, default=30, help="timed optimisation steps")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps before timing")
     p.add_argument("--batch-size", type=int, default=128, help="series per minibatch")
     p.add_argument("--num-series", type=int, default=1024, help="series in the data set")
     p.add_argument("--length", type=int, default=32, help="series length T")
     p.add_argument("--num-particles", type=int, default=1, help="vectorised ELBO particles S")
-    p.add_argument("--channels", type=int, default=16, help="DKF context channels C")
+    p.add_argument("--channels", type=int, default=16, help="context channels C")
     p.add_argument("--hidden-dim", type=int, default=16,
-                   help="DKF hidden_dim (MLP width, GRU width and Context Producer seq_dim)")
+                   help="hidden_dim (MLP width, GRU width and Context Producer seq_dim)")
     p.add_argument("--latent-dim", type=int, default=1, help="latent dimension M")
     p.add_argument("--order", type=int, default=1, help="Markov order j")
-    p.add_argument("--init", choices=("vhp", "normal"), default="vhp", help="DKF initial-state prior")
+    p.add_argument("--init", choices=("vhp", "normal"), default="vhp", help="initial-state prior")
+    p.add_argument("--num-diffusion-steps", type=int, default=128, help="DDSSM diffusion steps K")
+    p.add_argument("--num-noise-draws", type=int, default=2, help="DDSSM noise draws S_k per transition")
+    p.add_argument("--diffusion-channels", type=int, default=16, help="DDSSM denoiser channels")
     p.add_argument("--annealing", type=float, default=0.5,
                    help="constant rate weight lambda (not 1, so the check exercises the scaling)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -357,7 +446,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
-    print("pyrossm DKF training throughput")
+    print("pyrossm training throughput (" + ", ".join(m.upper() for m in args.models) + ")")
     print(f"  torch {torch.__version__}, pyro {pyro.__version__}, python {platform.python_version()}")
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     print(f"  device {device} ({dev_name}); torch threads {torch.get_num_threads()} "
@@ -365,48 +454,11 @@ def main(argv=None):
           f"cpu count {os.cpu_count()}"
           + (f", load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""))
     data, source = bimodal_data(args.num_series, args.length, args.seed, device)
-    model = build_model(args, device)
-    num_params = sum(p.numel() for p in model.parameters())
     print(f"  data: bimodal random walk, {args.num_series} series x length {args.length} (from {source})")
-    print(f"  model: DKF(init={args.init!r}, channels={args.channels}, hidden_dim={args.hidden_dim}, "
-          f"latent_dim={args.latent_dim}, order={args.order}), {num_params} parameters")
     print(f"  step: batch {args.batch_size}, particles {args.num_particles}, lambda {args.annealing}, "
           f"AdamW lr 1e-3 wd 0.01, grad clip 10; {args.warmup} warm-up + {args.steps} timed steps")
-
-    print("\n1. Same ELBO? (same parameters, first minibatch, seed)")
-    check_equivalence(model, data, args)
-    if args.check_only:
-        return
-
-    print(f"\n2. Throughput (T = {args.length}; (a) and (b) interleaved in rounds of 5 steps, "
-          f"each on its own copy of the initial model)")
-    res = compare(model, data, args, device, args.warmup, args.steps)
-    rows, med = [], {}
-    for key, name in [("a", "(a) pyrossm SVITrainer"), ("b", "(b) pure PyTorch")]:
-        secs, loss = res[key]
-        med[key], mean = float(np.median(secs)), float(np.mean(secs))
-        rows.append([name, f"{1 / med[key]:.2f}", f"{args.batch_size / med[key]:.0f}",
-                     f"{1e3 * med[key]:.1f}", f"{1e3 * mean:.1f}", f"{1e3 * min(secs):.1f}", f"{loss:.3f}"])
-    table(rows, ["", "steps/s", "seqs/s", "ms/step", "mean ms", "min ms", "last loss"])
-    ratio = med["a"] / med["b"]
-    print(f"  (steps/s, seqs/s and ms/step from the median step; seqs/s = steps/s x batch {args.batch_size})")
-    print(f"  ratio (a)/(b) time per step: {ratio:.2f}x   (goal <= 1.3x: "
-          f"{'met' if ratio <= 1.3 else 'NOT met'})")
-
-    lengths = [int(v) for v in args.scaling_lengths.split(",") if v.strip()]
-    if lengths:
-        print(f"\n3. Cost of one training step vs series length T (batch {args.batch_size}, "
-              f"{args.num_series} series; 1 warm-up + {args.scaling_steps} timed steps each, median)")
-        rows, base = [], None
-        for length in lengths:
-            data_t, _ = bimodal_data(args.num_series, length, args.seed, device)
-            res = compare(model, data_t, args, device, 1, args.scaling_steps, round_size=4)
-            ms_a, ms_b = (1e3 * float(np.median(res[k][0])) for k in ("a", "b"))
-            base = base or ms_a
-            rows.append([length, f"{ms_a:.1f}", f"{ms_a / length:.2f}", f"{ms_a / base:.2f}",
-                         f"{args.batch_size * 1e3 / ms_a:.0f}", f"{ms_b:.1f}", f"{ms_a / ms_b:.2f}"])
-        table(rows, ["T", "(a) ms/step", "(a) ms per t", f"(a) vs T={lengths[0]}", "(a) seqs/s",
-                     "(b) ms/step", "(a)/(b)"])
+    for name in args.models:
+        run_model(name, data, args, device)
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     print(f"\n  total {time.perf_counter() - t0:.0f} s" +
           (f"; load average at end {load[0]:.2f} on {os.cpu_count()} cpus "
