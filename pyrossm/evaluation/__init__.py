@@ -3,5 +3,6 @@
 from . import metrics, plots
 from .metrics import *  # noqa: F401,F403  (names listed in metrics.__all__)
 from .plots import *  # noqa: F401,F403  (names listed in plots.__all__)
+from .backtest import backtest
 
-__all__ = list(metrics.__all__) + list(plots.__all__)
+__all__ = list(metrics.__all__) + list(plots.__all__) + ["backtest"]
