@@ -8,7 +8,7 @@ Quick start::
     fc = res.forecast(ds.isel(time=slice(0, 24)), horizon=8, num_samples=200)
 """
 
-from . import datasets, evaluation, models
+from . import datasets, evaluation, models, tuning
 from . import evaluation as metrics
 from .api import FitResult, fit, load
 from .data import DataContract, SeriesData
@@ -16,4 +16,4 @@ from .data import DataContract, SeriesData
 __version__ = "0.1.0"
 
 __all__ = ["fit", "load", "FitResult", "datasets", "metrics", "evaluation", "models",
-           "DataContract", "SeriesData", "__version__"]
+           "DataContract", "SeriesData", "tuning", "__version__"]

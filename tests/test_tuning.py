@@ -1,0 +1,117 @@
+"""Hyperparameter search (pyrossm.tuning): search spaces, trials, scores and errors."""
+
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+
+import pyrossm
+from pyrossm.tuning import TABLE3_SPACE, Choice, IntRange, LogUniform, forecast_crps_score, tune
+
+FIXED = dict(batch_size=8, channels=4, hidden_dim=4)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return (pyrossm.datasets.bimodal_random_walk(n_series=8, length=6, seed=0),
+            pyrossm.datasets.bimodal_random_walk(n_series=4, length=6, seed=1))
+
+
+def test_draws_stay_in_their_ranges():
+    rng = np.random.default_rng(0)
+    draws = [{k: d.draw(rng) for k, d in TABLE3_SPACE.items()} for _ in range(300)]
+    lr = np.array([d["lr_encoder"] for d in draws])
+    assert lr.min() >= 5e-5 and lr.max() <= 1e-2
+    # log-uniform: about half the draws below the geometric midpoint
+    assert abs(np.mean(lr < math.sqrt(5e-5 * 1e-2)) - 0.5) < 0.1
+    assert {d["batch_size"] for d in draws} == {64, 128, 256, 512}
+    assert {d["num_noise_draws"] for d in draws} == set(range(1, 9))
+    warm = np.array([d["warmup_steps"] for d in draws])
+    assert warm.min() >= 200 and warm.max() <= 1200
+    end = np.array([d["annealing_end"] for d in draws])
+    assert end.min() >= 0.3 and end.max() <= 2.0
+
+
+def test_random_search_runs_scores_and_sorts(data):
+    train, valid = data
+    space = {"lr_encoder": LogUniform(1e-3, 1e-2), "annealing": Choice(("linear", "cosine")),
+             "num_particles": IntRange(1, 2), "num_noise_draws": IntRange(1, 3)}
+    seen = []
+
+    def score(result, validation):
+        assert isinstance(result, pyrossm.FitResult)
+        assert validation is valid
+        seen.append(result.config["trainer"]["num_particles"])
+        return float(result.history["loss"].iloc[-1])
+
+    table = tune("dkf", train, valid, space=space, num_trials=3, num_steps=2, score=score,
+                 fixed=FIXED, progress=False)
+    assert len(table) == 3 and sorted(table["trial"]) == [0, 1, 2]
+    assert list(table["score"]) == sorted(table["score"])
+    assert table["lr_encoder"].between(1e-3, 1e-2).all()
+    assert set(seen) <= {1, 2}
+    # num_noise_draws is a diffusion-only parameter: drawn but not passed to a DKF
+    args = table["fit_arguments"][0]
+    assert "num_noise_draws" not in args and args["learning_rates"]["encoder"] == table["lr_encoder"][0]
+    assert args["num_steps"] == 2 and args["channels"] == 4
+    # the same seed gives the same trials
+    again = tune("dkf", train, valid, space=space, num_trials=3, num_steps=2, score=score,
+                 fixed=FIXED, progress=False)
+    np.testing.assert_allclose(again["score"], table["score"])
+    np.testing.assert_allclose(again["lr_encoder"], table["lr_encoder"])
+
+
+def test_default_score_is_one_step_crps(data):
+    train, valid = data
+    table = tune("ddssm", train, valid, space={"num_noise_draws": IntRange(1, 2)}, num_trials=1,
+                 num_steps=1, fixed=dict(FIXED, num_diffusion_steps=8, diffusion_channels=4),
+                 progress=False)
+    assert np.isfinite(table["score"][0]) and table["score"][0] > 0
+    assert table["fit_arguments"][0]["num_noise_draws"] == table["num_noise_draws"][0]
+    # the score is the CRPS of the last step forecast from the rest, for the refit best model
+    result = pyrossm.fit("ddssm", train, progress=False, **table["fit_arguments"][0])
+    fc = result.forecast(valid.isel(time=slice(0, 5)), 1, num_samples=256, seed=0)
+    expected = pyrossm.metrics.crps(fc["x"].values, valid["x"].values[:, 5:]).mean()
+    assert table["score"][0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_nonfinite_score_is_inf(data):
+    train, valid = data
+    table = tune("dkf", train, valid, space={"lr_encoder": LogUniform(1e-3, 2e-3)}, num_trials=2,
+                 num_steps=1, score=lambda r, v: float("nan"), fixed=FIXED, progress=False)
+    assert np.isinf(table["score"]).all()
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(model=3), TypeError, "model"),
+    (dict(space={"lr_encoder": (1e-3, 1e-2)}), TypeError, "space"),
+    (dict(space={"lr_decoder": LogUniform(1e-3, 1e-2)}), ValueError, "lr_decoder"),
+    (dict(num_trials=0), ValueError, "num_trials"),
+    (dict(num_steps=-1), ValueError, "num_steps"),
+    (dict(sampler="grid"), ValueError, "sampler"),
+    (dict(fixed={"seed": 1}), ValueError, "fixed"),
+    (dict(fixed={"learning_rates": {}}), ValueError, "fixed"),
+])
+def test_bad_arguments(data, kwargs, error, match):
+    train, valid = data
+    args = dict(model="dkf", data=train, validation_data=valid, num_steps=1, progress=False)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        tune(**args)
+
+
+def test_score_needs_more_steps_than_horizon(data):
+    train, valid = data
+    with pytest.raises(ValueError, match="horizon"):
+        forecast_crps_score(horizon=0)
+    with pytest.raises(ValueError, match="horizon=6"):
+        tune("dkf", train, valid, space={"lr_encoder": LogUniform(1e-3, 2e-3)}, num_trials=1,
+             num_steps=1, score=forecast_crps_score(horizon=6), fixed=FIXED, progress=False)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("optuna") is not None, reason="optuna is installed")
+def test_optuna_sampler_needs_optuna(data):
+    train, valid = data
+    with pytest.raises(ValueError, match="optuna"):
+        tune("dkf", train, valid, num_trials=1, num_steps=1, sampler="optuna", progress=False)
