@@ -110,11 +110,11 @@ def backtest(model, data, *, train_window=None, min_train_window=1, test_window,
         step, both inclusive), ``variable``, one column per metric, ``train_seconds`` (wall time
         of that window's fit, 0.0 where the window reused a fit) and ``test_seconds`` (wall time
         of forecasting and scoring).
-    :raises TypeError: if ``model`` is not a str, StateSpaceModel or FitResult, or
-        ``fit_options`` is not a dict.
+    :raises TypeError: if ``model`` is not a str, StateSpaceModel or FitResult, ``fit_options``
+        is not a dict, ``covariates`` not a list of str, or ``refit``/``progress`` not bools.
     :raises ValueError: on a bad window size, stride, seed or ``num_samples``, when no window
-        fits in ``data``, on unknown covariates, or on reserved keys in ``fit_options`` — all
-        before any fitting.
+        fits in ``data`` or a training window is shorter than the model's order, on unknown
+        covariates, or on reserved keys in ``fit_options`` — all before any fitting.
     """
     # imported here: evaluation is imported by pyrossm/__init__ before api; calling api.fit
     # through the module also keeps it patchable
@@ -184,6 +184,16 @@ def backtest(model, data, *, train_window=None, min_train_window=1, test_window,
         raise ValueError(f"no backtest window fits: data has T={num_time} time steps, but "
                          f"{layout} plus test_window={test_window} need at least "
                          f"{_steps_needed(train_window, min_train_window, test_window)}")
+
+    if isinstance(model, str):
+        order = fit_options.get("order", 1)
+    else:
+        order = (model.model if reuse_given else model).order
+    shortest = min(t1 - t0 for t0, t1, _ in windows)
+    if isinstance(order, (int, np.integer)) and shortest < order:
+        which = "min_train_window" if train_window is None else "train_window"
+        raise ValueError(f"{which} gives a training window of {shortest} steps, shorter than the "
+                         f"model's Markov order {order}")
 
     # ---------------------------------------------------------------- the windows
     def fit_window(t0, t1):
