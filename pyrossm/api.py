@@ -275,6 +275,59 @@ class FitResult:
                                         enc.series, enc.time).isel(draw=0, drop=True)
         return xr.DataTree.from_dict({"posterior_predictive": pp, "observed_data": observed})
 
+    def to_datatree(self, data=None, num_samples=100, seed=None):
+        """The fit as an arviz-style ``xr.DataTree``: posterior, predictive, data, training history.
+
+        Groups (arviz names where arviz has one):
+
+        - ``posterior``: latent trajectories ``z ~ q(z | data)``, dims
+          ``(chain, draw, series, time, latent)`` (one chain), as :meth:`smooth`;
+        - ``posterior_predictive``: ``x_rep ~ p(x | z)`` from those same ``z``, dims
+          ``(chain, draw, series, time)`` (+ a feature dim where the data has one);
+        - ``observed_data``: the data as given (NaN where missing), ``(series, time)`` (+ feature dim);
+        - ``training_history``: :attr:`history` as a Dataset over dim ``step`` (one variable per
+          column; ``val_elbo`` is NaN on steps without validation).  arviz has no group for
+          this; its plots ignore it.
+
+        With ``data=None`` only ``training_history`` is returned (nothing is sampled).  With the
+        same ``seed``, ``posterior`` equals ``smooth(data, num_samples, seed)`` and the
+        ``posterior_predictive`` / ``observed_data`` groups equal those of
+        ``posterior_predictive(data, num_samples, seed)``.  Coordinates (series, time) are the
+        data's.  The root's attrs name the inference library and the model.
+
+        :param data: data with the training variables, dims ``(series, time)``, or None.
+        :param int num_samples: draws ``S``.  :param seed: seed for reproducible draws.
+        :returns: ``xr.DataTree``.
+        """
+        check_positive_int("num_samples", num_samples)
+        history = self.history
+        steps = history["step"].to_numpy() if "step" in history.columns else np.arange(len(history))
+        if len(np.unique(steps)) != len(steps):
+            steps = np.arange(len(history))
+        training = xr.Dataset({str(col): ("step", history[col].to_numpy())
+                               for col in history.columns if col != "step"},
+                              coords={"step": steps})
+        groups = {}
+        if data is not None:
+            enc = self._encode(data)
+            with _seeded(seed, self.device):  # the same draws as smooth() / posterior_predictive()
+                z = self.model.sample_posterior(enc.filled_values, enc.mask, enc.covariates, num_samples)
+                x = self.model.emission_dist(z, enc.covariates).sample()
+            groups["posterior"] = xr.Dataset(
+                {"z": (("chain", "draw", "series", "time", "latent"), z.cpu().numpy()[None])},
+                coords={"chain": [0], "draw": np.arange(num_samples), "series": enc.series,
+                        "time": enc.time, "latent": np.arange(self.model.latent_dim)})
+            groups["posterior_predictive"] = self.contract.decode(x, enc.series, enc.time).expand_dims(chain=[0])
+            groups["observed_data"] = self.contract.decode(
+                torch.where(enc.mask, enc.values, torch.nan)[None], enc.series, enc.time
+            ).isel(draw=0, drop=True)
+        groups["training_history"] = training
+        from . import __version__
+        tree = xr.DataTree.from_dict(groups)
+        tree.attrs = {"inference_library": "pyrossm", "inference_library_version": __version__,
+                      "model": self.config.get("model") or type(self.model).__name__}
+        return tree
+
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> Path:
         """Writes config (JSON), state dict, data contract and history to ``path``, atomically."""
