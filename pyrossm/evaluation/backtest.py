@@ -88,8 +88,8 @@ def backtest(model, data, *, train_window=None, min_train_window=1, test_window,
     :param int min_train_window: the first forecast origin (the shortest training window).
     :param int test_window: forecast horizon, steps per test window.
     :param int stride: steps between consecutive forecast origins.
-    :param metrics: passed to :func:`pyrossm.evaluation.metrics.evaluate` (``None`` = its
-        defaults).
+    :param metrics: metric names, passed to :func:`pyrossm.evaluation.metrics.evaluate`
+        (``None`` = all of its metrics).
     :param int num_samples: forecast draws per window.
     :param bool refit: fit a new model for every window (default); ``False`` fits once on the
         first window and forecasts every later window from its (growing or sliding) training
@@ -120,7 +120,7 @@ def backtest(model, data, *, train_window=None, min_train_window=1, test_window,
     # through the module also keeps it patchable
     from .. import api
     from ..models import StateSpaceModel
-    from .metrics import evaluate
+    from .metrics import METRICS, evaluate
 
     # ---------------------------------------------------------------- validation (no fitting yet)
     if not isinstance(model, (str, StateSpaceModel, api.FitResult)):
@@ -137,6 +137,11 @@ def backtest(model, data, *, train_window=None, min_train_window=1, test_window,
         raise TypeError(f"refit must be a bool, got {type(refit).__name__}")
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress must be None or a bool, got {type(progress).__name__}")
+    if metrics is not None:  # evaluate() checks the rest; a typo should not wait for a fit
+        names = [metrics] if isinstance(metrics, str) else metrics
+        unknown = [m for m in names if m not in METRICS]
+        if unknown:
+            raise ValueError(f"metrics has unknown names {unknown}; valid names are {list(METRICS)}")
     if fit_options is None:
         fit_options = {}
     if not isinstance(fit_options, dict):
