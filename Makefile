@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: venv demo test test-slow bench clean
+.PHONY: venv demo test test-slow bench tutorials clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=..."; exit 1; }
@@ -23,6 +23,10 @@ test: venv
 
 test-slow: venv
 	$(PY) -m pytest -q -m slow
+
+# re-executes the tutorials in full mode and stores their outputs (figures) in the notebooks
+tutorials: venv
+	PYROSSM_FAST=0 $(VENV)/bin/jupyter-execute --inplace tutorials/*.ipynb
 
 bench: venv
 	$(PY) benchmarks/train_throughput.py
