@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pyro.distributions as dist
 import torch
 from torch import nn
@@ -77,6 +79,28 @@ class DiffusionDynamics(nn.Module):
         check_diffusion_arguments(self.schedule, num_noise_draws, sampler, num_sampling_steps)
         self.num_noise_draws = num_noise_draws
         self.sampler, self.num_sampling_steps = sampler, num_sampling_steps
+
+    @contextlib.contextmanager
+    def sampling(self, sampler, num_sampling_steps=None):
+        """Temporarily switches the sampler used by ``sample()`` (e.g. for forecasts)::
+
+            with result.model.transition.sampling("ddim", num_sampling_steps=16):
+                fc = result.forecast(context, horizon=8)
+
+        The training bound does not depend on the sampler, so a model trained with one can be
+        sampled with any; the saved configuration keeps the original sampler.
+
+        :param str sampler: ``"ddpm"`` or ``"ddim"``.  :param num_sampling_steps: DDIM steps.
+        """
+        from ..distributions.diffusion import check_diffusion_arguments
+
+        check_diffusion_arguments(self.schedule, self.num_noise_draws, sampler, num_sampling_steps)
+        saved = self.sampler, self.num_sampling_steps
+        self.sampler, self.num_sampling_steps = sampler, num_sampling_steps
+        try:
+            yield self
+        finally:
+            self.sampler, self.num_sampling_steps = saved
 
     def forward(self, history, covariates):
         from ..distributions import DiffusionTransition

@@ -205,6 +205,27 @@ def test_forecast_runs_the_reverse_diffusion_per_step(fitted, data):
     assert rows == [5 * data.sizes["series"]] * (2 * 4)
 
 
+def test_sampling_context_switches_sampler_and_restores(fitted, data):
+    """``transition.sampling`` changes the number of denoiser calls per step, then restores."""
+    transition = fitted.model.transition
+    rows = []
+    hook = transition.network.register_forward_hook(lambda m, i, o: rows.append(i[0].shape[0]))
+    try:
+        with transition.sampling("ddpm"):
+            fitted.forecast(data, horizon=1, num_samples=2, seed=0)
+        calls_ddpm = len(rows)
+        with transition.sampling("ddim", num_sampling_steps=2):
+            fitted.forecast(data, horizon=1, num_samples=2, seed=0)
+    finally:
+        hook.remove()
+    assert calls_ddpm == K and len(rows) - calls_ddpm == 2
+    assert transition.sampler == "ddim" and transition.num_sampling_steps == 4
+    with pytest.raises(ValueError, match="num_sampling_steps"):
+        with transition.sampling("ddim", num_sampling_steps=K + 1):
+            pass
+    assert transition.num_sampling_steps == 4
+
+
 def test_forecast_is_reproducible_and_save_load_round_trip(fitted, data, tmp_path):
     a = fitted.forecast(data, horizon=2, num_samples=6, seed=3)
     b = fitted.forecast(data, horizon=2, num_samples=6, seed=3)
