@@ -9,8 +9,22 @@ test set, with the sampling floor (JSD of 1024 draws of the exact law).  Writes
 ``predictive_density.png`` (Fig. 1a) and ``forecasts.png`` (Fig. 2: reconstructions and 8-step
 forecasts) to ``--out`` and prints the table with training and forecasting times.
 
-    python benchmarks/bimodal.py                 # the paper's setting: 3000 steps (long on a CPU)
-    python benchmarks/bimodal.py --quick         # 300 steps, 256 test series: minutes
+Two profiles:
+
+* ``--profile paper`` (default): Table 3's settings and the paper's architecture (channels 16,
+  hidden 16, 2 layers, K = 128), 3000 steps -- about 1 s (DDSSM) to 4 s (DKF, batch 512 x 2
+  particles) per step on a 2-core CPU, so hours there: meant for a GPU.
+* ``--profile cpu``: the same data, test protocol and models, with smaller networks (channels 8,
+  hidden 8, 1 layer; DDSSM K = 32, DDIM with 16 steps for forecasts), batch 64, one particle and
+  the learning-rate pattern of Table 3 (a transition learning rate above the others for DDSSM):
+  3000 steps each in about half an hour per model on a 2-core CPU.
+
+For DDSSM it also measures what faster sampling costs: the 1-step JSD and forecast time with
+ancestral DDPM over all K steps and with DDIM on fewer steps.
+
+    python benchmarks/bimodal.py --profile cpu            # the CPU table and figures
+    python benchmarks/bimodal.py --profile paper --device cuda
+    python benchmarks/bimodal.py --profile cpu --steps 10 --num-test 32 --num-samples 64  # smoke run
 """
 
 from __future__ import annotations
@@ -31,8 +45,8 @@ import pyrossm  # noqa: E402
 from pyrossm.datasets import bimodal_random_walk, bimodal_transition_law  # noqa: E402
 from pyrossm.evaluation import jsd_to_density, plot_predictive_density  # noqa: E402
 
-# Table 3 of the DDSSM paper (the "DSSD" column is the DDSSM)
-SETTINGS = {
+# Table 3 of the DDSSM paper (the "DSSD" column is the DDSSM), paper architecture (pyrossm defaults)
+PAPER = {
     "DKF+VHP": dict(model="dkf", init="vhp", batch_size=512, num_particles=2,
                     annealing="cosine", warmup_steps=867, annealing_end=1.245,
                     learning_rates=dict(encoder=0.00887, emission=0.00777, transition=0.000099,
@@ -43,21 +57,54 @@ SETTINGS = {
                                       init=0.000801)),
 }
 
+# smaller networks for a CPU; one learning rate but a faster transition for DDSSM (Table 3 pattern)
+_SMALL = dict(channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1, batch_size=64,
+              learning_rate=3e-3, warmup_steps=200)
+CPU = {
+    "DKF+VHP": dict(model="dkf", init="vhp", **_SMALL),
+    "DDSSM": dict(model="ddssm", init="vhp", learning_rates={"transition": 1e-2}, diffusion_channels=16,
+                  num_diffusion_steps=32, num_noise_draws=4, sampler="ddim", num_sampling_steps=16,
+                  **_SMALL),
+}
+PROFILES = {"paper": PAPER, "cpu": CPU}
+
+
+def sampler_study(result, context, law, bounds, num_samples, seed):
+    """1-step JSD and forecast time of a fitted DDSSM under DDPM (all K steps) and DDIM (fewer).
+
+    :returns: list of rows ``(sampler, denoiser calls per step, JSD mean, s.e., forecast s)``.
+    """
+    transition = result.model.transition
+    k = transition.schedule.num_steps
+    variants = [("ddpm", None)] + [("ddim", n) for n in sorted({k, k // 2, k // 4, k // 8, 4}, reverse=True)
+                                   if 1 <= n <= k]
+    rows = []
+    for sampler, steps in variants:
+        with transition.sampling(sampler, steps):
+            start = time.perf_counter()
+            fc = result.forecast(context, horizon=1, num_samples=num_samples, seed=seed)
+            seconds = time.perf_counter() - start
+        jsd = jsd_to_density(fc["x"].values[:, :, 0], law.pdf, **bounds)
+        rows.append((sampler, k if steps is None else steps, float(jsd.mean()),
+                     float(jsd.std(ddof=1) / np.sqrt(len(jsd))), seconds))
+    return rows
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="paper",
+                        help="paper: Table 3 settings (GPU); cpu: smaller networks")
     parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--quick", action="store_true", help="300 steps, 256 test series, 512 draws")
     parser.add_argument("--num-test", type=int, default=1024)
     parser.add_argument("--num-samples", type=int, default=1024)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--models", nargs="*", default=list(SETTINGS))
-    parser.add_argument("--out", default="benchmarks/output/bimodal")
+    parser.add_argument("--models", nargs="*", default=list(PAPER), choices=list(PAPER))
+    parser.add_argument("--validate-every", type=int, default=500)
+    parser.add_argument("--out", default=None, help="default benchmarks/output/bimodal_<profile>")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.steps, args.num_test, args.num_samples = 300, 256, 512
-    out = Path(args.out)
+    settings_of = PROFILES[args.profile]
+    out = Path(args.out or f"benchmarks/output/bimodal_{args.profile}")
     out.mkdir(parents=True, exist_ok=True)
 
     length, ctx1, ctx8 = 32, 31, 24
@@ -67,15 +114,15 @@ def main(argv=None):
                                        return_latent=True)
     law = bimodal_transition_law(latent.values[:, ctx1 - 1])
     bounds = dict(low=law.mean - 8.0, high=law.mean + 8.0)
-    print(f"bimodal random walk: 1024 train / 1024 validation / {args.num_test} test series x {length}; "
+    print(f"profile {args.profile!r}; bimodal random walk: 1024 train / 1024 validation / {args.num_test} test series x {length}; "
           f"{args.steps} SVI steps; {args.num_samples} predictive draws; device {args.device}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
     rows, one_step, fans, recon = {}, {}, {}, {}
     for name in args.models:
-        settings = SETTINGS[name]
+        settings = settings_of[name]
         start = time.perf_counter()
-        res = pyrossm.fit(data=train, validation_data=valid, validate_every=max(args.steps // 10, 1),
+        res = pyrossm.fit(data=train, validation_data=valid, validate_every=min(args.validate_every, args.steps),
                           num_steps=args.steps, seed=args.seed, device=args.device, progress=True,
                           **settings)
         fit_s = time.perf_counter() - start
@@ -92,6 +139,9 @@ def main(argv=None):
         rows[name] = dict(jsd=jsd_to_density(one_step[name], law.pdf, **bounds), fit_s=fit_s,
                           forecast_s=fc_s, val_elbo=float(val.iloc[-1]) if len(val) else float("nan"))
         res.save(out / f"{name.lower().replace('+', '_')}.pyrossm")
+        if name == "DDSSM":
+            samplers = sampler_study(res, test.isel(time=slice(0, ctx1)), law, bounds,
+                                     args.num_samples, args.seed)
     locf = np.repeat(test["x"].values[None, :, ctx1 - 1], args.num_samples, axis=0)
     rows["LOCF"] = dict(jsd=jsd_to_density(locf, law.pdf, **bounds))
     exact = law.sample(args.num_samples, np.random.default_rng(args.seed))
@@ -112,6 +162,17 @@ def main(argv=None):
         ratio = summary["DDSSM"]["jsd_mean"] / summary["DKF+VHP"]["jsd_mean"]
         floor = summary["DDSSM"]["jsd_mean"] / summary["sampling floor"]["jsd_mean"]
         print(f"DDSSM / DKF JSD = {ratio:.3f} (target <= 0.3); DDSSM / floor = {floor:.2f} (target <= 3)")
+    if "DDSSM" in args.models:
+        print(f"\nDDSSM forecast sampler: quality and time ({args.num_samples} draws x {args.num_test} "
+              "series, 1 step)")
+        print(f"{'sampler':8s} {'denoiser calls':>15s} {'JSD mean':>9s} {'s.e.':>8s} {'forecast s':>11s}")
+        for sampler, calls, jsd_mean, jsd_se, seconds in samplers:
+            print(f"{sampler:8s} {calls:15d} {jsd_mean:9.4f} {jsd_se:8.4f} {seconds:11.2f}")
+        summary["DDSSM samplers"] = [dict(zip(("sampler", "denoiser_calls", "jsd_mean", "jsd_se",
+                                               "forecast_s"), row)) for row in samplers]
+    summary["settings"] = {"profile": args.profile, "steps": args.steps, "num_test": args.num_test,
+                           "num_samples": args.num_samples, "device": args.device,
+                           "models": {name: PROFILES[args.profile][name] for name in args.models}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
 
     jumps = {name: s - 0.9 * latent.values[None, :, ctx1 - 1] for name, s in one_step.items()}
