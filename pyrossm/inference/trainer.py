@@ -126,6 +126,8 @@ class SVITrainer:
             "params": {name: [p.detach().cpu().clone() for p in ps] for name, ps in self.params.items()},
             "optimizer": self.optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            # one state per visible GPU when CUDA is in use, so a resumed GPU run is bit-identical
+            "cuda_rng": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_initialized() else [],
             "batch_rng": self.batch_generator.get_state(),
             # every column of any row (e.g. val_elbo appears only every validate_every steps)
             "history": {key: [row.get(key, float("nan")) for row in self.rows]
@@ -144,6 +146,9 @@ class SVITrainer:
                     p.copy_(t.to(p.device))
         self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
+        cuda_rng = state.get("cuda_rng", [])
+        if cuda_rng and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda_rng):
+            torch.cuda.set_rng_state_all(cuda_rng)  # (a GPU checkpoint resumed on a CPU: nothing to restore)
         self.batch_generator.set_state(state["batch_rng"])
         self.step = int(state["step"])
         history = state["history"]

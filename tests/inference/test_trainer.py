@@ -293,3 +293,24 @@ def test_batch_size_larger_than_the_data_uses_every_series(fit_kwargs):
 def test_invalid_trainer_config(kwargs, culprit):
     with pytest.raises(ValueError, match=culprit):
         TrainerConfig(**kwargs)
+
+
+def test_checkpoint_carries_the_cuda_rng_when_cuda_is_in_use(monkeypatch):
+    """The GPU generators' states are saved and restored (mocked: CI has no GPU)."""
+    _, trainer = make_trainer()
+    assert trainer.state_dict()["cuda_rng"] == []  # CUDA not in use: nothing saved
+    saved_state = [torch.arange(4, dtype=torch.uint8), torch.arange(4, 8, dtype=torch.uint8)]
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: saved_state)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    state = trainer.state_dict()
+    assert state["cuda_rng"] == saved_state
+    trainer.load_state_dict(state)
+    assert restored == [saved_state]
+    # a checkpoint from a machine with another number of GPUs restores only the CPU generator
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    trainer.load_state_dict(state)
+    assert len(restored) == 1
