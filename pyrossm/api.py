@@ -62,18 +62,6 @@ def _seeded(seed, device):
         yield
 
 
-def _check_order(series_data, order, what):
-    """Every series needs at least ``order`` steps (its first ``j`` states); the error names ``order``."""
-    lengths = series_data.lengths.cpu().numpy()
-    short = lengths < order
-    if short.any():
-        raise ValueError(f"order={order} is larger than the length of series "
-                         f"{np.asarray(series_data.series)[short][:5].tolist()} of {what} (lengths "
-                         f"{lengths[short][:5].tolist()}); every series needs at least order "
-                         f"observed time steps")
-    return series_data
-
-
 def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_steps=1000,
         batch_size=128, num_particles=1, learning_rate=1e-3, learning_rates=None,
         weight_decay=0.01, clip_norm=10.0, annealing="cosine", annealing_start=0.01,
@@ -125,10 +113,11 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
     else:
         raise TypeError(f"model must be a str or a StateSpaceModel, got {type(model).__name__}")
 
-    contract, train = DataContract.fit(data, covariates=covariates, min_length=1)
-    _check_order(train, order, "data")
-    val = (_check_order(contract.encode(validation_data, min_length=1), order, "validation_data")
-           if validation_data is not None else None)
+    # every series needs at least its first j states
+    contract, train = DataContract.fit(data, covariates=covariates, min_length=order,
+                                       min_length_name="order")
+    val = (contract.encode(validation_data, min_length=order, min_length_name="order",
+                           data_name="validation_data") if validation_data is not None else None)
     if isinstance(model, StateSpaceModel):
         if model.obs_dim != contract.num_channels:
             raise ValueError(f"model has obs_dim={model.obs_dim} but data has "
@@ -191,8 +180,8 @@ class FitResult:
 
     # ------------------------------------------------------------------ helpers
     def _encode(self, data):
-        return _check_order(self.contract.encode(data, min_length=1), self.model.order,
-                            "the data").to(self.device)
+        return self.contract.encode(data, min_length=self.model.order,
+                                    min_length_name="order").to(self.device)
 
     def _future_covariates(self, future_covariates, num_series, horizon, series=None):
         if self.contract.num_covariates == 0:

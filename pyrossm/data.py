@@ -524,7 +524,8 @@ class DataContract:
     # -- fitting ---------------------------------------------------------------------------
 
     @classmethod
-    def fit(cls, data, covariates=None, min_length=1) -> tuple["DataContract", SeriesData]:
+    def fit(cls, data, covariates=None, min_length=1, *, min_length_name="min_length",
+            data_name="data") -> tuple["DataContract", SeriesData]:
         """
         Fit a contract on training data and encode that data.
 
@@ -532,7 +533,10 @@ class DataContract:
         :param list covariates: names of variables to use as covariates (observed, not
             modelled); all other variables are targets.
         :param int min_length: the minimum number of observed steps per series (e.g. the
-            Markov order of a model plus one).
+            Markov order of a model).
+        :param str min_length_name: what the error message calls ``min_length`` (e.g. ``"order"``
+            when the caller enforces a Markov order).
+        :param str data_name: what the error message calls ``data``.
         :returns: ``(contract, series_data)``.
         :raises ValueError: on empty data, an all-missing target channel, a too-short series,
             covariate ``NaN`` inside a series, or unknown covariate names.
@@ -573,7 +577,7 @@ class DataContract:
                 f"target channels: {', '.join(labels)}"
             )
         lengths = _series_lengths(observed)
-        contract._check_lengths(lengths, ds[SERIES].values, min_length)
+        contract._check_lengths(lengths, ds[SERIES].values, min_length, min_length_name, data_name)
         covs = contract._extract(ds, covariate_names)
         within = np.arange(targets.shape[1])[None, :] < lengths[:, None]
         contract._check_covariates_inside(covs, within, ds[SERIES].values)
@@ -589,13 +593,16 @@ class DataContract:
 
     # -- encoding --------------------------------------------------------------------------
 
-    def encode(self, data, *, min_length=1, require_covariates=True) -> SeriesData:
+    def encode(self, data, *, min_length=1, require_covariates=True, min_length_name="min_length",
+               data_name="data") -> SeriesData:
         """
         Encode new data with the same variables using this contract's scaling.
 
         :param data: anything :func:`as_dataset` accepts, holding every target variable (and
             the covariates, unless ``require_covariates=False``).
         :param int min_length: minimum number of observed steps per series.
+        :param str min_length_name: what the error message calls ``min_length``.
+        :param str data_name: what the error message calls ``data``.
         :param bool require_covariates: if ``False``, absent covariate variables are filled
             with 0 (their training mean after scaling).
         :returns: a :class:`SeriesData`.
@@ -622,7 +629,7 @@ class DataContract:
         _check_nonempty(ds, self.target_vars)
         targets = self._extract(ds, self.target_vars)
         lengths = _series_lengths(~np.isnan(targets))
-        self._check_lengths(lengths, ds[SERIES].values, min_length)
+        self._check_lengths(lengths, ds[SERIES].values, min_length, min_length_name, data_name)
         covs = self._extract(ds, self.covariate_names, fill_missing=True)
         within = np.arange(targets.shape[1])[None, :] < lengths[:, None]
         present = np.array([var not in missing_cov for var, _ in self.covariate_channels], dtype=bool)
@@ -709,13 +716,14 @@ class DataContract:
             return np.zeros((num_series, num_time, 0))
         return np.concatenate(columns, axis=-1).astype(np.float64)
 
-    def _check_lengths(self, lengths, series, min_length):
+    def _check_lengths(self, lengths, series, min_length, min_length_name="min_length", data_name="data"):
         if not isinstance(min_length, (int, np.integer)) or isinstance(min_length, bool) or min_length < 0:
-            raise ValueError(f"min_length must be a non-negative int; got {min_length!r}")
+            raise ValueError(f"{min_length_name} must be a non-negative int; got {min_length!r}")
         short = lengths < min_length
         if short.any():
             raise ValueError(
-                f"series {_format_series(series, short)} have fewer than min_length={min_length} "
+                f"{data_name}: series {_format_series(series, short)} have fewer than "
+                f"{min_length_name}={min_length} "
                 f"observed time steps (lengths {lengths[short][:5].tolist()}); a series' length is "
                 "1 + the index of its last observed step"
             )

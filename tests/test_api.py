@@ -279,8 +279,10 @@ def test_bad_arguments_are_reported_before_training(kwargs, error, culprit, data
 def test_order_error_names_the_order_and_the_series(make_ds, no_training):
     ds = make_ds()
     ds["x"][3, 2:] = np.nan  # series 3 has 2 observed steps
-    with pytest.raises(ValueError, match=r"order=3.*\[3\]"):
+    with pytest.raises(ValueError, match=r"^data: series \[3\].*order=3.*lengths \[2\]"):
         pyrossm.fit(data=ds, order=3, num_steps=1, progress=False)
+    with pytest.raises(ValueError, match=r"^validation_data: series \[3\].*order=3"):
+        pyrossm.fit(data=make_ds(), validation_data=ds, order=3, num_steps=1, progress=False)
 
 
 def test_numpy_integer_arguments_are_accepted(data, tiny):
