@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .progress import progress_bar
 from .validation import check_positive_int
 
 __all__ = ["Choice", "IntRange", "LogUniform", "TABLE3_SPACE", "tune", "forecast_crps_score"]
@@ -193,7 +194,7 @@ def tune(model, data, validation_data, *, space=None, num_trials=20, num_steps=1
                 **params, "fit_arguments": arguments, "error": error}
 
     rows = []
-    bar = _progress(num_trials, progress)
+    bar = progress_bar(progress, total=num_trials, desc="tuning", unit="trial")
     if sampler == "random":
         rng = np.random.default_rng(seed)
         for number in range(num_trials):
@@ -216,12 +217,3 @@ def tune(model, data, validation_data, *, space=None, num_trials=20, num_steps=1
         study.optimize(objective, n_trials=num_trials)
     bar.close()
     return pd.DataFrame(rows).sort_values(["score", "trial"]).reset_index(drop=True)
-
-
-def _progress(total, show):
-    import sys
-
-    from tqdm.auto import tqdm
-
-    show = show if show is not None else sys.stderr.isatty()
-    return tqdm(total=total, desc="tuning", unit="trial", disable=not show)

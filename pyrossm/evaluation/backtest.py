@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import copy
-import sys
 import time as _time
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ..data import as_dataset
+from ..progress import progress_bar
 from ..validation import check_positive_int
 
 __all__ = ["backtest"]
@@ -206,10 +205,8 @@ def backtest(model, data, *, train_window=None, min_train_window=1, test_window,
         return api.fit(model=ssm, data=ds.isel(time=slice(t0, t1)), covariates=covariates,
                        seed=seed, progress=False, **fit_options)
 
-    show = progress if progress is not None else sys.stderr.isatty()
     rows = []
-    for index, (t0, t1, t2) in enumerate(tqdm(windows, disable=not show, desc="backtest",
-                                             dynamic_ncols=True)):
+    for index, (t0, t1, t2) in enumerate(progress_bar(progress, iterable=windows, desc="backtest")):
         train_seconds = 0.0
         if fitted is None or (refit and not reuse_given):
             start = _time.perf_counter()

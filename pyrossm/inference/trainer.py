@@ -8,7 +8,6 @@ zinit_lr of Appendix F) and a function giving the program arguments for a miniba
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pyro
 import torch
-from tqdm.auto import tqdm
 
+from ..progress import progress_bar
 from .checkpoint import atomic_torch_save, safe_torch_load
 from .elbo import elbo_terms
 from .schedules import AnnealingSchedule
@@ -198,9 +197,7 @@ class SVITrainer:
         if cfg.checkpoint_every and checkpoint_dir is None:
             raise ValueError("checkpoint_every > 0 needs checkpoint_dir")
         batch_size = min(cfg.batch_size or num_series, num_series)
-        show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
-        bar = tqdm(total=cfg.num_steps, initial=self.step, disable=not show, desc="SVI",
-                   dynamic_ncols=True)
+        bar = progress_bar(cfg.progress, total=cfg.num_steps, initial=self.step, desc="SVI")
         restores = 0
         start = time.perf_counter()
         while self.step < cfg.num_steps:

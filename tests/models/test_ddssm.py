@@ -4,7 +4,6 @@ sample / smooth / save-load through the public API, and a fast bimodal random wa
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import pyro
