@@ -186,7 +186,7 @@ def joint_gaussian(length, A, C, Q, R, m0, P0):
     A, C, Q, R = (np.atleast_2d(np.asarray(v, dtype=float)) for v in (A, C, Q, R))
     P0 = np.atleast_2d(np.asarray(P0, dtype=float))
     m0 = np.atleast_1d(np.asarray(m0, dtype=float))
-    k, d = A.shape[0], C.shape[0]
+    k = A.shape[0]
     means, variances = [m0], [P0]
     for _ in range(1, length):
         means.append(A @ means[-1])
