@@ -8,10 +8,14 @@ Quick start::
     fc = res.forecast(ds.isel(time=slice(0, 24)), horizon=8, num_samples=200)
 """
 
+import sys as _sys
+
 from . import datasets, evaluation, models, tuning
 from . import evaluation as metrics
 from .api import FitResult, fit, load
 from .data import DataContract, SeriesData
+
+_sys.modules[__name__ + ".metrics"] = metrics  # so that `from pyrossm.metrics import crps` works
 
 __version__ = "0.1.0"
 

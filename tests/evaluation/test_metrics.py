@@ -414,3 +414,12 @@ def test_argument_errors():
         M.mmd(s, s, bandwidth=0.0)
     with pytest.raises(ValueError, match="bandwidth"):
         M.mmd(s, s, bandwidth=[1.0, 2.0, 3.0])
+
+
+def test_metrics_alias_is_importable():
+    """``pyrossm.metrics`` is the evaluation package, also as an import path."""
+    import pyrossm
+    from pyrossm.metrics import coverage, crps
+
+    assert pyrossm.metrics is pyrossm.evaluation
+    assert crps is pyrossm.evaluation.crps and coverage is pyrossm.evaluation.metrics.coverage
