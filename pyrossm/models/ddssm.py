@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from .dkf import shared_parts
-from .ssm import StateSpaceModel, check_order_and_latent_dim
+from .dkf import PresetModel
+from .ssm import check_order_and_latent_dim
 from .transition import DiffusionDynamics
 
 
-class DDSSM(StateSpaceModel):
+class DDSSM(PresetModel):
     """DDSSM: a :class:`StateSpaceModel` whose transition density is a conditional diffusion model.
 
     Same encoder, emission and VHP as :class:`~pyrossm.models.DKF` (Table 1); the Gaussian
@@ -32,16 +32,10 @@ class DDSSM(StateSpaceModel):
                                        schedule, num_noise_draws, diffusion_channels,
                                        diffusion_layers, sampler=sampler,
                                        num_sampling_steps=num_sampling_steps)
-        parts = shared_parts(obs_dim, latent_dim, order, covariate_dim, init, channels, hidden_dim,
-                             encoder_layers, emission_layers)
-        super().__init__(
-            transition=transition, **parts, latent_dim=latent_dim, order=order, obs_dim=obs_dim,
-            covariate_dim=covariate_dim)
-        self.config = dict(obs_dim=obs_dim, latent_dim=latent_dim, order=order,
-                           covariate_dim=covariate_dim, init=init, channels=channels,
-                           hidden_dim=hidden_dim, encoder_layers=encoder_layers,
-                           emission_layers=emission_layers, diffusion_channels=diffusion_channels,
-                           diffusion_layers=diffusion_layers,
-                           num_diffusion_steps=num_diffusion_steps, schedule=schedule,
-                           num_noise_draws=num_noise_draws, sampler=sampler,
-                           num_sampling_steps=num_sampling_steps)
+        super().__init__(transition, dict(
+            obs_dim=obs_dim, latent_dim=latent_dim, order=order, covariate_dim=covariate_dim,
+            init=init, channels=channels, hidden_dim=hidden_dim, encoder_layers=encoder_layers,
+            emission_layers=emission_layers, diffusion_channels=diffusion_channels,
+            diffusion_layers=diffusion_layers, num_diffusion_steps=num_diffusion_steps,
+            schedule=schedule, num_noise_draws=num_noise_draws, sampler=sampler,
+            num_sampling_steps=num_sampling_steps))

@@ -9,7 +9,27 @@ from .ssm import StateSpaceModel, check_order_and_latent_dim
 from .transition import GaussianTransition
 
 
-class DKF(StateSpaceModel):
+class PresetModel(StateSpaceModel):
+    """Base of the presets: :func:`shared_parts` (Table 1) around a given transition.
+
+    :param transition: the preset's transition module (built by the subclass *before* the shared
+        parts, which fixes the order in which parameters are initialised for a seed).
+    :param dict config: the subclass's constructor arguments -- at least ``obs_dim``,
+        ``latent_dim``, ``order``, ``covariate_dim``, ``init``, ``channels``, ``hidden_dim``,
+        ``encoder_layers`` and ``emission_layers`` -- kept as ``self.config`` (what
+        :func:`pyrossm.load` rebuilds the model from).
+    """
+
+    def __init__(self, transition, config):
+        c = config
+        parts = shared_parts(c["obs_dim"], c["latent_dim"], c["order"], c["covariate_dim"], c["init"],
+                             c["channels"], c["hidden_dim"], c["encoder_layers"], c["emission_layers"])
+        super().__init__(transition=transition, **parts, latent_dim=c["latent_dim"], order=c["order"],
+                         obs_dim=c["obs_dim"], covariate_dim=c["covariate_dim"])
+        self.config = dict(config)
+
+
+class DKF(PresetModel):
     """Deep Kalman Filter: Gaussian transitions and emissions, structured smoothing guide.
 
     Architecture defaults follow Table 1 of the DDSSM paper (context channels 16, encoder and
@@ -28,15 +48,10 @@ class DKF(StateSpaceModel):
         # the transition is built first, then the shared parts: parameter initialisation order
         transition = GaussianTransition(latent_dim, order, covariate_dim, channels,
                                         transition_layers, hidden_dim, hidden_dim)
-        parts = shared_parts(obs_dim, latent_dim, order, covariate_dim, init, channels, hidden_dim,
-                             encoder_layers, emission_layers)
-        super().__init__(
-            transition=transition, **parts, latent_dim=latent_dim, order=order, obs_dim=obs_dim,
-            covariate_dim=covariate_dim)
-        self.config = dict(obs_dim=obs_dim, latent_dim=latent_dim, order=order,
-                           covariate_dim=covariate_dim, init=init, channels=channels,
-                           hidden_dim=hidden_dim, encoder_layers=encoder_layers,
-                           emission_layers=emission_layers, transition_layers=transition_layers)
+        super().__init__(transition, dict(
+            obs_dim=obs_dim, latent_dim=latent_dim, order=order, covariate_dim=covariate_dim,
+            init=init, channels=channels, hidden_dim=hidden_dim, encoder_layers=encoder_layers,
+            emission_layers=emission_layers, transition_layers=transition_layers))
 
 
 def shared_parts(obs_dim, latent_dim, order, covariate_dim, init, channels, hidden_dim,
