@@ -26,16 +26,10 @@ TINY = dict(channels=4, hidden_dim=4, encoder_layers=1, emission_layers=1, diffu
             diffusion_layers=1, num_diffusion_steps=K)
 
 
-def build(latent_dim, order, covariate_dim, seed=0, **kwargs):
-    torch.manual_seed(seed)
-    model = DDSSM(obs_dim=D, latent_dim=latent_dim, order=order, covariate_dim=covariate_dim,
-                  **{**TINY, **kwargs})
-    gen = torch.Generator().manual_seed(seed + 1)
-    mask = torch.rand(N, T, D, generator=gen) > 0.25
-    mask[:, 0, :] = True
-    x = torch.where(mask, torch.randn(N, T, D, generator=gen), torch.zeros(()))
-    covariates = torch.randn(N, T, covariate_dim, generator=gen)
-    return model, (x, mask, covariates)
+def build(latent_dim, order, covariate_dim, **kwargs):
+    torch.manual_seed(0)
+    return DDSSM(obs_dim=D, latent_dim=latent_dim, order=order, covariate_dim=covariate_dim,
+                 **{**TINY, **kwargs})
 
 
 def perturb_output_layer(model, seed=0):
@@ -54,7 +48,7 @@ def loss_fn(num_particles=2):
 
 # ------------------------------------------------------------------ the model
 def test_ddssm_is_a_state_space_model_with_diffusion_dynamics():
-    model, _ = build(2, 2, 1, num_noise_draws=3, sampler="ddim", num_sampling_steps=4)
+    model = build(2, 2, 1, num_noise_draws=3, sampler="ddim", num_sampling_steps=4)
     assert isinstance(model.transition, DiffusionDynamics)
     assert model.transition.schedule.num_steps == K
     assert model.transition.num_noise_draws == 3
@@ -83,8 +77,10 @@ def test_bad_arguments_raise_on_construction(kwargs, culprit):
 
 
 @pytest.mark.parametrize("latent_dim,order,covariate_dim", CONFIGS, ids=IDS)
-def test_elbo_is_finite_with_finite_gradients_and_one_denoiser_call(latent_dim, order, covariate_dim):
-    model, args = build(latent_dim, order, covariate_dim, num_noise_draws=2)
+def test_elbo_is_finite_with_finite_gradients_and_one_denoiser_call(latent_dim, order, covariate_dim,
+                                                                     random_batch):
+    model = build(latent_dim, order, covariate_dim, num_noise_draws=2)
+    args = random_batch(N, T, D, covariate_dim)
     perturb_output_layer(model)
     calls = []
     hook = model.transition.network.register_forward_hook(
@@ -106,9 +102,10 @@ def test_elbo_is_finite_with_finite_gradients_and_one_denoiser_call(latent_dim, 
     assert net.input.weight.grad.abs().sum() > 0 and net.embedding.mlp[0].weight.grad.abs().sum() > 0
 
 
-def test_model_trace_scores_z_with_the_diffusion_bound():
+def test_model_trace_scores_z_with_the_diffusion_bound(random_batch):
     """The ``z`` site's log-density is init + sum_t (-bound_t): rebuild it from the parts."""
-    model, (x, mask, cov) = build(1, 1, 0, init="normal", num_noise_draws=4)
+    model = build(1, 1, 0, init="normal", num_noise_draws=4)
+    x, mask, cov = random_batch(N, T, D, 0)
     perturb_output_layer(model)
     guide_trace = poutine.trace(model.guide).get_trace(x, mask, cov)
     model_trace = poutine.trace(poutine.replay(model.model, trace=guide_trace)).get_trace(x, mask, cov)

@@ -18,17 +18,16 @@ CONFIGS = list(itertools.product([1, 2, 3], [1, 4], [0, 2], ["vhp", "normal"]))
 IDS = [f"j{j}-M{m}-V{v}-{init}" for j, m, v, init in CONFIGS]
 
 
-def build(order, latent_dim, covariate_dim, init, seed=0):
-    torch.manual_seed(seed)
-    model = DKF(obs_dim=D, latent_dim=latent_dim, order=order, covariate_dim=covariate_dim,
-                init=init, channels=4, hidden_dim=4, encoder_layers=1, emission_layers=1,
-                transition_layers=1)
-    gen = torch.Generator().manual_seed(seed + 1)
-    mask = torch.rand(N, T, D, generator=gen) > 0.25
-    mask[:, 0, :] = True
-    x = torch.where(mask, torch.randn(N, T, D, generator=gen), torch.zeros(()))
-    covariates = torch.randn(N, T, covariate_dim, generator=gen)
-    return model, (x, mask, covariates)
+@pytest.fixture
+def build(random_batch):
+    """``build(order, latent_dim, covariate_dim, init) -> (tiny DKF, (x, mask, covariates))``."""
+    def make(order, latent_dim, covariate_dim, init):
+        torch.manual_seed(0)
+        model = DKF(obs_dim=D, latent_dim=latent_dim, order=order, covariate_dim=covariate_dim,
+                    init=init, channels=4, hidden_dim=4, encoder_layers=1, emission_layers=1,
+                    transition_layers=1)
+        return model, random_batch(N, T, D, covariate_dim)
+    return make
 
 
 def sample_sites(trace):
@@ -37,7 +36,7 @@ def sample_sites(trace):
 
 
 @pytest.mark.parametrize("order,latent_dim,covariate_dim,init", CONFIGS, ids=IDS)
-def test_traces_have_the_documented_sites(order, latent_dim, covariate_dim, init):
+def test_traces_have_the_documented_sites(order, latent_dim, covariate_dim, init, build):
     model, args = build(order, latent_dim, covariate_dim, init)
     x, mask, cov = args
     vhp = init == "vhp"
@@ -81,7 +80,8 @@ def test_traces_have_the_documented_sites(order, latent_dim, covariate_dim, init
 
 
 @pytest.mark.parametrize("order,latent_dim,covariate_dim,init", CONFIGS, ids=IDS)
-def test_vectorized_elbo_is_finite_and_every_group_gets_gradients(order, latent_dim, covariate_dim, init):
+def test_vectorized_elbo_is_finite_and_every_group_gets_gradients(order, latent_dim, covariate_dim, init,
+                                                                  build):
     model, args = build(order, latent_dim, covariate_dim, init)
     elbo = pyro.infer.Trace_ELBO(num_particles=3, vectorize_particles=True, max_plate_nesting=1)
     loss = elbo.differentiable_loss(model.model, model.guide, *args)
@@ -104,7 +104,7 @@ def test_vectorized_elbo_is_finite_and_every_group_gets_gradients(order, latent_
 
 
 @pytest.mark.parametrize("order,latent_dim,covariate_dim,init", CONFIGS, ids=IDS)
-def test_posterior_samples_forecasts_and_generation(order, latent_dim, covariate_dim, init):
+def test_posterior_samples_forecasts_and_generation(order, latent_dim, covariate_dim, init, build):
     model, (x, mask, cov) = build(order, latent_dim, covariate_dim, init)
     S, H = 5, 4
     z = model.sample_posterior(x, mask, cov, num_samples=S)
@@ -132,7 +132,7 @@ def test_posterior_samples_forecasts_and_generation(order, latent_dim, covariate
     assert z_gen.shape == (N, order, latent_dim) and x_gen.shape == (N, order, D)
 
 
-def test_annealing_scales_the_rate_sites_only():
+def test_annealing_scales_the_rate_sites_only(build):
     model, args = build(2, 2, 1, "vhp")
     guide_trace = poutine.trace(model.guide).get_trace(*args, annealing=0.25)
     model_trace = poutine.trace(poutine.replay(model.model, trace=guide_trace)).get_trace(*args, annealing=0.25)
@@ -143,7 +143,7 @@ def test_annealing_scales_the_rate_sites_only():
     assert model_trace.nodes["x"]["scale"] == 1.0
 
 
-def test_composed_model_matches_the_dkf_preset():
+def test_composed_model_matches_the_dkf_preset(build):
     """A StateSpaceModel assembled from parts equals the preset with the same parts and seed."""
     kw = dict(channels=4, seq_dim=4, hidden_dim=4)
     torch.manual_seed(0)
