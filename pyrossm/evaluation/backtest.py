@@ -18,20 +18,18 @@ __all__ = ["backtest"]
 _RESERVED_FIT_OPTIONS = ("model", "data", "covariates", "seed", "progress")
 
 
+def _first_origin(train_window, min_train_window) -> int:
+    """The first forecast origin ``t1`` (the shortest training window)."""
+    return min_train_window if train_window is None else max(train_window, min_train_window)
+
+
 def _windows(num_time, train_window, min_train_window, test_window, stride):
     """The ``(t0, t1, t2)`` of every window: train on ``[t0, t1)``, test on ``[t1, t2)``."""
-    start = min_train_window if train_window is None else max(train_window, min_train_window)
     windows = []
-    for t1 in range(start, num_time - test_window + 1, stride):
+    for t1 in range(_first_origin(train_window, min_train_window), num_time - test_window + 1, stride):
         t0 = 0 if train_window is None else t1 - train_window
         windows.append((t0, t1, t1 + test_window))
     return windows
-
-
-def _steps_needed(train_window, min_train_window, test_window) -> int:
-    """The number of time steps the first window needs."""
-    first = min_train_window if train_window is None else max(train_window, min_train_window)
-    return first + test_window
 
 
 def _check_seed(seed):
@@ -187,7 +185,7 @@ def backtest(model, data, *, train_window=None, min_train_window=1, test_window,
                   f"train_window={train_window}, min_train_window={min_train_window}")
         raise ValueError(f"no backtest window fits: data has T={num_time} time steps, but "
                          f"{layout} plus test_window={test_window} need at least "
-                         f"{_steps_needed(train_window, min_train_window, test_window)}")
+                         f"{_first_origin(train_window, min_train_window) + test_window}")
 
     if isinstance(model, str):
         order = fit_options.get("order", 1)
