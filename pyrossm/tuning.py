@@ -7,7 +7,7 @@ with :func:`pyrossm.fit` and scores it on validation data (lower is better).  Wi
 ``sampler="random"`` it needs nothing beyond pyrossm; ``sampler="optuna"`` uses Optuna's TPE
 sampler (``pip install optuna``) with the same search space.
 
-A search space maps a name to a :class:`Choice`, :class:`IntRange` or :class:`LogUniform`; the
+A search space maps a name to a :class:`Choice`, :class:`IntRange` or :class:`FloatRange`; the
 names are :func:`pyrossm.fit` arguments, plus ``"lr_<group>"`` for the per-group learning rates
 (``encoder``, ``emission``, ``transition``, ``init``) and model arguments such as
 ``num_noise_draws``.  :data:`TABLE3_SPACE` is the paper's (``dec_lr`` -> ``lr_emission``,
@@ -27,7 +27,7 @@ import pandas as pd
 from .progress import progress_bar
 from .validation import check_positive_int
 
-__all__ = ["Choice", "IntRange", "LogUniform", "TABLE3_SPACE", "tune", "forecast_crps_score"]
+__all__ = ["Choice", "IntRange", "FloatRange", "TABLE3_SPACE", "tune", "forecast_crps_score"]
 
 LR_GROUPS = ("encoder", "emission", "transition", "init")
 
@@ -60,12 +60,12 @@ class IntRange:
 
 
 @dataclass(frozen=True)
-class LogUniform:
-    """A float in ``[low, high]``, uniform in ``log`` (``log=False``: uniform)."""
+class FloatRange:
+    """A float in ``[low, high]``: uniform, or uniform in ``log`` with ``log=True``."""
 
     low: float
     high: float
-    log: bool = True
+    log: bool = False
 
     def draw(self, rng):
         if self.log:
@@ -80,11 +80,11 @@ class LogUniform:
 TABLE3_SPACE = {
     "annealing": Choice(("linear", "cosine")),
     "warmup_steps": IntRange(200, 1200),
-    "annealing_end": LogUniform(0.3, 2.0, log=False),
-    "lr_encoder": LogUniform(5e-5, 1e-2),
-    "lr_emission": LogUniform(5e-5, 1e-2),
-    "lr_transition": LogUniform(5e-5, 1e-2),
-    "lr_init": LogUniform(1e-4, 1e-3),
+    "annealing_end": FloatRange(0.3, 2.0),
+    "lr_encoder": FloatRange(5e-5, 1e-2, log=True),
+    "lr_emission": FloatRange(5e-5, 1e-2, log=True),
+    "lr_transition": FloatRange(5e-5, 1e-2, log=True),
+    "lr_init": FloatRange(1e-4, 1e-3, log=True),
     "num_particles": IntRange(1, 4),
     "batch_size": Choice((64, 128, 256, 512)),
     "num_noise_draws": IntRange(1, 8),
@@ -107,7 +107,8 @@ def forecast_crps_score(horizon=1, num_samples=256):
         if length <= horizon:
             raise ValueError(f"validation_data has {length} time steps; the score needs more than "
                              f"horizon={horizon}")
-        context, future = data.isel(time=slice(0, length - horizon)), data.isel(time=slice(length - horizon, None))
+        context = data.isel(time=slice(0, length - horizon))
+        future = data.isel(time=slice(length - horizon, None))
         forecast = result.forecast(context, horizon, num_samples=num_samples, seed=0)
         values = [crps(forecast[v].values, future[v].values).mean()
                   for v in result.contract.target_vars]
@@ -118,10 +119,10 @@ def forecast_crps_score(horizon=1, num_samples=256):
 
 def _check_space(space):
     if not isinstance(space, dict) or not space:
-        raise TypeError("space must be a non-empty dict of name -> Choice / IntRange / LogUniform")
+        raise TypeError("space must be a non-empty dict of name -> Choice / IntRange / FloatRange")
     for name, dist in space.items():
-        if not isinstance(dist, (Choice, IntRange, LogUniform)):
-            raise TypeError(f"space[{name!r}] must be a Choice, IntRange or LogUniform, "
+        if not isinstance(dist, (Choice, IntRange, FloatRange)):
+            raise TypeError(f"space[{name!r}] must be a Choice, IntRange or FloatRange, "
                             f"got {type(dist).__name__}")
         if name.startswith("lr_") and name[3:] not in LR_GROUPS:
             raise ValueError(f"space[{name!r}]: learning-rate groups are {list(LR_GROUPS)}")
@@ -148,7 +149,7 @@ def tune(model, data, validation_data, *, space=None, num_trials=20, num_steps=1
 
     :param str model: a registered model name (``"dkf"``, ``"ddssm"``).
     :param data: training data (see :func:`pyrossm.fit`).  :param validation_data: scoring data.
-    :param dict space: name -> :class:`Choice` / :class:`IntRange` / :class:`LogUniform`
+    :param dict space: name -> :class:`Choice` / :class:`IntRange` / :class:`FloatRange`
         (default :data:`TABLE3_SPACE`).
     :param int num_trials: trials.  :param int num_steps: SVI steps per trial (paper: 1500).
     :param score: ``score(result, validation_data) -> float``, lower is better (default

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import pyrossm
-from pyrossm.tuning import TABLE3_SPACE, Choice, IntRange, LogUniform, forecast_crps_score, tune
+from pyrossm.tuning import TABLE3_SPACE, Choice, IntRange, FloatRange, forecast_crps_score, tune
 
 FIXED = dict(batch_size=8, channels=4, hidden_dim=4)
 
@@ -35,7 +35,7 @@ def test_draws_stay_in_their_ranges():
 
 def test_random_search_runs_scores_and_sorts(data):
     train, valid = data
-    space = {"lr_encoder": LogUniform(1e-3, 1e-2), "annealing": Choice(("linear", "cosine")),
+    space = {"lr_encoder": FloatRange(1e-3, 1e-2, log=True), "annealing": Choice(("linear", "cosine")),
              "num_particles": IntRange(1, 2), "num_noise_draws": IntRange(1, 3)}
     seen = []
 
@@ -78,7 +78,7 @@ def test_default_score_is_one_step_crps(data):
 
 def test_nonfinite_score_is_inf(data):
     train, valid = data
-    table = tune("dkf", train, valid, space={"lr_encoder": LogUniform(1e-3, 2e-3)}, num_trials=2,
+    table = tune("dkf", train, valid, space={"lr_encoder": FloatRange(1e-3, 2e-3, log=True)}, num_trials=2,
                  num_steps=1, score=lambda r, v: float("nan"), fixed=FIXED, progress=False)
     assert np.isinf(table["score"]).all()
 
@@ -86,7 +86,7 @@ def test_nonfinite_score_is_inf(data):
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(model=3), TypeError, "model"),
     (dict(space={"lr_encoder": (1e-3, 1e-2)}), TypeError, "space"),
-    (dict(space={"lr_decoder": LogUniform(1e-3, 1e-2)}), ValueError, "lr_decoder"),
+    (dict(space={"lr_decoder": FloatRange(1e-3, 1e-2, log=True)}), ValueError, "lr_decoder"),
     (dict(num_trials=0), ValueError, "num_trials"),
     (dict(num_steps=-1), ValueError, "num_steps"),
     (dict(sampler="grid"), ValueError, "sampler"),
@@ -106,7 +106,7 @@ def test_score_needs_more_steps_than_horizon(data):
     with pytest.raises(ValueError, match="horizon"):
         forecast_crps_score(horizon=0)
     with pytest.raises(ValueError, match="horizon=6"):
-        tune("dkf", train, valid, space={"lr_encoder": LogUniform(1e-3, 2e-3)}, num_trials=1,
+        tune("dkf", train, valid, space={"lr_encoder": FloatRange(1e-3, 2e-3, log=True)}, num_trials=1,
              num_steps=1, score=forecast_crps_score(horizon=6), fixed=FIXED, progress=False)
 
 
