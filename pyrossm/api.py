@@ -237,16 +237,33 @@ class FitResult:
             _, x = self.model.generate(num_series, length, cov)
         return self.contract.decode(x, np.arange(num_series), np.arange(length))
 
-    def smooth(self, data, num_samples=100, seed=None):
-        """Latent trajectories from the guide: ``xr.Dataset`` with ``z`` ``(draw, series, time, latent)``."""
+    def _draw_posterior(self, data, num_samples, seed, replicate):
+        """``z ~ q(z | data)`` (and with ``replicate``, ``x_rep ~ p(x | z)``) in one seeded block.
+
+        :returns: ``(latents, groups)``: the ``z`` Dataset ``(draw, series, time, latent)`` and,
+            with ``replicate``, the arviz groups ``posterior_predictive`` ``(chain, draw, series,
+            time)`` and ``observed_data`` ``(series, time)`` (else ``None``).
+        """
         check_positive_int("num_samples", num_samples)
         enc = self._encode(data)
         with _seeded(seed, self.device):
             z = self.model.sample_posterior(enc.filled_values, enc.mask, enc.covariates, num_samples)
-        return xr.Dataset(
+            x = self.model.emission_dist(z, enc.covariates).sample() if replicate else None
+        latents = xr.Dataset(
             {"z": (("draw", "series", "time", "latent"), z.cpu().numpy())},
             coords={"draw": np.arange(num_samples), "series": enc.series, "time": enc.time,
                     "latent": np.arange(self.model.latent_dim)})
+        if not replicate:
+            return latents, None
+        groups = {
+            "posterior_predictive": self.contract.decode(x, enc.series, enc.time).expand_dims(chain=[0]),
+            "observed_data": self.contract.decode(torch.where(enc.mask, enc.values, torch.nan)[None],
+                                                  enc.series, enc.time).isel(draw=0, drop=True)}
+        return latents, groups
+
+    def smooth(self, data, num_samples=100, seed=None):
+        """Latent trajectories from the guide: ``xr.Dataset`` with ``z`` ``(draw, series, time, latent)``."""
+        return self._draw_posterior(data, num_samples, seed, replicate=False)[0]
 
     def posterior_predictive(self, data, num_samples=100, seed=None):
         """Replicated data ``x_rep ~ p(x | z)``, ``z ~ q(z | data)``, as an arviz-style ``xr.DataTree``.
@@ -254,15 +271,7 @@ class FitResult:
         :returns: ``DataTree`` with groups ``posterior_predictive`` (dims ``chain, draw, series,
             time``) and ``observed_data`` (the data as given, scaled back).
         """
-        check_positive_int("num_samples", num_samples)
-        enc = self._encode(data)
-        with _seeded(seed, self.device):
-            z = self.model.sample_posterior(enc.filled_values, enc.mask, enc.covariates, num_samples)
-            x = self.model.emission_dist(z, enc.covariates).sample()
-        pp = self.contract.decode(x, enc.series, enc.time).expand_dims(chain=[0])
-        observed = self.contract.decode(torch.where(enc.mask, enc.values, torch.nan)[None],
-                                        enc.series, enc.time).isel(draw=0, drop=True)
-        return xr.DataTree.from_dict({"posterior_predictive": pp, "observed_data": observed})
+        return xr.DataTree.from_dict(self._draw_posterior(data, num_samples, seed, replicate=True)[1])
 
     def to_datatree(self, data=None, num_samples=100, seed=None):
         """The fit as an arviz-style ``xr.DataTree``: posterior, predictive, data, training history.
@@ -297,19 +306,9 @@ class FitResult:
                                for col in history.columns if col != "step"},
                               coords={"step": steps})
         groups = {}
-        if data is not None:
-            enc = self._encode(data)
-            with _seeded(seed, self.device):  # the same draws as smooth() / posterior_predictive()
-                z = self.model.sample_posterior(enc.filled_values, enc.mask, enc.covariates, num_samples)
-                x = self.model.emission_dist(z, enc.covariates).sample()
-            groups["posterior"] = xr.Dataset(
-                {"z": (("chain", "draw", "series", "time", "latent"), z.cpu().numpy()[None])},
-                coords={"chain": [0], "draw": np.arange(num_samples), "series": enc.series,
-                        "time": enc.time, "latent": np.arange(self.model.latent_dim)})
-            groups["posterior_predictive"] = self.contract.decode(x, enc.series, enc.time).expand_dims(chain=[0])
-            groups["observed_data"] = self.contract.decode(
-                torch.where(enc.mask, enc.values, torch.nan)[None], enc.series, enc.time
-            ).isel(draw=0, drop=True)
+        if data is not None:  # the same draws as smooth() / posterior_predictive()
+            latents, replicated = self._draw_posterior(data, num_samples, seed, replicate=True)
+            groups = {"posterior": latents.expand_dims(chain=[0]), **replicated}
         groups["training_history"] = training
         from . import __version__
         tree = xr.DataTree.from_dict(groups)
