@@ -11,11 +11,11 @@ The input helpers at the top are shared with :mod:`pyrossm.evaluation.metrics`.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import torch
 import xarray as xr
+
+from ..validation import check_positive_int
 
 __all__ = ["jsd", "jsd_to_density", "wasserstein", "sliced_wasserstein", "mmd"]
 
@@ -87,11 +87,6 @@ def _sample_pair(samples, reference, min_samples=1):
     return s, r
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-
-
 def _series_mean(values, num_series):
     """Mean over everything but the series dim: ``(N, ...) -> (N,)``."""
     return np.asarray(values, dtype=np.float64).reshape(num_series, -1).mean(axis=1)
@@ -155,7 +150,7 @@ def jsd(samples, reference, bins=100, low=None, high=None):
     :param high: upper end; default the common maximum.
     :returns: ``(N,)`` JSD per series, averaged over the marginals after the series dim.
     """
-    _check_positive_int("bins", bins)
+    check_positive_int("bins", bins)
     if callable(reference):
         s = _samples_first(samples, "samples")[0]
         if s.ndim not in (1, 2):
@@ -258,7 +253,7 @@ def sliced_wasserstein(samples, reference, num_projections=128, seed=0):
     :param int seed: seed of the directions.
     :returns: ``(N,)``.
     """
-    _check_positive_int("num_projections", num_projections)
+    check_positive_int("num_projections", num_projections)
     s, r = _sample_pair(samples, reference)
     num_series = s.shape[1]
     s, r = s.reshape(s.shape[0], num_series, -1), r.reshape(r.shape[0], num_series, -1)
