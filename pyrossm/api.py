@@ -64,8 +64,8 @@ def _seeded(seed, device):
 
 def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_steps=1000,
         batch_size=128, num_particles=1, learning_rate=1e-3, learning_rates=None,
-        weight_decay=0.01, clip_norm=10.0, annealing="cosine", annealing_start=0.01,
-        annealing_end=1.0, warmup_steps=None, validation_data=None, validate_every=0,
+        weight_decay=0.01, clip_norm=10.0, lr_schedule="constant", lr_end_factor=0.1,
+        annealing="cosine", annealing_start=0.01, annealing_end=1.0, warmup_steps=None, validation_data=None, validate_every=0,
         checkpoint_dir=None, checkpoint_every=0, resume=False, device="auto", seed=0,
         progress=None, on_nonfinite="raise", **model_kwargs) -> "FitResult":
     """Fits a state-space model to time series by stochastic variational inference.
@@ -79,6 +79,9 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
     :param int num_particles: vectorised ELBO particles ``S``.
     :param float learning_rate: default learning rate; ``learning_rates`` overrides per group
         (``encoder``, ``emission``, ``transition``, ``init``).
+    :param str lr_schedule: ``"constant"``, ``"cosine"`` or ``"linear"`` decay of every learning
+        rate to ``lr_end_factor`` times its base value at ``num_steps`` (see
+        :class:`~pyrossm.inference.TrainerConfig`).
     :param annealing: ``"cosine"``, ``"linear"``, ``"constant"``, a dict or an
         :class:`~pyrossm.inference.AnnealingSchedule` for the rate weight lambda; with a name,
         ``annealing_start``/``annealing_end``/``warmup_steps`` (default ``num_steps // 3``) apply.
@@ -129,8 +132,8 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
     trainer_config = TrainerConfig(
         num_steps=num_steps, batch_size=batch_size, num_particles=num_particles,
         learning_rate=learning_rate, learning_rates=dict(learning_rates or {}),
-        weight_decay=weight_decay, clip_norm=clip_norm,
-        annealing=_annealing(annealing, annealing_start, annealing_end, warmup_steps, num_steps),
+        weight_decay=weight_decay, clip_norm=clip_norm, lr_schedule=lr_schedule,
+        lr_end_factor=lr_end_factor, annealing=_annealing(annealing, annealing_start, annealing_end, warmup_steps, num_steps),
         validate_every=validate_every, checkpoint_every=checkpoint_every, progress=progress,
         seed=seed, on_nonfinite=on_nonfinite)
     if isinstance(model, str):

@@ -22,6 +22,7 @@ from .elbo import elbo_terms
 from .schedules import AnnealingSchedule
 
 CHECKPOINT_NAME = "checkpoint.pt"
+LR_SCHEDULES = ("constant", "cosine", "linear")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -39,6 +40,11 @@ class TrainerConfig:
     :param dict learning_rates: per-group overrides, e.g. ``{"encoder": 1e-3}``.
     :param float weight_decay: AdamW weight decay (Table 4: 0.01).
     :param clip_norm: gradient-norm clipping threshold (``None`` disables).
+    :param str lr_schedule: ``"constant"`` (default), ``"cosine"`` or ``"linear"``: every group's
+        learning rate is its base rate times a factor going from 1 at step 0 to ``lr_end_factor``
+        at ``num_steps`` (decaying the rate sharpens the final parameters; Loshchilov & Hutter,
+        2017, without restarts).
+    :param float lr_end_factor: the final factor, in ``(0, 1]``.
     :param AnnealingSchedule annealing: schedule of the rate weight lambda.
     :param int validate_every: validation ELBO every N steps (0 disables).
     :param int checkpoint_every: checkpoint every N steps (0 disables; needs a directory).
@@ -55,6 +61,8 @@ class TrainerConfig:
     learning_rates: dict = field(default_factory=dict)
     weight_decay: float = 0.01
     clip_norm: float | None = 10.0
+    lr_schedule: str = "constant"
+    lr_end_factor: float = 0.1
     annealing: AnnealingSchedule = field(default_factory=AnnealingSchedule)
     validate_every: int = 0
     checkpoint_every: int = 0
@@ -81,10 +89,26 @@ class TrainerConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.clip_norm is not None and (not isinstance(self.clip_norm, (int, float)) or self.clip_norm <= 0):
             raise ValueError(f"clip_norm must be > 0 or None, got {self.clip_norm!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if isinstance(self.lr_end_factor, bool) or not isinstance(self.lr_end_factor, (int, float)) \
+                or not 0 < self.lr_end_factor <= 1:
+            raise ValueError(f"lr_end_factor must be a number in (0, 1], got {self.lr_end_factor!r}")
         if isinstance(self.annealing, dict):
             self.annealing = AnnealingSchedule(**self.annealing)
         if self.on_nonfinite not in ("raise", "restore"):
             raise ValueError(f"on_nonfinite must be 'raise' or 'restore', got {self.on_nonfinite!r}")
+
+    def lr_factor(self, step: int) -> float:
+        """The factor on every base learning rate at ``step`` (1 at step 0, ``lr_end_factor`` at the end)."""
+        if self.lr_schedule == "constant" or self.num_steps == 0:
+            return 1.0
+        progress = min(step / self.num_steps, 1.0)
+        if self.lr_schedule == "linear":
+            shape = 1.0 - progress
+        else:
+            shape = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.lr_end_factor + (1.0 - self.lr_end_factor) * shape
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -112,7 +136,8 @@ class SVITrainer:
         self.all_params = [p for name in self.group_names for p in self.params[name]]
         self.optimizer = torch.optim.AdamW(
             [{"params": self.params[name], "lr": config.learning_rates.get(name, config.learning_rate),
-              "name": name} for name in self.group_names],
+              "base_lr": config.learning_rates.get(name, config.learning_rate), "name": name}
+             for name in self.group_names],
             weight_decay=config.weight_decay, foreach=True)
         self.batch_generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
@@ -144,6 +169,8 @@ class SVITrainer:
                                          f"{tuple(t.shape)}, the model has {tuple(p.shape)}")
                     p.copy_(t.to(p.device))
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # checkpoints written before lr schedules existed
+            group.setdefault("base_lr", group["lr"])
         torch.set_rng_state(state["torch_rng"])
         cuda_rng = state.get("cuda_rng", [])
         if cuda_rng and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda_rng):
@@ -202,6 +229,9 @@ class SVITrainer:
         start = time.perf_counter()
         while self.step < cfg.num_steps:
             lam = cfg.annealing(self.step)
+            factor = cfg.lr_factor(self.step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = group["base_lr"] * factor
             if batch_size < num_series:
                 idx = torch.randperm(num_series, generator=self.batch_generator)[:batch_size]
             else:
@@ -220,7 +250,7 @@ class SVITrainer:
                         and self.load_checkpoint(checkpoint_dir):
                     restores += 1
                     for group in self.optimizer.param_groups:
-                        group["lr"] *= 0.5
+                        group["base_lr"] *= 0.5
                     bar.n = self.step
                     continue
                 bar.close()

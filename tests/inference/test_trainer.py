@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pandas as pd
 import pyro
 import pytest
@@ -255,6 +256,43 @@ def test_per_group_learning_rates_reach_the_optimizer(fit_kwargs):
     assert lrs == {"encoder": 0.003, "emission": 0.02, "transition": 0.003, "init": 0.003}
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_lr_schedule_decays_every_group_from_its_base_rate_to_the_end_factor(fit_kwargs, schedule):
+    res = pyrossm.fit(num_steps=8, learning_rate=0.002, learning_rates={"transition": 0.01},
+                      lr_schedule=schedule, lr_end_factor=0.25, **fit_kwargs)
+    h = res.history
+    progress = h["step"].to_numpy() / 8
+    shape = 1 - progress if schedule == "linear" else 0.5 * (1 + np.cos(np.pi * progress))
+    factor = 0.25 + 0.75 * shape
+    np.testing.assert_allclose(h["lr_transition"], 0.01 * factor, rtol=1e-12)
+    np.testing.assert_allclose(h["lr_encoder"], 0.002 * factor, rtol=1e-12)
+    assert h["lr_encoder"].iloc[0] == 0.002 and np.all(np.diff(h["lr_encoder"]) < 0)
+    config = TrainerConfig(num_steps=8, lr_schedule=schedule, lr_end_factor=0.25)
+    assert config.lr_factor(0) == 1.0 and config.lr_factor(8) == pytest.approx(0.25)
+    assert res.config["trainer"]["lr_schedule"] == schedule
+
+
+def test_lr_schedule_resumes_where_it_stopped(fit_kwargs, tmp_path, monkeypatch):
+    """A run cut at step 6 and resumed follows the same decayed rates as an uncut run."""
+    kwargs = dict(num_steps=10, lr_schedule="cosine", lr_end_factor=0.1, **fit_kwargs)
+    whole = pyrossm.fit(**kwargs)
+    original = SVITrainer._loss
+
+    def crash_at_step_6(self, args, annealing):
+        if self.step == 6:
+            raise KeyboardInterrupt
+        return original(self, args, annealing)
+
+    monkeypatch.setattr(SVITrainer, "_loss", crash_at_step_6)
+    with pytest.raises(KeyboardInterrupt):
+        pyrossm.fit(**kwargs, checkpoint_dir=tmp_path, checkpoint_every=5)
+    monkeypatch.setattr(SVITrainer, "_loss", original)
+    resumed = pyrossm.fit(**kwargs, checkpoint_dir=tmp_path, checkpoint_every=5, resume=True)
+    pd.testing.assert_frame_equal(history_without_seconds(whole.history),
+                                  history_without_seconds(resumed.history))
+    assert_same_state(whole.model, resumed.model)
+
+
 def test_unknown_learning_rate_group_is_an_error(fit_kwargs):
     with pytest.raises(ValueError, match="decoder"):
         pyrossm.fit(num_steps=3, learning_rates={"decoder": 0.01}, **fit_kwargs)
@@ -289,6 +327,9 @@ def test_batch_size_larger_than_the_data_uses_every_series(fit_kwargs):
     (dict(clip_norm=0), "clip_norm"),
     (dict(on_nonfinite="ignore"), "on_nonfinite"),
     (dict(validate_every=-2), "validate_every"),
+    (dict(lr_schedule="step"), "lr_schedule"),
+    (dict(lr_end_factor=0.0), "lr_end_factor"),
+    (dict(lr_end_factor=1.5), "lr_end_factor"),
 ])
 def test_invalid_trainer_config(kwargs, culprit):
     with pytest.raises(ValueError, match=culprit):
