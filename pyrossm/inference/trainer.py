@@ -45,6 +45,11 @@ class TrainerConfig:
         at ``num_steps`` (decaying the rate sharpens the final parameters; Loshchilov & Hutter,
         2017, without restarts).
     :param float lr_end_factor: the final factor, in ``(0, 1]``.
+    :param ema_decay: ``None`` (default) or a decay in ``[0, 1)``: keep an exponential moving
+        average of the parameters, ``theta_ema <- d theta_ema + (1 - d) theta`` after every step
+        with ``d = min(ema_decay, (1 + step) / (10 + step))`` (a short warm-up), as diffusion models
+        are usually trained (Ho et al., 2020; Karras et al., 2022).  The validation ELBO is computed
+        with the averaged parameters, and they are the ones the fitted model ends with.
     :param AnnealingSchedule annealing: schedule of the rate weight lambda.
     :param int validate_every: validation ELBO every N steps (0 disables).
     :param int checkpoint_every: checkpoint every N steps (0 disables; needs a directory).
@@ -63,6 +68,7 @@ class TrainerConfig:
     clip_norm: float | None = 10.0
     lr_schedule: str = "constant"
     lr_end_factor: float = 0.1
+    ema_decay: float | None = None
     annealing: AnnealingSchedule = field(default_factory=AnnealingSchedule)
     validate_every: int = 0
     checkpoint_every: int = 0
@@ -94,6 +100,10 @@ class TrainerConfig:
         if isinstance(self.lr_end_factor, bool) or not isinstance(self.lr_end_factor, (int, float)) \
                 or not 0 < self.lr_end_factor <= 1:
             raise ValueError(f"lr_end_factor must be a number in (0, 1], got {self.lr_end_factor!r}")
+        if self.ema_decay is not None and (isinstance(self.ema_decay, bool)
+                                           or not isinstance(self.ema_decay, (int, float))
+                                           or not 0 <= self.ema_decay < 1):
+            raise ValueError(f"ema_decay must be None or a number in [0, 1), got {self.ema_decay!r}")
         if isinstance(self.annealing, dict):
             self.annealing = AnnealingSchedule(**self.annealing)
         if self.on_nonfinite not in ("raise", "restore"):
@@ -140,6 +150,7 @@ class SVITrainer:
              for name in self.group_names],
             weight_decay=config.weight_decay, foreach=True)
         self.batch_generator = torch.Generator().manual_seed(config.seed)
+        self.ema = None if config.ema_decay is None else [p.detach().clone() for p in self.all_params]
         self.step = 0
         self.rows: list[dict] = []
 
@@ -153,6 +164,7 @@ class SVITrainer:
             # one state per visible GPU when CUDA is in use, so a resumed GPU run is bit-identical
             "cuda_rng": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_initialized() else [],
             "batch_rng": self.batch_generator.get_state(),
+            "ema": None if self.ema is None else [t.cpu().clone() for t in self.ema],
             # every column of any row (e.g. val_elbo appears only every validate_every steps)
             "history": {key: [row.get(key, float("nan")) for row in self.rows]
                         for key in dict.fromkeys(k for row in self.rows for k in row)},
@@ -176,6 +188,11 @@ class SVITrainer:
         if cuda_rng and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda_rng):
             torch.cuda.set_rng_state_all(cuda_rng)  # (a GPU checkpoint resumed on a CPU: nothing to restore)
         self.batch_generator.set_state(state["batch_rng"])
+        if self.ema is not None:
+            saved = state.get("ema")
+            with torch.no_grad():  # a checkpoint without an average starts one from its parameters
+                for e, p, t in zip(self.ema, self.all_params, saved or [None] * len(self.ema)):
+                    e.copy_(p if t is None else t.to(p.device))
         self.step = int(state["step"])
         history = state["history"]
         keys = list(history)
@@ -200,10 +217,30 @@ class SVITrainer:
         return loss, terms
 
     def evaluate(self, args, num_series) -> float:
-        """ELBO per series (lambda = 1) on the given program arguments, without gradients."""
+        """ELBO per series (lambda = 1) on the given program arguments, without gradients (with the
+        averaged parameters when ``ema_decay`` is set)."""
         with torch.no_grad():
-            _, terms = self._loss(args, 1.0)
+            self._swap_ema()
+            try:
+                _, terms = self._loss(args, 1.0)
+            finally:
+                self._swap_ema()
         return terms["elbo_unscaled"] / num_series
+
+    @torch.no_grad()
+    def _update_ema(self):
+        if self.ema is not None:
+            decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+            torch._foreach_lerp_(self.ema, self.all_params, 1.0 - decay)
+
+    @torch.no_grad()
+    def _swap_ema(self):
+        """Exchanges the live and the averaged parameters (a no-op without ``ema_decay``)."""
+        if self.ema is not None:
+            for e, p in zip(self.ema, self.all_params):
+                buffer = p.detach().clone()
+                p.copy_(e)
+                e.copy_(buffer)
 
     def fit(self, make_args, num_series, *, val_args=None, val_num_series=None,
             checkpoint_dir=None, resume=False) -> pd.DataFrame:
@@ -259,6 +296,7 @@ class SVITrainer:
                                          f"loss={float(loss.detach())}, grad_norm={float(norm)}; "
                                          f"per-series ELBO terms: {detail}")
             self.optimizer.step()
+            self._update_ema()
             row = {"step": self.step, "loss": float(loss.detach()), "elbo": terms.pop("elbo_unscaled") / batch_size,
                    "annealing": lam, "grad_norm": float(norm)}
             row.update({f"elbo_{site}": value / batch_size for site, value in terms.items()})
@@ -274,6 +312,10 @@ class SVITrainer:
             if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                 self.save_checkpoint(checkpoint_dir)
         bar.close()
+        if self.ema is not None:
+            # the model ends with the averaged parameters; the live ones stay in the checkpoint
+            with torch.no_grad():
+                torch._foreach_copy_(self.all_params, self.ema)
         return self.history()
 
     def history(self) -> pd.DataFrame:

@@ -293,6 +293,47 @@ def test_lr_schedule_resumes_where_it_stopped(fit_kwargs, tmp_path, monkeypatch)
     assert_same_state(whole.model, resumed.model)
 
 
+def test_ema_decay_zero_is_the_plain_run(fit_kwargs, make_ds):
+    kwargs = dict(num_steps=6, validation_data=make_ds(num_series=3, seed=5), validate_every=3, **fit_kwargs)
+    plain, ema = pyrossm.fit(**kwargs), pyrossm.fit(ema_decay=0.0, **kwargs)
+    pd.testing.assert_frame_equal(history_without_seconds(plain.history), history_without_seconds(ema.history))
+    assert_same_state(plain.model, ema.model)
+
+
+def test_ema_the_model_ends_with_the_average_of_the_iterates():
+    """The returned parameters are the recursive average with the warm-up decay of the docstring."""
+    x, mask, cov = tensors()
+    model, trainer = make_trainer(num_steps=12, batch_size=None, ema_decay=0.6, learning_rate=0.05)
+    iterates, step = [], trainer.optimizer.step
+
+    def recording_step(*args, **kwargs):
+        out = step(*args, **kwargs)
+        iterates.append([p.detach().clone() for p in trainer.all_params])
+        return out
+
+    trainer.optimizer.step = recording_step
+    start = [p.detach().clone() for p in trainer.all_params]
+    trainer.fit(args_of((x, mask, cov)), N)
+    expected = start
+    for t, params in enumerate(iterates):
+        d = min(0.6, (1 + t) / (10 + t))
+        expected = [d * e + (1 - d) * p for e, p in zip(expected, params)]
+    for got, want in zip(trainer.all_params, expected):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert any(not torch.allclose(p, q) for p, q in zip(trainer.all_params, iterates[-1]))
+    before = [p.detach().clone() for p in trainer.all_params]
+    trainer.evaluate((x, mask, cov), N)  # swaps the average in and out again
+    assert all(torch.equal(p, q) for p, q in zip(before, trainer.all_params))
+
+
+def test_ema_resume_equals_an_uninterrupted_run(fit_kwargs, tmp_path):
+    kwargs = dict(fit_kwargs, ema_decay=0.8, checkpoint_every=4)
+    full = pyrossm.fit(num_steps=10, **fit_kwargs, ema_decay=0.8)
+    pyrossm.fit(num_steps=8, checkpoint_dir=tmp_path, **kwargs)
+    resumed = pyrossm.fit(num_steps=10, checkpoint_dir=tmp_path, resume=True, **kwargs)
+    assert_same_state(full.model, resumed.model)
+
+
 def test_unknown_learning_rate_group_is_an_error(fit_kwargs):
     with pytest.raises(ValueError, match="decoder"):
         pyrossm.fit(num_steps=3, learning_rates={"decoder": 0.01}, **fit_kwargs)
@@ -330,6 +371,8 @@ def test_batch_size_larger_than_the_data_uses_every_series(fit_kwargs):
     (dict(lr_schedule="step"), "lr_schedule"),
     (dict(lr_end_factor=0.0), "lr_end_factor"),
     (dict(lr_end_factor=1.5), "lr_end_factor"),
+    (dict(ema_decay=1.0), "ema_decay"),
+    (dict(ema_decay=-0.1), "ema_decay"),
 ])
 def test_invalid_trainer_config(kwargs, culprit):
     with pytest.raises(ValueError, match=culprit):
