@@ -1,0 +1,28 @@
+"""``pyrossm demo`` (what ``make demo`` runs), on a tiny budget: it fits both models, prints the
+table and writes both figures and both fitted models."""
+
+from __future__ import annotations
+
+import math
+
+import pyrossm
+from pyrossm.demo import DEMO_FITS, run_demo
+
+
+def test_demo_fits_both_models_and_writes_figures_and_models(tmp_path, capsys):
+    figures = run_demo(tmp_path, num_steps=3, n_train=16, n_test=4, num_samples=32, progress=False)
+    printed = capsys.readouterr().out
+    assert set(figures) == {"DDSSM", "DKF", "LOCF", "exact law (sampling floor)"}
+    for name, row in figures.items():
+        assert 0.0 <= row["jsd"] <= 1.0, name
+        assert name in printed
+    # LOCF carries x_31 forward: nearly all its mass is far from both modes of the exact law
+    assert figures["LOCF"]["jsd"] > 0.9
+    assert figures["exact law (sampling floor)"]["jsd"] < 0.5
+    for name in ("DDSSM", "DKF"):
+        assert math.isfinite(figures[name]["crps"]) and figures[name]["fit_seconds"] > 0
+        saved = pyrossm.load(tmp_path / f"{name.lower()}.pyrossm")
+        assert saved.config["model"] == DEMO_FITS[name]["model"]
+        assert len(saved.history) == 3
+    for figure in ("predictive_density.png", "forecast.png"):
+        assert (tmp_path / figure).stat().st_size > 10_000
