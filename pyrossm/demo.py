@@ -11,15 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
-#: settings of the demo fits: small networks so both run in a few minutes on a 2-core CPU
+#: settings of the demo fits: small networks so both run in a few minutes on a 2-core CPU; the
+#: learning rates decay by a cosine to 3% (DDSSM 1-step JSD 0.43 with constant rates, 0.24 with it)
+_DECAY = dict(lr_schedule="cosine", lr_end_factor=0.03)
 DEMO_FITS = {
     "DDSSM": dict(model="ddssm", latent_dim=1, order=1, num_steps=500, batch_size=64,
-                  learning_rate=3e-3, learning_rates={"transition": 1e-2}, warmup_steps=200,
+                  learning_rate=3e-3, learning_rates={"transition": 1e-2}, warmup_steps=200, **_DECAY,
                   channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1,
                   diffusion_channels=16, num_diffusion_steps=32, num_noise_draws=4,
                   sampler="ddim", num_sampling_steps=16),
     "DKF": dict(model="dkf", latent_dim=1, order=1, num_steps=400, batch_size=64,
-                learning_rate=3e-3, warmup_steps=150, channels=8, hidden_dim=8),
+                learning_rate=3e-3, warmup_steps=150, channels=8, hidden_dim=8, **_DECAY),
 }
 
 
