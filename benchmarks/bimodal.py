@@ -5,7 +5,8 @@ parameter groups: enc_lr -> encoder, dec_lr -> emission, trans_lr -> transition,
 zinit_lr -> init), and LOCF.  For each test series, 1024 draws of the 1-step predictive of x_32
 given x_{1:31}; the Jensen-Shannon divergence (base 2, 100 bins on the exact mean +- 8) to the
 exact law 0.5 N(0.9 z_31 + 4, 0.2) + 0.5 N(0.9 z_31 - 4, 0.2); mean and standard error over the
-test set, with the sampling floor (JSD of 1024 draws of the exact law).  Writes
+test set, with the sampling floor (JSD of 1024 draws of the exact law), and where a predictive
+departs from the law (:func:`mode_diagnostics`: width and place of the modes, mass between them).  Writes
 ``predictive_density.png`` (Fig. 1a) and ``forecasts.png`` (Fig. 2: reconstructions and 8-step
 forecasts) to ``--out`` and prints the table with training and forecasting times.
 
@@ -69,6 +70,30 @@ CPU = {
                   **_SMALL),
 }
 PROFILES = {"paper": PAPER, "cpu": CPU}
+
+
+def mode_diagnostics(draws, centre, step=4.0):
+    """Where a 1-step predictive departs from the exact law: per test series, the draws are split
+    at the law's centre ``0.9 z_31`` into the upper and the lower mode.
+
+    :param draws: ``(S, N)`` draws of ``x_32``.  :param centre: ``(N,)`` exact ``0.9 z_31``.
+    :returns: dict of ``mode_sd`` (median over series of the within-mode standard deviation; the
+        exact law has ``sqrt(0.2) = 0.447``), ``mode_bias`` (median of the mean absolute distance
+        of the two modes' means from ``centre +- step``), ``between`` (share of draws within
+        ``step / 2`` of the centre, i.e. between the modes; about 1e-5 for the exact law) and
+        ``upper`` (share of draws in the upper mode; 0.5 exactly).
+    """
+    d = np.asarray(draws, dtype=np.float64) - np.asarray(centre)[None, :]
+    upper = d > 0
+    sd, bias = [], []
+    for n in range(d.shape[1]):
+        hi, lo = d[upper[:, n], n], d[~upper[:, n], n]
+        if len(hi) > 1 and len(lo) > 1:
+            sd.append(0.5 * (hi.std(ddof=1) + lo.std(ddof=1)))
+            bias.append(0.5 * (abs(hi.mean() - step) + abs(lo.mean() + step)))
+    return {"mode_sd": float(np.median(sd)) if sd else float("nan"),
+            "mode_bias": float(np.median(bias)) if bias else float("nan"),
+            "between": float((np.abs(d) < step / 2).mean()), "upper": float(upper.mean())}
 
 
 def sampler_study(result, context, law, bounds, num_samples, seed):
@@ -158,7 +183,8 @@ def main(argv=None):
         recon[name] = res.posterior_predictive(test.isel(series=slice(0, 8)), num_samples=64,
                                                seed=args.seed)
         val = res.history["val_elbo"].dropna()
-        rows[name] = dict(jsd=jsd_to_density(one_step[name], law.pdf, **bounds), fit_s=fit_s,
+        rows[name] = dict(jsd=jsd_to_density(one_step[name], law.pdf, **bounds),
+                          **mode_diagnostics(one_step[name], law.mean), fit_s=fit_s,
                           forecast_s=fc_s, val_elbo=float(val.iloc[-1]) if len(val) else float("nan"))
         if name == "DDSSM":
             samplers = sampler_study(res, test.isel(time=slice(0, ctx1)), law, bounds,
@@ -166,10 +192,11 @@ def main(argv=None):
     locf = np.repeat(test["x"].values[None, :, ctx1 - 1], args.num_samples, axis=0)
     rows["LOCF"] = dict(jsd=jsd_to_density(locf, law.pdf, **bounds))
     exact = law.sample(args.num_samples, np.random.default_rng(args.seed))
-    rows["sampling floor"] = dict(jsd=jsd_to_density(exact, law.pdf, **bounds))
+    rows["sampling floor"] = dict(jsd=jsd_to_density(exact, law.pdf, **bounds),
+                                  **mode_diagnostics(exact, law.mean))
 
-    print(f"\n{'model':16s} {'JSD mean':>9s} {'s.e.':>8s} {'val ELBO':>10s} {'train s':>9s} "
-          f"{'forecast s':>11s}")
+    print(f"\n{'model':16s} {'JSD mean':>9s} {'s.e.':>8s} {'mode sd':>8s} {'bias':>6s} {'between':>8s} "
+          f"{'val ELBO':>10s} {'train s':>9s} {'forecast s':>11s}")
     summary = {}
     for name, r in rows.items():
         jsd = r["jsd"]
@@ -177,12 +204,15 @@ def main(argv=None):
         summary[name] = {"jsd_mean": float(jsd.mean()), "jsd_se": float(se),
                          **{k: v for k, v in r.items() if k != "jsd"}}
         fmt = lambda key, spec: format(r[key], spec) if key in r else "-"  # noqa: E731
-        print(f"{name:16s} {jsd.mean():9.4f} {se:8.4f} {fmt('val_elbo', '10.3f'):>10s} "
+        print(f"{name:16s} {jsd.mean():9.4f} {se:8.4f} {fmt('mode_sd', '8.3f'):>8s} "
+              f"{fmt('mode_bias', '6.3f'):>6s} {fmt('between', '8.4f'):>8s} {fmt('val_elbo', '10.3f'):>10s} "
               f"{fmt('fit_s', '9.1f'):>9s} {fmt('forecast_s', '11.2f'):>11s}")
     if "DDSSM" in summary and "DKF+VHP" in summary:
         ratio = summary["DDSSM"]["jsd_mean"] / summary["DKF+VHP"]["jsd_mean"]
         floor = summary["DDSSM"]["jsd_mean"] / summary["sampling floor"]["jsd_mean"]
         print(f"DDSSM / DKF JSD = {ratio:.3f} (target <= 0.3); DDSSM / floor = {floor:.2f} (target <= 3)")
+        print("mode sd: median within-mode sd of x_32 (exact 0.447); bias: median distance of the modes' "
+              "means from 0.9 z_31 +- 4; between: share of draws within 2 of 0.9 z_31")
     if "DDSSM" in args.models:
         print(f"\nDDSSM forecast sampler: quality and time ({args.num_samples} draws x {args.num_test} "
               "series, 1 step)")
