@@ -26,6 +26,8 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from .validation import check_nonnegative_int
+
 __all__ = ["DataContract", "SeriesData", "as_dataset"]
 
 SERIES = "series"
@@ -649,7 +651,7 @@ class DataContract:
         :returns: ``(N, horizon, V)`` float32 scaled covariates.
         :raises ValueError: on a wrong number of steps, missing variables or series, or NaN.
         """
-        horizon = _check_horizon(horizon)
+        horizon = check_nonnegative_int("horizon", horizon)
         if data is None:
             if self.num_covariates:
                 raise ValueError(
@@ -717,8 +719,7 @@ class DataContract:
         return np.concatenate(columns, axis=-1).astype(np.float64)
 
     def _check_lengths(self, lengths, series, min_length, min_length_name="min_length", data_name="data"):
-        if not isinstance(min_length, (int, np.integer)) or isinstance(min_length, bool) or min_length < 0:
-            raise ValueError(f"{min_length_name} must be a non-negative int; got {min_length!r}")
+        check_nonnegative_int(min_length_name, min_length)
         short = lengths < min_length
         if short.any():
             raise ValueError(
@@ -824,7 +825,7 @@ class DataContract:
         :param int horizon: the number of values to produce.
         :returns: ``(horizon,)`` array, of ``time``'s dtype for datetimes and integers.
         """
-        horizon = _check_horizon(horizon)
+        horizon = check_nonnegative_int("horizon", horizon)
         time = np.asarray(time)
         ahead = np.arange(1, horizon + 1)
         if time.size == 0:
@@ -905,12 +906,6 @@ class DataContract:
 def _safe_scale(scale: np.ndarray) -> np.ndarray:
     scale = np.asarray(scale, dtype=np.float64)
     return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-
-
-def _check_horizon(horizon) -> int:
-    if not isinstance(horizon, (int, np.integer)) or isinstance(horizon, bool) or horizon < 0:
-        raise ValueError(f"horizon must be a non-negative int; got {horizon!r}")
-    return int(horizon)
 
 
 def _check_nonempty(ds: xr.Dataset, target_vars) -> None:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..data import as_dataset
 from ..progress import progress_bar
-from ..validation import check_positive_int
+from ..validation import check_nonnegative_int, check_positive_int
 
 __all__ = ["backtest"]
 
@@ -30,12 +30,6 @@ def _windows(num_time, train_window, min_train_window, test_window, stride):
         t0 = 0 if train_window is None else t1 - train_window
         windows.append((t0, t1, t1 + test_window))
     return windows
-
-
-def _check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    return int(seed)
 
 
 def backtest(model, data, *, train_window=None, min_train_window=1, test_window, stride=1,
@@ -129,7 +123,7 @@ def backtest(model, data, *, train_window=None, min_train_window=1, test_window,
     if train_window is not None:
         train_window = check_positive_int("train_window", train_window)
     num_samples = check_positive_int("num_samples", num_samples)
-    seed = _check_seed(seed)
+    seed = check_nonnegative_int("seed", seed)
     if not isinstance(refit, (bool, np.bool_)):
         raise TypeError(f"refit must be a bool, got {type(refit).__name__}")
     if progress is not None and not isinstance(progress, (bool, np.bool_)):

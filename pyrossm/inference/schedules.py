@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from ..validation import check_nonnegative_int
+
 
 @dataclass(frozen=True)
 class AnnealingSchedule:
@@ -24,8 +26,9 @@ class AnnealingSchedule:
     def __post_init__(self):
         if self.kind not in ("cosine", "linear", "constant"):
             raise ValueError(f"annealing kind must be 'cosine', 'linear' or 'constant', got {self.kind!r}")
-        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ValueError(f"annealing warmup_steps must be a non-negative int, got {self.warmup_steps!r}")
+        # a numpy int is kept as an int (the schedule is saved as JSON); the dataclass is frozen
+        object.__setattr__(self, "warmup_steps",
+                           check_nonnegative_int("annealing warmup_steps", self.warmup_steps))
         for name in ("start", "end"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:

@@ -17,6 +17,7 @@ import pyro
 import torch
 
 from ..progress import progress_bar
+from ..validation import check_nonnegative_int, check_positive_int
 from .checkpoint import atomic_torch_save, safe_torch_load
 from .elbo import elbo_terms
 from .schedules import AnnealingSchedule
@@ -77,17 +78,12 @@ class TrainerConfig:
     on_nonfinite: str = "raise"
 
     def __post_init__(self):
-        def positive_int(name, allow_zero=False, allow_none=False):
-            value = getattr(self, name)
-            if value is None and allow_none:
-                return
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
-                raise ValueError(f"{name} must be an int >= {0 if allow_zero else 1}, got {value!r}")
-        positive_int("num_steps", allow_zero=True)
-        positive_int("batch_size", allow_none=True)
-        positive_int("num_particles")
-        positive_int("validate_every", allow_zero=True)
-        positive_int("checkpoint_every", allow_zero=True)
+        # numpy ints are accepted and stored as ints (the configuration is saved as JSON)
+        for name in ("num_steps", "validate_every", "checkpoint_every"):
+            setattr(self, name, check_nonnegative_int(name, getattr(self, name)))
+        self.num_particles = check_positive_int("num_particles", self.num_particles)
+        if self.batch_size is not None:
+            self.batch_size = check_positive_int("batch_size", self.batch_size)
         for name, lr in [("learning_rate", self.learning_rate), *self.learning_rates.items()]:
             if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
                 raise ValueError(f"learning rate {name!r} must be a finite number > 0, got {lr!r}")

@@ -379,6 +379,21 @@ def test_invalid_trainer_config(kwargs, culprit):
         TrainerConfig(**kwargs)
 
 
+def test_numpy_ints_are_accepted_and_stored_as_ints():
+    import json
+
+    from pyrossm.inference import AnnealingSchedule
+
+    config = TrainerConfig(num_steps=np.int64(7), batch_size=np.int32(4), num_particles=np.int64(2),
+                           validate_every=np.int64(0), annealing=AnnealingSchedule(warmup_steps=np.int64(3)))
+    assert [type(v) for v in (config.num_steps, config.batch_size, config.num_particles,
+                              config.annealing.warmup_steps)] == [int] * 4
+    assert json.loads(json.dumps(config.to_dict()))["num_steps"] == 7
+    for bad in (True, np.bool_(True), 2.0):
+        with pytest.raises(ValueError, match="num_steps"):
+            TrainerConfig(num_steps=bad)
+
+
 def test_checkpoint_carries_the_cuda_rng_when_cuda_is_in_use(monkeypatch):
     """The GPU generators' states are saved and restored (mocked: CI has no GPU)."""
     _, trainer = make_trainer()
