@@ -159,7 +159,7 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
                           val_num_series=len(val) if val is not None else None,
                           checkpoint_dir=checkpoint_dir, resume=resume)
     config = {"model": model_name, "model_config": ssm.config, "trainer": trainer_config.to_dict(),
-              "covariates": list(contract.covariate_names)}
+              "covariates": list(contract.covariate_names), "structure": _structure(ssm)}
     return FitResult(ssm, contract, history, config, dev)
 
 class FitResult:
@@ -336,6 +336,11 @@ class FitResult:
         atomic_torch_save(payload, path)
         return path
 
+def _structure(model) -> dict:
+    """The dimensions a saved fit and the model it is loaded into must share."""
+    return {name: int(getattr(model, name)) for name in ("latent_dim", "order", "obs_dim", "covariate_dim")}
+
+
 def load(path, model=None, device="cpu") -> FitResult:
     """Loads a :meth:`FitResult.save` file (plain data only; nothing is unpickled).
 
@@ -358,6 +363,16 @@ def load(path, model=None, device="cpu") -> FitResult:
         model = build_model(config["model"], **config["model_config"])
     elif not isinstance(model, StateSpaceModel):
         raise TypeError(f"model must be a StateSpaceModel, got {type(model).__name__}")
+    # the parameter shapes alone can agree while the structure does not (e.g. order 1 and 2 with
+    # a conv time mixer): compare with the saved structure (older files lack it) and with the data contract
+    saved = dict(config.get("structure") or {})
+    saved.setdefault("obs_dim", contract.num_channels)
+    saved.setdefault("covariate_dim", contract.num_covariates)
+    mismatch = {name: (getattr(model, name), value) for name, value in saved.items()
+                if getattr(model, name) != value}
+    if mismatch:
+        detail = ", ".join(f"{name}={got} (the fit has {want})" for name, (got, want) in mismatch.items())
+        raise ValueError(f"model does not match the saved fit: {detail}")
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:

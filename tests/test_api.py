@@ -238,8 +238,11 @@ def test_user_built_model(data, tmp_path):
     a = res.forecast(data, horizon=2, num_samples=3, seed=0)
     b = loaded.forecast(data, horizon=2, num_samples=3, seed=0)
     assert np.array_equal(a["x"].values, b["x"].values)
-    with pytest.raises(ValueError, match="do not match"):
+    with pytest.raises(ValueError, match=r"latent_dim=3 \(the fit has 2\)"):
         pyrossm.load(path, model=user_model(latent_dim=3))
+    # another Markov order is named before any parameter shape is compared
+    with pytest.raises(ValueError, match=r"order=3 \(the fit has 2\)"):
+        pyrossm.load(path, model=user_model(order=3))
 
 
 # ------------------------------------------------------------------ errors at the boundary
