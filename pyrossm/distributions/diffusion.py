@@ -33,11 +33,20 @@ class DiffusionTransition(TorchDistribution):
     steps, or deterministic ``"ddim"`` on ``num_sampling_steps``); sampling is not
     reparameterised (``has_rsample = False``).
 
+    With ``residual=True`` the diffusion runs on the increment ``delta = z_t - z_{t-1}`` (the last
+    history state), still conditioned on all of ``c_t``: ``log_prob(z)`` is the bound for
+    ``delta`` and ``sample()`` returns ``z_{t-1} + delta``.  The shift has unit Jacobian, so this is
+    the same transition family and the same bound on ``log p(z | c)``; what changes is what the
+    denoiser must output.  It no longer has to carry ``z_{t-1}`` through to ``z_t``, which is hard
+    to do to high relative precision over a wide range of states.  (This is pyrossm's option,
+    not the paper's; see the DDSSM preset.)
+
     :param network: denoiser ``F(x_in (B, M), c_noise (B,), (history, covariates)) -> (B, M)``.
     :param schedule: :class:`~pyrossm.diffusion.NoiseSchedule`.
     :param history: ``(..., j, M)``.  :param covariates: ``(..., j+1, V)``.
     :param int num_noise_draws: ``S_k``.
     :param str sampler: ``"ddpm"`` or ``"ddim"``.  :param num_sampling_steps: DDIM steps.
+    :param bool residual: diffuse the increment from ``z_{t-1}`` instead of ``z_t``.
     """
 
     arg_constraints = {}
@@ -46,12 +55,13 @@ class DiffusionTransition(TorchDistribution):
 
     def __init__(self, network, schedule, history, covariates, num_noise_draws=1, sampler="ddpm",
                  num_sampling_steps=None, include_constant=True, batch_shape=None,
-                 validate_args=None):
+                 validate_args=None, residual=False):
         check_diffusion_arguments(schedule, num_noise_draws, sampler, num_sampling_steps)
         self.network, self.schedule = network, schedule
         self.history, self.covariates = history, covariates
         self.num_noise_draws, self.sampler = num_noise_draws, sampler
         self.num_sampling_steps, self.include_constant = num_sampling_steps, include_constant
+        self.residual = bool(residual)
         if batch_shape is None:
             batch_shape = torch.broadcast_shapes(history.shape[:-2], covariates.shape[:-2])
         super().__init__(torch.Size(batch_shape), torch.Size(history.shape[-1:]),
@@ -60,7 +70,8 @@ class DiffusionTransition(TorchDistribution):
     def expand(self, batch_shape, _instance=None):
         return DiffusionTransition(self.network, self.schedule, self.history, self.covariates,
                                    self.num_noise_draws, self.sampler, self.num_sampling_steps,
-                                   self.include_constant, batch_shape=torch.Size(batch_shape))
+                                   self.include_constant, batch_shape=torch.Size(batch_shape),
+                                   residual=self.residual)
 
     def _flat_context(self, batch):
         return flatten_batch(self.history, self.covariates, batch_shape=batch, keep_dims=(2, 2))
@@ -69,6 +80,8 @@ class DiffusionTransition(TorchDistribution):
         batch = torch.broadcast_shapes(self.batch_shape, value.shape[:-1])
         history, covariates = self._flat_context(batch)
         (z,) = flatten_batch(value, batch_shape=batch, keep_dims=(1,))
+        if self.residual:
+            z = z - history[:, -1, :]
         bound = diffusion_bound(self.network, self.schedule, z, (history, covariates),
                                 self.num_noise_draws, self.include_constant)
         return -bound.reshape(batch)
@@ -89,4 +102,6 @@ class DiffusionTransition(TorchDistribution):
             else:
                 z = ddim_sample(denoiser, self.schedule, flat_shape, device=history.device,
                                 num_sampling_steps=self.num_sampling_steps)
+        if self.residual:
+            z = z + history[:, -1, :]
         return z.reshape(shape + self.event_shape)

@@ -60,12 +60,14 @@ class DiffusionDynamics(nn.Module):
     :param int num_noise_draws: ``S_k`` (Table 3: 1-8).
     :param str sampler: ``"ddpm"`` or ``"ddim"``; ``num_sampling_steps`` for DDIM.
     :param network: a custom denoiser (same call signature as :class:`CSDIDenoiser`).
+    :param bool residual: diffuse the increment ``z_t - z_{t-1}`` (see
+        :class:`~pyrossm.distributions.DiffusionTransition`).
     """
 
     def __init__(self, latent_dim, order=1, covariate_dim=0, num_diffusion_steps=128,
                  schedule="linear", num_noise_draws=2, channels=16, num_layers=3,
                  time_mixer="conv", feature_mixer="conv", sampler="ddpm", num_sampling_steps=None,
-                 network=None):
+                 network=None, residual=False):
         super().__init__()
         from ..diffusion import NoiseSchedule
         from ..nn import CSDIDenoiser
@@ -79,6 +81,7 @@ class DiffusionDynamics(nn.Module):
         check_diffusion_arguments(self.schedule, num_noise_draws, sampler, num_sampling_steps)
         self.num_noise_draws = num_noise_draws
         self.sampler, self.num_sampling_steps = sampler, num_sampling_steps
+        self.residual = bool(residual)
 
     @contextlib.contextmanager
     def sampling(self, sampler, num_sampling_steps=None):
@@ -106,4 +109,5 @@ class DiffusionDynamics(nn.Module):
         from ..distributions import DiffusionTransition
 
         return DiffusionTransition(self.network, self.schedule, history, covariates,
-                                   self.num_noise_draws, self.sampler, self.num_sampling_steps)
+                                   self.num_noise_draws, self.sampler, self.num_sampling_steps,
+                                   residual=self.residual)

@@ -29,9 +29,15 @@ class ExactConditional(nn.Module):
     """``F*`` for ``z_t ~ N(A z_{t-1} + B u_t[0], S^2)`` per coordinate (order ``j``: last history
     entry; covariate: the first channel at the target step)."""
 
+    def __init__(self, increment=False):
+        super().__init__()
+        self.increment = increment  # the law of z_t - z_{t-1} instead (for residual=True)
+
     def forward(self, x_in, c_noise, context):
         history, covariates = context
         mean = A * history[:, -1, :] + B * covariates[:, -1, :1]
+        if self.increment:
+            mean = mean - history[:, -1, :]
         sigma = torch.exp(4 * c_noise).unsqueeze(-1)
         c_skip, c_out, c_in, _ = karras_coefficients(sigma)
         z_hat = x_in / c_in
@@ -170,6 +176,40 @@ def test_sample_of_the_exact_network_follows_the_conditional_law(sampler, steps)
         assert (std > 0.9 * S).all() and (std < 1.02 * S).all()
     else:   # deterministic sampler with coarse steps: under-dispersed, but not collapsed
         assert (std > 0.6 * S).all() and (std < S).all()
+
+
+def test_residual_transition_diffuses_the_increment_from_the_last_state():
+    """``residual=True``: the bound and the samples are those of ``z_t - z_{t-1}``, shifted back."""
+    batch_shape = (2, 3)
+    history, covariates = make_context(batch_shape, seed=4)
+    value = torch.randn(batch_shape + (M,), generator=torch.Generator().manual_seed(5))
+    net, sch = small_denoiser(), NoiseSchedule(16)
+    plain = DiffusionTransition(net, sch, history, covariates, num_noise_draws=3)
+    resid = DiffusionTransition(net, sch, history, covariates, num_noise_draws=3, residual=True)
+    assert resid.expand((4,) + batch_shape).residual
+    torch.manual_seed(0)
+    expected = plain.log_prob(value - history[..., -1, :])
+    torch.manual_seed(0)
+    torch.testing.assert_close(resid.log_prob(value), expected, rtol=0, atol=0)
+    for sampler in ("ddpm", "ddim"):
+        plain.sampler = resid.sampler = sampler
+        torch.manual_seed(1)
+        expected = plain.sample((2,)) + history[..., -1, :]
+        torch.manual_seed(1)
+        torch.testing.assert_close(resid.sample((2,)), expected, rtol=0, atol=1e-6)
+
+    # with the exact increment denoiser, the density and the law of z_t itself come out
+    value = (A * history[..., -1, :] + B * covariates[..., -1, :1]
+             + S * torch.randn(batch_shape + (M,), generator=torch.Generator().manual_seed(6)))
+    torch.manual_seed(2)
+    exact = DiffusionTransition(ExactConditional(increment=True), NoiseSchedule(128), history,
+                                covariates, num_noise_draws=20000, residual=True)
+    assert (exact.log_prob(value) - true_log_prob(value, history, covariates)).abs().max() < 0.6
+    exact.sampler = "ddpm"
+    x = exact.sample((4000,))
+    mean = A * history[..., -1, :] + B * covariates[..., -1, :1]
+    torch.testing.assert_close(x.mean(0), mean, rtol=0, atol=4 * S / math.sqrt(4000) + 0.01)
+    torch.testing.assert_close(x.std(0), torch.full_like(mean, S), rtol=0.07, atol=0)
 
 
 def test_ddim_uses_num_sampling_steps_network_calls():

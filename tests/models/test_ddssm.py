@@ -286,3 +286,16 @@ def test_bimodal_random_walk_one_step_predictive_is_bimodal():
     assert up >= 0.2 and down >= 0.2, (up, down)
     # and little mass in between: measured 0.024-0.029; 0.09 for a unimodal fit
     assert np.mean(np.abs(jumps) < 1.0) < 0.06
+
+
+def test_residual_transition_fits_forecasts_and_round_trips(data, tmp_path):
+    res = pyrossm.fit("ddssm", data, num_steps=2, batch_size=None, progress=False,
+                      residual_transition=True, sampler="ddim", num_sampling_steps=4, **TINY)
+    assert res.model.transition.residual and res.config["model_config"]["residual_transition"]
+    fc = res.forecast(data, horizon=2, num_samples=5, seed=0)
+    assert fc["x"].shape == (5, data.sizes["series"], 2)
+    assert np.isfinite(fc["x"].values).all()
+    loaded = pyrossm.load(res.save(tmp_path / "residual.pyrossm"))
+    assert loaded.model.transition.residual
+    assert np.array_equal(fc["x"].values, loaded.forecast(data, horizon=2, num_samples=5, seed=0)["x"].values)
+    assert not build(1, 1, 0).transition.residual  # the paper's parameterisation by default
