@@ -99,20 +99,25 @@ def test_resume_equals_an_uninterrupted_run(fit_kwargs, tmp_path):
     assert resumed.history["val_elbo"].notna().sum() == 6  # steps 2, 5, 8, 11, 14, 17
 
 
-def test_resume_after_a_crash(fit_kwargs, tmp_path, monkeypatch):
-    kw = dict(fit_kwargs, checkpoint_every=5)
-    full = pyrossm.fit(num_steps=15, **fit_kwargs)
+def fit_until_a_crash(monkeypatch, step, **fit_arguments):
+    """Runs ``pyrossm.fit`` until a ``KeyboardInterrupt`` at ``step`` (as if the process died)."""
     original = SVITrainer._loss
 
-    def crash_at_step_12(self, args, annealing):
-        if self.step == 12:
+    def crash(self, args, annealing):
+        if self.step == step:
             raise KeyboardInterrupt
         return original(self, args, annealing)
 
-    monkeypatch.setattr(SVITrainer, "_loss", crash_at_step_12)
+    monkeypatch.setattr(SVITrainer, "_loss", crash)
     with pytest.raises(KeyboardInterrupt):
-        pyrossm.fit(num_steps=15, checkpoint_dir=tmp_path, **kw)
+        pyrossm.fit(**fit_arguments)
     monkeypatch.setattr(SVITrainer, "_loss", original)
+
+
+def test_resume_after_a_crash(fit_kwargs, tmp_path, monkeypatch):
+    kw = dict(fit_kwargs, checkpoint_every=5)
+    full = pyrossm.fit(num_steps=15, **fit_kwargs)
+    fit_until_a_crash(monkeypatch, 12, num_steps=15, checkpoint_dir=tmp_path, **kw)
     assert safe_torch_load(tmp_path / CHECKPOINT_NAME)["step"] == 10
     resumed = pyrossm.fit(num_steps=15, checkpoint_dir=tmp_path, resume=True, **kw)
     assert_same_state(full.model, resumed.model)
@@ -276,17 +281,7 @@ def test_lr_schedule_resumes_where_it_stopped(fit_kwargs, tmp_path, monkeypatch)
     """A run cut at step 6 and resumed follows the same decayed rates as an uncut run."""
     kwargs = dict(num_steps=10, lr_schedule="cosine", lr_end_factor=0.1, **fit_kwargs)
     whole = pyrossm.fit(**kwargs)
-    original = SVITrainer._loss
-
-    def crash_at_step_6(self, args, annealing):
-        if self.step == 6:
-            raise KeyboardInterrupt
-        return original(self, args, annealing)
-
-    monkeypatch.setattr(SVITrainer, "_loss", crash_at_step_6)
-    with pytest.raises(KeyboardInterrupt):
-        pyrossm.fit(**kwargs, checkpoint_dir=tmp_path, checkpoint_every=5)
-    monkeypatch.setattr(SVITrainer, "_loss", original)
+    fit_until_a_crash(monkeypatch, 6, **kwargs, checkpoint_dir=tmp_path, checkpoint_every=5)
     resumed = pyrossm.fit(**kwargs, checkpoint_dir=tmp_path, checkpoint_every=5, resume=True)
     pd.testing.assert_frame_equal(history_without_seconds(whole.history),
                                   history_without_seconds(resumed.history))
