@@ -21,6 +21,7 @@ class DDSSM(PresetModel):
     :param int num_diffusion_steps: ``K``.  :param str schedule: noise schedule.
     :param int num_noise_draws: ``S_k``.  :param str sampler: ``"ddpm"`` or ``"ddim"``.
     :param num_sampling_steps: DDIM steps for forecasting (``None`` = ``K``).
+    :param diffusion_beta_end: ``beta_K`` of the linear schedule (``None``: ``min(20 / K, 0.999)``).
     :param bool residual_transition: the diffusion models ``z_t - z_{t-1}`` rather than ``z_t``
         (pyrossm's option, off by default as in the paper; the same transition family and
         bound, but the denoiser need not carry ``z_{t-1}`` through to its output).
@@ -30,17 +31,18 @@ class DDSSM(PresetModel):
                  hidden_dim=16, encoder_layers=2, emission_layers=2, diffusion_channels=16,
                  diffusion_layers=3, num_diffusion_steps=128, schedule="linear",
                  num_noise_draws=2, sampler="ddpm", num_sampling_steps=None,
-                 residual_transition=False):
+                 residual_transition=False, diffusion_beta_end=None):
         check_order_and_latent_dim(order, latent_dim)
         transition = DiffusionDynamics(latent_dim, order, covariate_dim, num_diffusion_steps,
                                        schedule, num_noise_draws, diffusion_channels,
                                        diffusion_layers, sampler=sampler,
                                        num_sampling_steps=num_sampling_steps,
-                                       residual=residual_transition)
+                                       residual=residual_transition, beta_end=diffusion_beta_end)
         super().__init__(transition, dict(
             obs_dim=obs_dim, latent_dim=latent_dim, order=order, covariate_dim=covariate_dim,
             init=init, channels=channels, hidden_dim=hidden_dim, encoder_layers=encoder_layers,
             emission_layers=emission_layers, diffusion_channels=diffusion_channels,
             diffusion_layers=diffusion_layers, num_diffusion_steps=num_diffusion_steps,
             schedule=schedule, num_noise_draws=num_noise_draws, sampler=sampler,
-            num_sampling_steps=num_sampling_steps, residual_transition=residual_transition))
+            num_sampling_steps=num_sampling_steps, residual_transition=residual_transition,
+            diffusion_beta_end=diffusion_beta_end))

@@ -60,6 +60,9 @@ class DiffusionDynamics(nn.Module):
     :param int num_noise_draws: ``S_k`` (Table 3: 1-8).
     :param str sampler: ``"ddpm"`` or ``"ddim"``; ``num_sampling_steps`` for DDIM.
     :param network: a custom denoiser (same call signature as :class:`CSDIDenoiser`).
+    :param beta_end: the last ``beta_K`` of the linear schedule (default ``min(20 / K, 0.999)``,
+        DDPM's range scaled to ``K``; a smaller value stops the noise levels at a smaller
+        ``sigma_K``, so fewer training draws land where the denoiser only returns the mean).
     :param bool residual: diffuse the increment ``z_t - z_{t-1}`` (see
         :class:`~pyrossm.distributions.DiffusionTransition`).
     """
@@ -67,13 +70,13 @@ class DiffusionDynamics(nn.Module):
     def __init__(self, latent_dim, order=1, covariate_dim=0, num_diffusion_steps=128,
                  schedule="linear", num_noise_draws=2, channels=16, num_layers=3,
                  time_mixer="conv", feature_mixer="conv", sampler="ddpm", num_sampling_steps=None,
-                 network=None, residual=False):
+                 network=None, residual=False, beta_end=None):
         super().__init__()
         from ..diffusion import NoiseSchedule
         from ..nn import CSDIDenoiser
 
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
-        self.schedule = NoiseSchedule(num_diffusion_steps, schedule)
+        self.schedule = NoiseSchedule(num_diffusion_steps, schedule, beta_end=beta_end)
         self.network = network if network is not None else CSDIDenoiser(
             latent_dim, order, covariate_dim, channels, num_layers, time_mixer, feature_mixer)
         from ..distributions.diffusion import check_diffusion_arguments

@@ -299,3 +299,16 @@ def test_residual_transition_fits_forecasts_and_round_trips(data, tmp_path):
     assert loaded.model.transition.residual
     assert np.array_equal(fc["x"].values, loaded.forecast(data, horizon=2, num_samples=5, seed=0)["x"].values)
     assert not build(1, 1, 0).transition.residual  # the paper's parameterisation by default
+
+
+def test_diffusion_beta_end_sets_the_last_noise_level_and_round_trips(data, tmp_path):
+    model = build(1, 1, 0, diffusion_beta_end=0.3)
+    betas = model.transition.schedule.betas
+    assert betas[-1].item() == pytest.approx(0.3) and betas[0].item() == pytest.approx(0.1 / K)
+    assert model.transition.schedule.sigmas[-1] < build(1, 1, 0).transition.schedule.sigmas[-1]
+    res = pyrossm.fit("ddssm", data, num_steps=1, batch_size=None, progress=False,
+                      diffusion_beta_end=0.3, **TINY)
+    loaded = pyrossm.load(res.save(tmp_path / "beta.pyrossm"))
+    assert loaded.model.transition.schedule.betas[-1].item() == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="beta_end"):
+        build(1, 1, 0, diffusion_beta_end=1.5)
