@@ -14,6 +14,7 @@ here is the diffusion core's.
 
     python benchmarks/diffusion_core.py                      # the DDSSM paper's parameterisation
     python benchmarks/diffusion_core.py --residual           # diffuse z_t - z_{t-1}
+    python benchmarks/diffusion_core.py --beta-end 0.3       # stop the noise levels at sigma_K = 15
     python benchmarks/diffusion_core.py --steps 200          # smoke run
 """
 
@@ -61,6 +62,8 @@ def main(argv=None):
     parser.add_argument("--jitter", type=float, default=0.03, help="sd of the blur, latent units")
     parser.add_argument("--learning-rate", type=float, default=1e-2)
     parser.add_argument("--residual", action="store_true", help="diffuse z_t - z_{t-1}")
+    parser.add_argument("--beta-end", type=float, default=None,
+                        help="last beta of the linear schedule (default min(20 / K, 0.999))")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
@@ -68,7 +71,8 @@ def main(argv=None):
     dynamics = DiffusionDynamics(1, 1, 0, num_diffusion_steps=args.num_diffusion_steps,
                                  channels=args.channels, num_layers=3,
                                  num_noise_draws=args.num_noise_draws, sampler="ddim",
-                                 num_sampling_steps=args.num_sampling_steps, residual=args.residual)
+                                 num_sampling_steps=args.num_sampling_steps, residual=args.residual,
+                                 beta_end=args.beta_end)
     optimizer = torch.optim.AdamW(dynamics.parameters(), lr=args.learning_rate, weight_decay=0.01)
     decay = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: 0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * min(s / args.steps, 1.0))))
