@@ -28,6 +28,8 @@ decay + annealing_end 1.25                    0.560    -22.5 (collapsed)
 decay + diffusion_channels 32                 0.553    -21.6 (collapsed)
 decay + residual_transition                   0.356    -11.7
 decay + residual_transition, seed 1           0.557    -21.1 (collapsed)
+decay + diffusion_beta_end 0.3                0.114    7.6
+decay + diffusion_beta_end 0.2                0.122    6.4
 ============================================  =======  ============
 """
 
