@@ -65,7 +65,8 @@ def _seeded(seed, device):
 def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_steps=1000,
         batch_size=128, num_particles=1, learning_rate=1e-3, learning_rates=None,
         weight_decay=0.01, clip_norm=10.0, lr_schedule="constant", lr_end_factor=0.1,
-        ema_decay=None, annealing="cosine", annealing_start=0.01, annealing_end=1.0, warmup_steps=None, validation_data=None, validate_every=0,
+        ema_decay=None, annealing="cosine", annealing_start=0.01, annealing_end=1.0,
+        warmup_steps=None, validation_data=None, validate_every=0,
         checkpoint_dir=None, checkpoint_every=0, resume=False, device="auto", seed=0,
         progress=None, on_nonfinite="raise", **model_kwargs) -> "FitResult":
     """Fits a state-space model to time series by stochastic variational inference.
@@ -137,7 +138,8 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
         num_steps=num_steps, batch_size=batch_size, num_particles=num_particles,
         learning_rate=learning_rate, learning_rates=dict(learning_rates or {}),
         weight_decay=weight_decay, clip_norm=clip_norm, lr_schedule=lr_schedule,
-        lr_end_factor=lr_end_factor, ema_decay=ema_decay, annealing=_annealing(annealing, annealing_start, annealing_end, warmup_steps, num_steps),
+        lr_end_factor=lr_end_factor, ema_decay=ema_decay,
+        annealing=_annealing(annealing, annealing_start, annealing_end, warmup_steps, num_steps),
         validate_every=validate_every, checkpoint_every=checkpoint_every, progress=progress,
         seed=seed, on_nonfinite=on_nonfinite)
     if isinstance(model, str):
@@ -365,8 +367,8 @@ def load(path, model=None, device="cpu") -> FitResult:
         model = build_model(config["model"], **config["model_config"])
     elif not isinstance(model, StateSpaceModel):
         raise TypeError(f"model must be a StateSpaceModel, got {type(model).__name__}")
-    # the parameter shapes alone can agree while the structure does not (e.g. order 1 and 2 with
-    # a conv time mixer): compare with the saved structure (older files lack it) and with the data contract
+    # matching parameter shapes need not mean a matching structure: compare the dimensions with
+    # the saved structure (older files lack it) and with the data contract
     saved = dict(config.get("structure") or {})
     saved.setdefault("obs_dim", contract.num_channels)
     saved.setdefault("covariate_dim", contract.num_covariates)
