@@ -32,6 +32,10 @@ class NoiseSchedule(nn.Module):
 
     :param int num_steps: ``K``.
     :param str kind: ``"linear"`` or ``"cosine"``.
+    :param beta_start: ``beta_1`` of the linear schedule (default ``0.1 / K``).
+    :param beta_end: ``beta_K`` of the linear schedule (default ``min(20 / K, 0.999)``).
+    :raises ValueError: for ``beta_start`` or ``beta_end`` with the cosine schedule, or betas
+        outside ``0 < beta_start <= beta_end < 1``.
     """
 
     def __init__(self, num_steps: int = 128, kind: str = "linear", beta_start: float | None = None,
@@ -41,6 +45,9 @@ class NoiseSchedule(nn.Module):
             raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
         if kind not in SCHEDULE_KINDS:
             raise ValueError(f"schedule kind must be one of {SCHEDULE_KINDS}, got {kind!r}")
+        if kind == "cosine" and (beta_start is not None or beta_end is not None):
+            raise ValueError("beta_start and beta_end set a linear schedule; the cosine schedule "
+                             f"has no free betas (got beta_start={beta_start}, beta_end={beta_end})")
         beta_start = 0.1 / num_steps if beta_start is None else beta_start
         beta_end = min(20.0 / num_steps, 0.999) if beta_end is None else beta_end
         if not 0 < beta_start <= beta_end < 1:

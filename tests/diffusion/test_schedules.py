@@ -178,3 +178,9 @@ def test_constant_per_dim_matches_its_definition():
 def test_invalid_arguments(kwargs):
     with pytest.raises(ValueError):
         NoiseSchedule(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [dict(beta_end=0.2), dict(beta_start=1e-3)])
+def test_cosine_rejects_linear_betas_naming_them(kwargs):
+    with pytest.raises(ValueError, match="beta_start and beta_end"):
+        NoiseSchedule(16, "cosine", **kwargs)
