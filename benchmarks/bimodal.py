@@ -97,6 +97,58 @@ def mode_diagnostics(draws, centre, step=4.0):
             "between": float((np.abs(d) < step / 2).mean()), "upper": float(upper.mean())}
 
 
+def width_decomposition(result, context, z_true, num_samples=256, seed=0, step=4.0, decay=0.9):
+    """Where a fitted model's 1-step predictive width comes from, in the data's units.
+
+    The predictive of ``x_32`` is built in three stages -- the guide's ``z_31``, the transition's
+    ``z_32`` and the emission's noise -- and each is read through the emission mean ``mu(z)``
+    (the latent has no fixed scale, so only ``mu`` gives it units).  For the exact law the first
+    two stages are deterministic: ``mu(z_31) = z_31`` and ``mu(z_32) - 0.9 mu(z_31) = +-4``; all
+    the width (``sqrt(0.2) = 0.447``) is the emission's.  Order-1 models only.
+
+    :param context: ``x_{1:31}`` of the test series.  :param z_true: ``(N,)`` true ``z_31``.
+    :returns: dict, each a median over series: ``filter_sd`` (sd of ``mu(z_31)`` over guide
+        draws), ``filter_err`` (|mean of ``mu(z_31)`` - ``z_31``|), ``step_sd`` (within-mode sd of
+        the innovation ``mu(z_32) - 0.9 mu(z_31)``, modes split at 0), ``step_bias`` (distance of
+        the innovation's mode means from +-4) and ``emission_sd`` (the emission's own scale).
+    """
+    model = result.model
+    if model.order != 1:
+        raise ValueError("width_decomposition needs an order-1 model")
+    enc = result.contract.encode(context).to(result.device)
+    loc, scale = float(result.contract.loc[0]), float(result.contract.scale[0])
+    no_future = torch.zeros(len(enc), 1, enc.covariates.shape[-1], device=result.device)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        z = model.sample_posterior(enc.filled_values, enc.mask, enc.covariates, num_samples)
+        z_next, _ = model.forecast(z, enc.covariates, no_future, 1)
+        last = enc.covariates[..., -1:, :]
+        now = model.emission_dist(z[..., -1:, :], last)
+        nxt = model.emission_dist(z_next, last)
+    mu_now = now.loc[..., 0, 0].cpu().numpy().astype(np.float64) * scale + loc      # (S, N)
+    mu_next = nxt.loc[..., 0, 0].cpu().numpy().astype(np.float64) * scale + loc
+    emission_sd = now.scale[..., 0, 0].cpu().numpy().astype(np.float64) * scale
+    innovation = mu_next - decay * mu_now
+    step_sd, step_bias = [], []
+    for n in range(innovation.shape[1]):
+        hi, lo = innovation[innovation[:, n] > 0, n], innovation[innovation[:, n] <= 0, n]
+        if len(hi) > 1 and len(lo) > 1:
+            step_sd.append(0.5 * (hi.std(ddof=1) + lo.std(ddof=1)))
+            step_bias.append(0.5 * (abs(hi.mean() - step) + abs(lo.mean() + step)))
+    median = lambda v: float(np.median(v)) if len(v) else float("nan")  # noqa: E731
+    return {"filter_sd": median(mu_now.std(axis=0, ddof=1)),
+            "filter_err": median(np.abs(mu_now.mean(axis=0) - np.asarray(z_true))),
+            "step_sd": median(step_sd), "step_bias": median(step_bias),
+            "emission_sd": median(np.median(emission_sd, axis=0))}
+
+
+def format_decomposition(parts):
+    """One line for :func:`width_decomposition`'s dict, with the exact law's values."""
+    return (f"width: filter sd {parts['filter_sd']:.3f} err {parts['filter_err']:.3f} (exact 0), "
+            f"step sd {parts['step_sd']:.3f} bias {parts['step_bias']:.3f} (exact 0), "
+            f"emission sd {parts['emission_sd']:.3f} (exact 0.447)")
+
+
 def sampler_study(result, context, law, bounds, num_samples, seed):
     """1-step JSD and time of a fitted DDSSM's transition sampler: DDPM (all K) and DDIM (fewer).
 

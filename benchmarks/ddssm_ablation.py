@@ -46,7 +46,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pyrossm  # noqa: E402
-from bimodal import CPU, mode_diagnostics  # noqa: E402
+from bimodal import CPU, format_decomposition, mode_diagnostics, width_decomposition  # noqa: E402
 from pyrossm.datasets import bimodal_random_walk, bimodal_transition_law  # noqa: E402
 from pyrossm.evaluation import jsd_to_density  # noqa: E402
 
@@ -70,6 +70,7 @@ def main(argv=None):
     parser.add_argument("--num-test", type=int, default=128)
     parser.add_argument("--num-samples", type=int, default=1024)
     parser.add_argument("--save", default=None, help="save the fit to this path")
+    parser.add_argument("--load", default=None, help="score a fit saved by --save instead of training")
     args = parser.parse_args(argv)
     settings = {**CPU["DDSSM"], "seed": 0, **dict(args.overrides)}
     train = bimodal_random_walk(n_series=1024, length=32, seed=0)
@@ -78,8 +79,11 @@ def main(argv=None):
     law = bimodal_transition_law(latent.values[:, 30])
     print(f"DDSSM, cpu profile with {dict(args.overrides)}; {args.steps} steps", flush=True)
     start = time.perf_counter()
-    res = pyrossm.fit(data=train, validation_data=valid, validate_every=min(500, args.steps),
-                      num_steps=args.steps, device="cpu", progress=False, **settings)
+    if args.load:
+        res = pyrossm.load(args.load)
+    else:
+        res = pyrossm.fit(data=train, validation_data=valid, validate_every=min(500, args.steps),
+                          num_steps=args.steps, device="cpu", progress=False, **settings)
     fit_s = time.perf_counter() - start
     if args.save:
         res.save(args.save)
@@ -91,6 +95,7 @@ def main(argv=None):
     print(f"JSD {jsd.mean():.4f} +- {jsd.std(ddof=1) / np.sqrt(len(jsd)):.4f}; mode sd {modes['mode_sd']:.3f} "
           f"(exact 0.447), bias {modes['mode_bias']:.3f}, between {modes['between']:.4f}; "
           f"val ELBO {np.round(val, 2).tolist()}; fit {fit_s:.0f} s")
+    print(format_decomposition(width_decomposition(res, test.isel(time=slice(0, 31)), latent.values[:, 30])))
 
 
 if __name__ == "__main__":
