@@ -50,6 +50,18 @@ def _annealing(annealing, start, end, warmup_steps, num_steps) -> AnnealingSched
     return AnnealingSchedule(annealing, start, end, warmup_steps)
 
 
+#: rows (draws x series) per vectorised pass of the guide and the transition when drawing many
+#: samples: bounds the memory of the networks' activations (a few kB per row) and keeps them
+#: cache-sized; the draws are the same for a given seed, number of draws and series
+ROWS_PER_PASS = 65536
+
+
+def _draw_chunks(num_samples, num_series):
+    """Splits ``num_samples`` draws into passes of at most ``ROWS_PER_PASS // num_series`` draws."""
+    per_pass = max(1, ROWS_PER_PASS // max(num_series, 1))
+    return [min(per_pass, num_samples - start) for start in range(0, num_samples, per_pass)]
+
+
 @contextlib.contextmanager
 def _seeded(seed, device):
     """Runs the block with torch's RNG seeded (and restores the global RNG state afterwards)."""
@@ -211,7 +223,8 @@ class FitResult:
         """Samples the predictive of the ``horizon`` steps after the end of ``context``.
 
         The latent state at the end of the context comes from the guide (smoothing posterior);
-        transition and emission are then rolled forward, vectorised over samples and series.
+        transition and emission are then rolled forward, vectorised over samples and series (in
+        passes of at most :data:`ROWS_PER_PASS` draws x series, to bound memory).
 
         :param context: data with the training variables, dims ``(series, time)``.
         :param int horizon: steps to forecast.  :param int num_samples: draws ``S``.
@@ -224,9 +237,12 @@ class FitResult:
         check_positive_int("num_samples", num_samples)
         ctx = self._encode(context)
         fut = self._future_covariates(future_covariates, len(ctx), horizon, series=ctx.series)
+        draws = []
         with _seeded(seed, self.device):
-            z = self.model.sample_posterior(ctx.filled_values, ctx.mask, ctx.covariates, num_samples)
-            _, x = self.model.forecast(z, ctx.covariates, fut, horizon)
+            for chunk in _draw_chunks(num_samples, len(ctx)):
+                z = self.model.sample_posterior(ctx.filled_values, ctx.mask, ctx.covariates, chunk)
+                draws.append(self.model.forecast(z, ctx.covariates, fut, horizon)[1])
+        x = torch.cat(draws)
         time = self.contract.extend_time(ctx.time, horizon)
         return self.contract.decode(x, ctx.series, time)
 
@@ -255,9 +271,13 @@ class FitResult:
         """
         check_positive_int("num_samples", num_samples)
         enc = self._encode(data)
+        zs, xs = [], []
         with _seeded(seed, self.device):
-            z = self.model.sample_posterior(enc.filled_values, enc.mask, enc.covariates, num_samples)
-            x = self.model.emission_dist(z, enc.covariates).sample() if replicate else None
+            for chunk in _draw_chunks(num_samples, len(enc)):
+                zs.append(self.model.sample_posterior(enc.filled_values, enc.mask, enc.covariates, chunk))
+                if replicate:
+                    xs.append(self.model.emission_dist(zs[-1], enc.covariates).sample())
+        z, x = torch.cat(zs), (torch.cat(xs) if replicate else None)
         latents = xr.Dataset(
             {"z": (("draw", "series", "time", "latent"), z.cpu().numpy())},
             coords={"draw": np.arange(num_samples), "series": enc.series, "time": enc.time,
