@@ -6,7 +6,8 @@ zinit_lr -> init), and LOCF.  For each test series, 1024 draws of the 1-step pre
 given x_{1:31}; the Jensen-Shannon divergence (base 2, 100 bins on the exact mean +- 8) to the
 exact law 0.5 N(0.9 z_31 + 4, 0.2) + 0.5 N(0.9 z_31 - 4, 0.2); mean and standard error over the
 test set, with the sampling floor (JSD of 1024 draws of the exact law), and where a predictive
-departs from the law (:func:`mode_diagnostics`: width and place of the modes, mass between them).  Writes
+departs from the law (:func:`mode_diagnostics`: width and place of the modes, mass between them)
+and where each model's width comes from (:func:`width_decomposition`: guide, transition, emission).  Writes
 ``predictive_density.png`` (Fig. 1a) and ``forecasts.png`` (Fig. 2: reconstructions and 8-step
 forecasts) to ``--out`` and prints the table with training and forecasting times.
 
@@ -210,7 +211,7 @@ def main(argv=None):
           f"{args.steps} SVI steps; {args.num_samples} predictive draws; device {args.device}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
-    rows, one_step, fans, recon = {}, {}, {}, {}
+    rows, one_step, fans, recon, widths = {}, {}, {}, {}, {}
     for name in args.models:
         settings = settings_of[name]
         path = out / f"{name.lower().replace('+', '_')}.pyrossm"
@@ -239,6 +240,8 @@ def main(argv=None):
         rows[name] = dict(jsd=jsd_to_density(one_step[name], law.pdf, **bounds),
                           **mode_diagnostics(one_step[name], law.mean), fit_s=fit_s,
                           forecast_s=fc_s, val_elbo=float(val.iloc[-1]) if len(val) else float("nan"))
+        widths[name] = width_decomposition(res, test.isel(time=slice(0, ctx1)),
+                                           latent.values[:, ctx1 - 1], seed=args.seed)
         if name == "DDSSM":
             samplers = sampler_study(res, test.isel(time=slice(0, ctx1)), law, bounds,
                                      args.num_samples, args.seed)
@@ -266,6 +269,9 @@ def main(argv=None):
         print(f"DDSSM / DKF JSD = {ratio:.3f} (target <= 0.3); DDSSM / floor = {floor:.2f} (target <= 3)")
         print("mode sd: median within-mode sd of x_32 (exact 0.447); bias: median distance of the modes' "
               "means from 0.9 z_31 +- 4; between: share of draws within 2 of 0.9 z_31")
+    for name, parts in widths.items():
+        print(f"{name} {format_decomposition(parts)}")
+        summary[name]["width"] = parts
     if "DDSSM" in args.models:
         print(f"\nDDSSM forecast sampler: quality and time ({args.num_samples} draws x {args.num_test} "
               "series, 1 step)")
