@@ -12,7 +12,25 @@ import math
 import torch
 from torch import nn
 
-SCHEDULE_KINDS = ("linear", "cosine")
+SCHEDULE_KINDS = ("linear", "cosine", "karras")
+
+
+def _karras_betas(num_steps, sigma_min, sigma_max, rho=7.0):
+    """Betas whose rescaled noise levels are Karras et al.'s ``sigma_min .. sigma_max`` (float64)."""
+    for name, value in (("sigma_min", sigma_min), ("sigma_max", sigma_max)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if not 0 < sigma_min < sigma_max:
+        raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+    if num_steps == 1:
+        sigmas = torch.tensor([float(sigma_max)], dtype=torch.float64)
+    else:
+        ramp = torch.linspace(0, 1, num_steps, dtype=torch.float64)
+        low, high = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+        sigmas = (low + ramp * (high - low)) ** rho
+    abar = 1 / (1 + sigmas ** 2)
+    abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
+    return 1 - abar / abar_prev
 
 
 class NoiseSchedule(nn.Module):
@@ -24,6 +42,11 @@ class NoiseSchedule(nn.Module):
     values and ``K = 128``, ``abar_K`` would be 0.27 and ``z^K`` far from ``N(0, I)``).
     ``cosine``: ``abar_k = f(k) / f(0)``, ``f(k) = cos^2(((k / K) + s) / (1 + s) * pi / 2)``,
     ``s = 0.008``, betas clipped at 0.999 (Nichol & Dhariwal, 2021).
+    ``karras``: the noise levels ``sigma_k`` of the rescaled process run from ``sigma_min`` to
+    ``sigma_max`` with Karras et al.'s (2022, Eq. 5) spacing ``rho = 7`` (dense at low noise),
+    ``abar_k = 1 / (1 + sigma_k^2)`` and ``beta_k = 1 - abar_k / abar_{k-1}``: a discrete-time
+    schedule whose smallest level, and so the sharpest density the bound can reward, is set
+    directly (``sigma_1`` of the default linear schedule is ``sqrt(0.1 / K)``, 0.056 for K = 32).
 
     Buffers (shape ``(K,)``, float32, computed in float64): ``betas``, ``alphas``,
     ``alpha_bars``, ``sigmas`` (``sqrt((1 - abar_k) / abar_k)``, the noise level of the rescaled
@@ -31,23 +54,29 @@ class NoiseSchedule(nn.Module):
     (1 - abar_k))``, Eq. 44), ``eps_weights`` (``w_k = beta_k / (2 alpha_k (1 - abar_k))``, Eq. 33).
 
     :param int num_steps: ``K``.
-    :param str kind: ``"linear"`` or ``"cosine"``.
+    :param str kind: ``"linear"``, ``"cosine"`` or ``"karras"``.
     :param beta_start: ``beta_1`` of the linear schedule (default ``0.1 / K``).
     :param beta_end: ``beta_K`` of the linear schedule (default ``min(20 / K, 0.999)``).
-    :raises ValueError: for ``beta_start`` or ``beta_end`` with the cosine schedule, or betas
-        outside ``0 < beta_start <= beta_end < 1``.
+    :param float sigma_min: ``sigma_1`` of the karras schedule (default 0.002, as Karras et al.).
+    :param float sigma_max: ``sigma_K`` of the karras schedule (default 80).
+    :raises ValueError: for betas with a schedule other than linear, sigmas with one other than
+        karras, betas outside ``0 < beta_start <= beta_end < 1`` or sigmas outside
+        ``0 < sigma_min < sigma_max``.
     """
 
     def __init__(self, num_steps: int = 128, kind: str = "linear", beta_start: float | None = None,
-                 beta_end: float | None = None):
+                 beta_end: float | None = None, sigma_min: float | None = None,
+                 sigma_max: float | None = None):
         super().__init__()
         if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
             raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
         if kind not in SCHEDULE_KINDS:
             raise ValueError(f"schedule kind must be one of {SCHEDULE_KINDS}, got {kind!r}")
-        if kind == "cosine" and (beta_start is not None or beta_end is not None):
-            raise ValueError("beta_start and beta_end set a linear schedule; the cosine schedule "
+        if kind != "linear" and (beta_start is not None or beta_end is not None):
+            raise ValueError(f"beta_start and beta_end set a linear schedule; the {kind} schedule "
                              f"has no free betas (got beta_start={beta_start}, beta_end={beta_end})")
+        if kind != "karras" and (sigma_min is not None or sigma_max is not None):
+            raise ValueError(f"sigma_min and sigma_max set a karras schedule, not a {kind} one")
         beta_start = 0.1 / num_steps if beta_start is None else beta_start
         beta_end = min(20.0 / num_steps, 0.999) if beta_end is None else beta_end
         if not 0 < beta_start <= beta_end < 1:
@@ -56,6 +85,9 @@ class NoiseSchedule(nn.Module):
         self.beta_start, self.beta_end = beta_start, beta_end
         if kind == "linear":
             betas = torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64)
+        elif kind == "karras":
+            betas = _karras_betas(num_steps, 0.002 if sigma_min is None else sigma_min,
+                                  80.0 if sigma_max is None else sigma_max)
         else:
             s = 0.008
             k = torch.arange(num_steps + 1, dtype=torch.float64)

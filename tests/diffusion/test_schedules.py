@@ -184,3 +184,44 @@ def test_invalid_arguments(kwargs):
 def test_cosine_rejects_linear_betas_naming_them(kwargs):
     with pytest.raises(ValueError, match="beta_start and beta_end"):
         NoiseSchedule(16, "cosine", **kwargs)
+
+
+@pytest.mark.parametrize("K", [1, 2, 32, 128])
+def test_karras_noise_levels(K):
+    """sigma_k follows Karras et al.'s rho = 7 ramp from sigma_min to sigma_max; the derived
+    buffers satisfy the same identities as the other kinds."""
+    sch = NoiseSchedule(K, "karras", sigma_min=0.01, sigma_max=50.0)
+    if K == 1:
+        ref = torch.tensor([50.0], dtype=torch.float64)
+    else:
+        ramp = torch.linspace(0, 1, K, dtype=torch.float64)
+        ref = (0.01 ** (1 / 7) + ramp * (50.0 ** (1 / 7) - 0.01 ** (1 / 7))) ** 7
+    close(sch.sigmas, ref, rtol=1e-4)
+    abar = 1 / (1 + ref ** 2)
+    close(sch.alpha_bars, abar, rtol=1e-4)
+    assert torch.all((sch.betas > 0) & (sch.betas < 1))
+    assert torch.all(sch.sigmas[1:] > sch.sigmas[:-1])
+    betas = 1 - abar / torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
+    close(sch.betas, betas, rtol=1e-4)
+    close(sch.loss_weights, betas * abar / (2 * (1 - betas) * (1 - abar)), rtol=1e-4)   # Eq. 44
+
+
+def test_karras_defaults_and_forward_kl():
+    sch = NoiseSchedule(32, "karras")
+    assert sch.sigmas[0].item() == pytest.approx(0.002, rel=1e-4)
+    assert sch.sigmas[-1].item() == pytest.approx(80.0, rel=1e-4)
+    z0 = torch.tensor([[0.5], [-2.0]])
+    abar = 1 / (1 + 80.0 ** 2)
+    ref = 0.5 * (abar * z0[:, 0] ** 2 - abar - math.log1p(-abar))
+    torch.testing.assert_close(sch.forward_kl(z0), ref, rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(kind="karras", sigma_min=0.0), dict(kind="karras", sigma_min=2.0, sigma_max=1.0),
+    dict(kind="karras", sigma_max=float("inf")), dict(kind="karras", sigma_min="0.1"),
+    dict(kind="karras", beta_end=0.2), dict(kind="linear", sigma_min=0.01),
+    dict(kind="cosine", sigma_max=10.0),
+])
+def test_karras_invalid_arguments(kwargs):
+    with pytest.raises(ValueError, match="sigma|beta"):
+        NoiseSchedule(16, **kwargs)
