@@ -50,6 +50,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
+from pyro.distributions import TorchDistribution
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -66,6 +67,41 @@ ARCHITECTURE = ("init", "channels", "hidden_dim", "encoder_layers", "emission_la
                 "num_sampling_steps")
 
 
+class ARNoise(TorchDistribution):
+    """``z = truth + delta`` with ``delta_t = decay delta_{t-1} + sigma eps_t``, ``eps ~ N(0, 1)``.
+
+    The oracle's "structured" guide: its noise is carried along the path as the true latent's own
+    dynamics carry it, so ``z_t - decay z_{t-1}`` differs from the true step by fresh noise only.
+    ``log q(z) = sum_t log N(delta_t - decay delta_{t-1}; 0, sigma^2)`` (a unit-diagonal triangular
+    map of ``eps``).  Event ``(T, 1)``.
+    """
+
+    arg_constraints = {}
+    support = dist.constraints.independent(dist.constraints.real, 2)
+    has_rsample = True
+
+    def __init__(self, truth, sigma, decay, validate_args=None):
+        self.truth, self.sigma, self.decay = truth, sigma, decay
+        super().__init__(truth.shape[:-2], truth.shape[-2:], validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        truth = self.truth.expand(torch.Size(batch_shape) + self.event_shape)
+        return ARNoise(truth, self.sigma, self.decay)
+
+    def rsample(self, sample_shape=torch.Size()):
+        eps = torch.randn(torch.Size(sample_shape) + self.truth.shape, device=self.truth.device)
+        steps, delta = [], torch.zeros_like(eps[..., 0, :])
+        for t in range(eps.shape[-2]):
+            delta = self.decay * delta + self.sigma * eps[..., t, :]
+            steps.append(delta)
+        return self.truth + torch.stack(steps, dim=-2)
+
+    def log_prob(self, value):
+        delta = value - self.truth
+        fresh = delta - self.decay * torch.nn.functional.pad(delta[..., :-1, :], (0, 0, 1, 0))
+        return dist.Normal(0.0, self.sigma).log_prob(fresh).sum((-2, -1))
+
+
 class OracleGuideDDSSM(DDSSM):
     """A :class:`~pyrossm.models.DDSSM` whose guide knows the true latent path of each series.
 
@@ -75,10 +111,13 @@ class OracleGuideDDSSM(DDSSM):
     independently per step; the VHP's auxiliary posterior is learned as usual.
     """
 
-    def register(self, observations, latents, sigma):
+    def register(self, observations, latents, sigma, decay=0.0):
         self.table_x = torch.as_tensor(observations, dtype=torch.float32)
         self.table_z = torch.as_tensor(latents, dtype=torch.float32)
-        self.sigma = float(sigma)
+        self.sigma, self.decay = float(sigma), float(decay)
+
+    def _oracle(self, truth):
+        return ARNoise(truth, self.sigma, self.decay)
 
     def _true_latents(self, x):
         """``x`` ``(..., N, T, 1)`` -> the registered latent paths ``(..., N, T, 1)``."""
@@ -93,15 +132,14 @@ class OracleGuideDDSSM(DDSSM):
     def guide(self, x, mask, covariates, annealing=1.0):
         truth = self._true_latents(x)
         with pyro.plate("series", x.shape[-3], dim=-1), poutine.scale(scale=annealing):
-            z = pyro.sample("z", dist.Normal(truth, self.sigma).to_event(2))
+            z = pyro.sample("z", self._oracle(truth))
             pyro.sample("z_aux", self.init.aux_posterior(z[..., :self.order, :],
                                                          covariates[..., :self.order, :]))
         return z
 
     @torch.no_grad()
     def sample_posterior(self, x, mask, covariates, num_samples):
-        truth = self._true_latents(x)
-        return truth + self.sigma * torch.randn((num_samples,) + truth.shape, device=x.device)
+        return self._oracle(self._true_latents(x)).sample((num_samples,))
 
 
 def main(argv=None):
@@ -109,6 +147,9 @@ def main(argv=None):
     parser.add_argument("--sigma-q", type=float, default=0.15, help="oracle guide sd, data units")
     parser.add_argument("--latent-gain", type=float, default=3.0,
                         help="latent units per standardised data unit")
+    parser.add_argument("--structured", action="store_true",
+                        help="carry the oracle's noise along the path (delta_t = 0.9 delta_{t-1} + "
+                             "sigma_q eps_t) instead of drawing it independently per step")
     parser.add_argument("--set", dest="overrides", action="append", type=parse_override, default=[],
                         metavar="KEY=JSON", help="override a setting of the cpu profile")
     parser.add_argument("--steps", type=int, default=3000)
@@ -131,9 +172,11 @@ def main(argv=None):
     torch.manual_seed(0)
     model = OracleGuideDDSSM(obs_dim=1, **architecture)
     gain = args.latent_gain
-    model.register((xs - loc) / scale, gain * (zs - loc) / scale, gain * args.sigma_q / scale)
+    model.register((xs - loc) / scale, gain * (zs - loc) / scale, gain * args.sigma_q / scale,
+                   decay=0.9 if args.structured else 0.0)
     print(f"DDSSM (cpu profile) with an oracle guide, sigma_q {args.sigma_q} data units, "
-          f"latent gain {gain}, {dict(args.overrides)}; {args.steps} steps", flush=True)
+          f"latent gain {gain}, {'structured' if args.structured else 'independent'} noise, "
+          f"{dict(args.overrides)}; {args.steps} steps", flush=True)
     start = time.perf_counter()
     res = pyrossm.fit(model, data=train, validation_data=valid, validate_every=min(500, args.steps),
                       num_steps=args.steps, device="cpu", progress=False, seed=0, **settings)

@@ -15,6 +15,7 @@ here is the diffusion core's.
     python benchmarks/diffusion_core.py                      # the DDSSM paper's parameterisation
     python benchmarks/diffusion_core.py --residual           # diffuse z_t - z_{t-1}
     python benchmarks/diffusion_core.py --beta-end 0.3       # stop the noise levels at sigma_K = 15
+    python benchmarks/diffusion_core.py --schedule karras    # sigma 0.002 .. 80, dense at low noise
     python benchmarks/diffusion_core.py --steps 200          # smoke run
 """
 
@@ -64,6 +65,7 @@ def main(argv=None):
     parser.add_argument("--residual", action="store_true", help="diffuse z_t - z_{t-1}")
     parser.add_argument("--beta-end", type=float, default=None,
                         help="last beta of the linear schedule (default min(20 / K, 0.999))")
+    parser.add_argument("--schedule", default="linear", choices=["linear", "cosine", "karras"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
@@ -72,7 +74,7 @@ def main(argv=None):
                                  channels=args.channels, num_layers=3,
                                  num_noise_draws=args.num_noise_draws, sampler="ddim",
                                  num_sampling_steps=args.num_sampling_steps, residual=args.residual,
-                                 beta_end=args.beta_end)
+                                 beta_end=args.beta_end, schedule=args.schedule)
     optimizer = torch.optim.AdamW(dynamics.parameters(), lr=args.learning_rate, weight_decay=0.01)
     decay = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: 0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * min(s / args.steps, 1.0))))
