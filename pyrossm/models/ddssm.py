@@ -18,7 +18,8 @@ class DDSSM(PresetModel):
 
     :param int obs_dim: ``D``.  :param int latent_dim: ``M``.  :param int order: ``j``.
     :param int covariate_dim: ``V``.  :param str init: ``"vhp"`` or ``"normal"``.
-    :param int num_diffusion_steps: ``K``.  :param str schedule: noise schedule.
+    :param int num_diffusion_steps: ``K``.
+    :param str schedule: ``"linear"`` (the paper's), ``"cosine"`` or ``"karras"``.
     :param int num_noise_draws: ``S_k``.  :param str sampler: ``"ddpm"`` or ``"ddim"``.
     :param num_sampling_steps: DDIM steps for forecasting (``None`` = ``K``).
     :param diffusion_beta_end: ``beta_K`` of the linear schedule (``None``: ``min(20 / K, 0.999)``).

@@ -56,7 +56,9 @@ class DiffusionDynamics(nn.Module):
     conv(k=2) mixers, step embedding 64 -> 128).
 
     :param int latent_dim: ``M``.  :param int order: ``j``.  :param int covariate_dim: ``V``.
-    :param int num_diffusion_steps: ``K``.  :param str schedule: ``"linear"`` or ``"cosine"``.
+    :param int num_diffusion_steps: ``K``.
+    :param str schedule: ``"linear"``, ``"cosine"`` or ``"karras"`` (see
+        :class:`~pyrossm.diffusion.NoiseSchedule`).
     :param int num_noise_draws: ``S_k`` (Table 3: 1-8).
     :param str sampler: ``"ddpm"`` or ``"ddim"``; ``num_sampling_steps`` for DDIM.
     :param network: a custom denoiser (same call signature as :class:`CSDIDenoiser`).

@@ -312,3 +312,17 @@ def test_diffusion_beta_end_sets_the_last_noise_level_and_round_trips(data, tmp_
     assert loaded.model.transition.schedule.betas[-1].item() == pytest.approx(0.3)
     with pytest.raises(ValueError, match="beta_end"):
         build(1, 1, 0, diffusion_beta_end=1.5)
+
+
+def test_karras_schedule_fits_forecasts_and_round_trips(data, tmp_path):
+    model = build(1, 1, 0, schedule="karras")
+    sigmas = model.transition.schedule.sigmas
+    assert sigmas[0].item() == pytest.approx(0.002, rel=1e-4) and sigmas[-1].item() == pytest.approx(80, rel=1e-4)
+    res = pyrossm.fit("ddssm", data, num_steps=2, batch_size=None, progress=False, schedule="karras", **TINY)
+    assert np.isfinite(res.history["loss"]).all()
+    fc = res.forecast(data, horizon=2, num_samples=5, seed=0)
+    loaded = pyrossm.load(res.save(tmp_path / "karras.pyrossm"))
+    assert loaded.model.transition.schedule.kind == "karras"
+    assert np.array_equal(fc["x"].values, loaded.forecast(data, horizon=2, num_samples=5, seed=0)["x"].values)
+    with pytest.raises(ValueError, match="beta_start and beta_end"):
+        build(1, 1, 0, schedule="karras", diffusion_beta_end=0.3)
