@@ -41,6 +41,7 @@ optimiser, prefers the noisy-copy latent here.
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -61,10 +62,8 @@ from pyrossm.datasets import bimodal_random_walk, bimodal_transition_law  # noqa
 from pyrossm.evaluation import jsd_to_density  # noqa: E402
 from pyrossm.models import DDSSM  # noqa: E402
 
-# the architecture part of the cpu profile goes to the constructor, the rest to fit()
-ARCHITECTURE = ("init", "channels", "hidden_dim", "encoder_layers", "emission_layers",
-                "diffusion_channels", "num_diffusion_steps", "num_noise_draws", "sampler",
-                "num_sampling_steps")
+# the architecture part of the settings goes to the constructor, the rest to fit()
+ARCHITECTURE = set(inspect.signature(DDSSM).parameters) - {"obs_dim"}
 
 
 class ARNoise(TorchDistribution):
@@ -168,7 +167,7 @@ def main(argv=None):
 
     settings = {**CPU["DDSSM"], **dict(args.overrides)}
     settings.pop("model")
-    architecture = {k: settings.pop(k) for k in ARCHITECTURE}
+    architecture = {k: settings.pop(k) for k in ARCHITECTURE if k in settings}
     torch.manual_seed(0)
     model = OracleGuideDDSSM(obs_dim=1, **architecture)
     gain = args.latent_gain
