@@ -33,6 +33,7 @@ decay + diffusion_beta_end 0.2                0.122    6.4
 decay + annealing "constant" (lambda = 1)     0.115    7.4
 decay + encoder channels 16, hidden 16, 2 l.  0.139    5.6
 decay + Table 3's learning-rate pattern       0.127    0.6
+decay + schedule "karras" (sigma 0.002..80)   0.163    4.7
 ============================================  =======  ============
 
 Each run also prints where the predictive's width comes from (``bimodal.width_decomposition``).
