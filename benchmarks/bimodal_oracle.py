@@ -58,10 +58,9 @@ from pyro.distributions import TorchDistribution
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pyrossm  # noqa: E402
-from bimodal import CPU, format_decomposition, mode_diagnostics, width_decomposition  # noqa: E402
-from ddssm_ablation import parse_override  # noqa: E402
-from pyrossm.datasets import bimodal_random_walk, bimodal_transition_law  # noqa: E402
-from pyrossm.evaluation import jsd_to_density  # noqa: E402
+from bimodal import CPU  # noqa: E402
+from ddssm_ablation import parse_override, report  # noqa: E402
+from pyrossm.datasets import bimodal_random_walk  # noqa: E402
 from pyrossm.models import DDSSM  # noqa: E402
 
 # the architecture part of the settings goes to the constructor, the rest to fit()
@@ -183,17 +182,7 @@ def main(argv=None):
                       num_steps=args.steps, device="cpu", progress=False, seed=0, **settings)
     fit_s = time.perf_counter() - start
 
-    law = bimodal_transition_law(z_test.values[:, 30])
-    context = test.isel(time=slice(0, 31))
-    draws = res.forecast(context, horizon=1, num_samples=args.num_samples, seed=0)["x"].values[:, :, 0]
-    jsd = jsd_to_density(draws, law.pdf, low=law.mean - 8, high=law.mean + 8)
-    modes = mode_diagnostics(draws, law.mean)
-    val = res.history["val_elbo"].dropna().to_numpy()
-    print(f"JSD {jsd.mean():.4f} +- {jsd.std(ddof=1) / np.sqrt(len(jsd)):.4f}; mode sd {modes['mode_sd']:.3f} "
-          f"(exact 0.447), bias {modes['mode_bias']:.3f}, between {modes['between']:.4f}; "
-          f"val ELBO {np.round(val, 2).tolist()}; fit {fit_s:.0f} s")
-    print(format_decomposition(width_decomposition(res, context, z_test.values[:, 30])))
-
+    report(res, test, z_test, args.num_samples, fit_s)
 
 if __name__ == "__main__":
     main()

@@ -87,7 +87,6 @@ def main(argv=None):
     train = bimodal_random_walk(n_series=1024, length=32, seed=0)
     valid = bimodal_random_walk(n_series=1024, length=32, seed=1)
     test, latent = bimodal_random_walk(n_series=args.num_test, length=32, seed=2, return_latent=True)
-    law = bimodal_transition_law(latent.values[:, 30])
     source = f"loaded from {args.load}" if args.load else f"{args.steps} steps"
     print(f"DDSSM, cpu profile with {dict(args.overrides)}; {source}", flush=True)
     start = time.perf_counter()
@@ -99,15 +98,22 @@ def main(argv=None):
     fit_s = time.perf_counter() - start
     if args.save:
         res.save(args.save)
-    fc = res.forecast(test.isel(time=slice(0, 31)), horizon=1, num_samples=args.num_samples, seed=0)
-    draws = fc["x"].values[:, :, 0]
+    report(res, test, latent, args.num_samples, fit_s)
+
+
+def report(res, test, latent, num_samples, fit_s):
+    """Prints the 1-step JSD of ``x_32`` (``num_samples`` draws per test series), the mode
+    diagnostics, the validation ELBOs and the width decomposition of a fitted model."""
+    law = bimodal_transition_law(latent.values[:, 30])
+    context = test.isel(time=slice(0, 31))
+    draws = res.forecast(context, horizon=1, num_samples=num_samples, seed=0)["x"].values[:, :, 0]
     jsd = jsd_to_density(draws, law.pdf, low=law.mean - 8, high=law.mean + 8)
     modes = mode_diagnostics(draws, law.mean)
     val = res.history["val_elbo"].dropna().to_numpy()
     print(f"JSD {jsd.mean():.4f} +- {jsd.std(ddof=1) / np.sqrt(len(jsd)):.4f}; mode sd {modes['mode_sd']:.3f} "
           f"(exact 0.447), bias {modes['mode_bias']:.3f}, between {modes['between']:.4f}; "
           f"val ELBO {np.round(val, 2).tolist()}; fit {fit_s:.0f} s")
-    print(format_decomposition(width_decomposition(res, test.isel(time=slice(0, 31)), latent.values[:, 30])))
+    print(format_decomposition(width_decomposition(res, context, latent.values[:, 30])))
 
 
 if __name__ == "__main__":
