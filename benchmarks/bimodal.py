@@ -129,18 +129,12 @@ def width_decomposition(result, context, z_true, num_samples=256, seed=0, step=4
     mu_now = now.loc[..., 0, 0].cpu().numpy().astype(np.float64) * scale + loc      # (S, N)
     mu_next = nxt.loc[..., 0, 0].cpu().numpy().astype(np.float64) * scale + loc
     emission_sd = now.scale[..., 0, 0].cpu().numpy().astype(np.float64) * scale
-    innovation = mu_next - decay * mu_now
-    step_sd, step_bias = [], []
-    for n in range(innovation.shape[1]):
-        hi, lo = innovation[innovation[:, n] > 0, n], innovation[innovation[:, n] <= 0, n]
-        if len(hi) > 1 and len(lo) > 1:
-            step_sd.append(0.5 * (hi.std(ddof=1) + lo.std(ddof=1)))
-            step_bias.append(0.5 * (abs(hi.mean() - step) + abs(lo.mean() + step)))
-    median = lambda v: float(np.median(v)) if len(v) else float("nan")  # noqa: E731
-    return {"filter_sd": median(mu_now.std(axis=0, ddof=1)),
-            "filter_err": median(np.abs(mu_now.mean(axis=0) - np.asarray(z_true))),
-            "step_sd": median(step_sd), "step_bias": median(step_bias),
-            "emission_sd": median(np.median(emission_sd, axis=0))}
+    # the step's modes are split at 0 and measured against +-step exactly as the predictive's are
+    steps = mode_diagnostics(mu_next - decay * mu_now, np.zeros(mu_now.shape[1]), step)
+    return {"filter_sd": float(np.median(mu_now.std(axis=0, ddof=1))),
+            "filter_err": float(np.median(np.abs(mu_now.mean(axis=0) - np.asarray(z_true)))),
+            "step_sd": steps["mode_sd"], "step_bias": steps["mode_bias"],
+            "emission_sd": float(np.median(np.median(emission_sd, axis=0)))}
 
 
 def format_decomposition(parts):
