@@ -13,7 +13,8 @@ of samples between the modes.  No encoder, emission or guide is involved, so a t
 here is the diffusion core's.
 
     python benchmarks/diffusion_core.py                      # the DDSSM paper's parameterisation
-    python benchmarks/diffusion_core.py --residual           # diffuse z_t - z_{t-1}
+    python benchmarks/diffusion_core.py --residual last      # diffuse z_t - z_{t-1}
+    python benchmarks/diffusion_core.py --residual linear    # diffuse z_t - (a z_{t-1} + b), a, b learned
     python benchmarks/diffusion_core.py --beta-end 0.3       # stop the noise levels at sigma_K = 15
     python benchmarks/diffusion_core.py --schedule karras    # sigma 0.002 .. 80, dense at low noise
     python benchmarks/diffusion_core.py --steps 200          # smoke run
@@ -28,10 +29,10 @@ import time
 import numpy as np
 import torch
 
-from pyrossm.distributions import DiffusionTransition
 from pyrossm.models import DiffusionDynamics
 
 DECAY, STEP = 0.9, 4.0
+RESIDUAL = {"none": False, "last": True, "linear": "linear"}
 LATENT_SCALE = 3.0   # x units per latent unit in a fitted CPU-profile DDSSM (data sd 8.5 x slope ~0.35)
 
 
@@ -62,7 +63,8 @@ def main(argv=None):
     parser.add_argument("--num-sampling-steps", type=int, default=16, help="DDIM steps")
     parser.add_argument("--jitter", type=float, default=0.03, help="sd of the blur, latent units")
     parser.add_argument("--learning-rate", type=float, default=1e-2)
-    parser.add_argument("--residual", action="store_true", help="diffuse z_t - z_{t-1}")
+    parser.add_argument("--residual", default="none", choices=["none", "last", "linear"],
+                        help="diffuse z_t (none), z_t - z_{t-1} (last) or z_t - learned a z_{t-1} + b (linear)")
     parser.add_argument("--beta-end", type=float, default=None,
                         help="last beta of the linear schedule (default min(20 / K, 0.999))")
     parser.add_argument("--schedule", default="linear", choices=["linear", "cosine", "karras"])
@@ -73,7 +75,7 @@ def main(argv=None):
     dynamics = DiffusionDynamics(1, 1, 0, num_diffusion_steps=args.num_diffusion_steps,
                                  channels=args.channels, num_layers=3,
                                  num_noise_draws=args.num_noise_draws, sampler="ddim",
-                                 num_sampling_steps=args.num_sampling_steps, residual=args.residual,
+                                 num_sampling_steps=args.num_sampling_steps, residual=RESIDUAL[args.residual],
                                  beta_end=args.beta_end, schedule=args.schedule)
     optimizer = torch.optim.AdamW(dynamics.parameters(), lr=args.learning_rate, weight_decay=0.01)
     decay = torch.optim.lr_scheduler.LambdaLR(
@@ -94,9 +96,8 @@ def main(argv=None):
     with torch.no_grad():
         history, target = transition_pairs(512, rng, args.jitter)
         # the transition's own bound, with 64 noise draws per pair for a steady estimate
-        bound = DiffusionTransition(dynamics.network, dynamics.schedule, history,
-                                    torch.zeros(len(target), 2, 0), num_noise_draws=64,
-                                    residual=args.residual)
+        bound = dynamics(history, torch.zeros(len(target), 2, 0))
+        bound.num_noise_draws = 64
         held_out = float(-bound.log_prob(target).mean())
         contexts = torch.linspace(-2.5, 2.5, 9)
         draws = 4000
@@ -104,6 +105,9 @@ def main(argv=None):
         z = dynamics(contexts.repeat_interleave(draws)[:, None, None],
                      torch.zeros(9 * draws, 2, 0)).sample()[:, 0].reshape(9, draws)
         sample_s = time.perf_counter() - start
+        if dynamics.shift is not None:
+            print(f"learned linear mean: a = {dynamics.shift.linear.weight.item():.4f}, "
+                  f"b = {dynamics.shift.linear.bias.item():.4f} (the walk's a = {DECAY})")
     jump = z - DECAY * contexts[:, None]
     step = STEP / LATENT_SCALE
     upper = jump > 0

@@ -33,13 +33,14 @@ class DiffusionTransition(TorchDistribution):
     steps, or deterministic ``"ddim"`` on ``num_sampling_steps``); sampling is not
     reparameterised (``has_rsample = False``).
 
-    With ``residual=True`` the diffusion runs on the increment ``delta = z_t - z_{t-1}`` (the last
-    history state), still conditioned on all of ``c_t``: ``log_prob(z)`` is the bound for
-    ``delta`` and ``sample()`` returns ``z_{t-1} + delta``.  The shift has unit Jacobian, so this is
-    the same transition family and the same bound on ``log p(z | c)``; what changes is what the
-    denoiser must output.  It no longer has to carry ``z_{t-1}`` through to ``z_t``, which is hard
-    to do to high relative precision over a wide range of states.  (This is pyrossm's option,
-    not the paper's; see the DDSSM preset.)
+    With a ``shift`` ``m(c_t)`` the diffusion runs on ``delta = z_t - m(c_t)``, still conditioned
+    on all of ``c_t``: ``log_prob(z)`` is the bound for ``delta`` and ``sample()`` returns
+    ``m(c_t) + delta``.  The shift has unit Jacobian, so this is the same transition family and
+    the same bound on ``log p(z | c)``; what changes is what the denoiser must output.  It no
+    longer has to carry ``z_{t-1}`` through to ``z_t``, which is hard to do to high relative
+    precision over a wide range of states.  ``residual=True`` is the shift by the last history
+    state, ``m(c_t) = z_{t-1}``; :class:`~pyrossm.models.transition.DiffusionDynamics` also offers
+    a learned linear shift.  (pyrossm's option, not the paper's; see the DDSSM preset.)
 
     :param network: denoiser ``F(x_in (B, M), c_noise (B,), (history, covariates)) -> (B, M)``.
     :param schedule: :class:`~pyrossm.diffusion.NoiseSchedule`.
@@ -47,6 +48,8 @@ class DiffusionTransition(TorchDistribution):
     :param int num_noise_draws: ``S_k``.
     :param str sampler: ``"ddpm"`` or ``"ddim"``.  :param num_sampling_steps: DDIM steps.
     :param bool residual: diffuse the increment from ``z_{t-1}`` instead of ``z_t``.
+    :param shift: ``m(history (B, j, M), covariates (B, j+1, V)) -> (B, M)``, a callable (e.g. an
+        ``nn.Module``) on the flattened context; not together with ``residual=True``.
     """
 
     arg_constraints = {}
@@ -55,13 +58,17 @@ class DiffusionTransition(TorchDistribution):
 
     def __init__(self, network, schedule, history, covariates, num_noise_draws=1, sampler="ddpm",
                  num_sampling_steps=None, include_constant=True, batch_shape=None,
-                 validate_args=None, residual=False):
+                 validate_args=None, residual=False, shift=None):
         check_diffusion_arguments(schedule, num_noise_draws, sampler, num_sampling_steps)
+        if residual and shift is not None:
+            raise ValueError("give either residual=True or a shift, not both")
+        if shift is not None and not callable(shift):
+            raise TypeError(f"shift must be a callable (history, covariates) -> (B, M), got {type(shift).__name__}")
         self.network, self.schedule = network, schedule
         self.history, self.covariates = history, covariates
         self.num_noise_draws, self.sampler = num_noise_draws, sampler
         self.num_sampling_steps, self.include_constant = num_sampling_steps, include_constant
-        self.residual = bool(residual)
+        self.residual, self.shift = bool(residual), shift
         if batch_shape is None:
             batch_shape = torch.broadcast_shapes(history.shape[:-2], covariates.shape[:-2])
         super().__init__(torch.Size(batch_shape), torch.Size(history.shape[-1:]),
@@ -71,7 +78,15 @@ class DiffusionTransition(TorchDistribution):
         return DiffusionTransition(self.network, self.schedule, self.history, self.covariates,
                                    self.num_noise_draws, self.sampler, self.num_sampling_steps,
                                    self.include_constant, batch_shape=torch.Size(batch_shape),
-                                   residual=self.residual)
+                                   residual=self.residual, shift=self.shift)
+
+    def _offset(self, history, covariates):
+        """``m(c_t)`` for the flattened context, ``(B, M)``; ``None`` without a shift."""
+        if self.residual:
+            return history[:, -1, :]
+        if self.shift is not None:
+            return self.shift(history, covariates)
+        return None
 
     def _flat_context(self, batch):
         return flatten_batch(self.history, self.covariates, batch_shape=batch, keep_dims=(2, 2))
@@ -80,8 +95,9 @@ class DiffusionTransition(TorchDistribution):
         batch = torch.broadcast_shapes(self.batch_shape, value.shape[:-1])
         history, covariates = self._flat_context(batch)
         (z,) = flatten_batch(value, batch_shape=batch, keep_dims=(1,))
-        if self.residual:
-            z = z - history[:, -1, :]
+        offset = self._offset(history, covariates)
+        if offset is not None:
+            z = z - offset
         bound = diffusion_bound(self.network, self.schedule, z, (history, covariates),
                                 self.num_noise_draws, self.include_constant)
         return -bound.reshape(batch)
@@ -102,6 +118,7 @@ class DiffusionTransition(TorchDistribution):
             else:
                 z = ddim_sample(denoiser, self.schedule, flat_shape, device=history.device,
                                 num_sampling_steps=self.num_sampling_steps)
-        if self.residual:
-            z = z + history[:, -1, :]
+            offset = self._offset(history, covariates)
+        if offset is not None:
+            z = z + offset
         return z.reshape(shape + self.event_shape)

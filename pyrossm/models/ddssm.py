@@ -23,9 +23,11 @@ class DDSSM(PresetModel):
     :param int num_noise_draws: ``S_k``.  :param str sampler: ``"ddpm"`` or ``"ddim"``.
     :param num_sampling_steps: DDIM steps for forecasting (``None`` = ``K``).
     :param diffusion_beta_end: ``beta_K`` of the linear schedule (``None``: ``min(20 / K, 0.999)``).
-    :param bool residual_transition: the diffusion models ``z_t - z_{t-1}`` rather than ``z_t``
-        (pyrossm's option, off by default as in the paper; the same transition family and
-        bound, but the denoiser need not carry ``z_{t-1}`` through to its output).
+    :param residual_transition: ``True``: the diffusion models ``z_t - z_{t-1}`` rather than
+        ``z_t``; ``"linear"``: ``z_t`` minus a learned linear function of the context
+        (:class:`~pyrossm.models.transition.LinearShift`).  pyrossm's options, off by default as in
+        the paper: the same transition family and bound, but the denoiser need not carry
+        ``z_{t-1}`` through to its output.
     """
 
     def __init__(self, obs_dim, latent_dim=1, order=1, covariate_dim=0, init="vhp", channels=16,

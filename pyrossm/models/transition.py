@@ -45,6 +45,34 @@ class GaussianTransition(nn.Module):
         return dist.Normal(loc, scale).to_event(1)
 
 
+class LinearShift(nn.Module):
+    r"""A learned linear mean for the diffusion transition, ``m(c_t) = A vec(z_{t-j:t-1}) + B vec(u_{t-j:t}) + b``.
+
+    The diffusion then models ``z_t - m(c_t)`` (see
+    :class:`~pyrossm.distributions.DiffusionTransition`'s ``shift``): the linear part of the
+    dynamics -- for the bimodal walk ``0.9 z_{t-1}`` -- is carried exactly, and the denoiser is
+    left with what is not linear (there, a context-free jump of +-4).  ``A``, ``B`` and ``b`` start
+    at zero, so an untrained model is the paper's parameterisation, and are trained by the same
+    bound.
+
+    :param int latent_dim: ``M``.  :param int order: ``j``.  :param int covariate_dim: ``V``.
+    """
+
+    def __init__(self, latent_dim, order=1, covariate_dim=0):
+        super().__init__()
+        self.linear = nn.Linear(order * latent_dim + (order + 1) * covariate_dim, latent_dim)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, history, covariates):
+        """``history (B, j, M)``, ``covariates (B, j+1, V)`` -> ``(B, M)``."""
+        inputs = torch.cat([history.flatten(-2), covariates.flatten(-2)], dim=-1)
+        return self.linear(inputs)
+
+
+RESIDUAL_KINDS = (False, True, "linear")
+
+
 class DiffusionDynamics(nn.Module):
     """Diffusion transition module: calling it returns a :class:`~pyrossm.distributions.DiffusionTransition`.
 
@@ -65,8 +93,9 @@ class DiffusionDynamics(nn.Module):
     :param beta_end: the last ``beta_K`` of the linear schedule (default ``min(20 / K, 0.999)``,
         DDPM's range scaled to ``K``; a smaller value stops the noise levels at a smaller
         ``sigma_K``, so fewer training draws land where the denoiser only returns the mean).
-    :param bool residual: diffuse the increment ``z_t - z_{t-1}`` (see
-        :class:`~pyrossm.distributions.DiffusionTransition`).
+    :param residual: what the diffusion models: ``False`` ``z_t`` itself (the paper's), ``True``
+        the increment ``z_t - z_{t-1}`` (see :class:`~pyrossm.distributions.DiffusionTransition`),
+        ``"linear"`` the departure from a learned linear mean (:class:`LinearShift`).
     """
 
     def __init__(self, latent_dim, order=1, covariate_dim=0, num_diffusion_steps=128,
@@ -86,7 +115,11 @@ class DiffusionDynamics(nn.Module):
         check_diffusion_arguments(self.schedule, num_noise_draws, sampler, num_sampling_steps)
         self.num_noise_draws = num_noise_draws
         self.sampler, self.num_sampling_steps = sampler, num_sampling_steps
-        self.residual = bool(residual)
+        if not any(residual is kind or (isinstance(kind, str) and residual == kind)
+                   for kind in RESIDUAL_KINDS):
+            raise ValueError(f"residual must be one of False, True or 'linear', got {residual!r}")
+        self.residual = residual
+        self.shift = LinearShift(latent_dim, order, covariate_dim) if residual == "linear" else None
 
     @contextlib.contextmanager
     def sampling(self, sampler, num_sampling_steps=None):
@@ -115,4 +148,4 @@ class DiffusionDynamics(nn.Module):
 
         return DiffusionTransition(self.network, self.schedule, history, covariates,
                                    self.num_noise_draws, self.sampler, self.num_sampling_steps,
-                                   residual=self.residual)
+                                   residual=self.residual is True, shift=self.shift)

@@ -317,3 +317,47 @@ def test_log_prob_training_learns_a_bimodal_conditional():
     assert up.mean() > 0.25 and down.mean() > 0.25
     assert ((up > 0.1) & (down > 0.1)).all()                      # bimodal at every history value
     assert (x.abs() < 0.3).float().mean() < 0.1                   # little mass between the modes
+
+
+def test_shift_diffuses_the_departure_from_a_context_mean():
+    """``shift=m``: the bound and the samples are those of ``z_t - m(c_t)``, shifted back, with
+    ``m`` evaluated on each example's own (flattened) context."""
+    batch_shape = (2, 3)
+    history, covariates = make_context(batch_shape, seed=7)
+    value = torch.randn(batch_shape + (M,), generator=torch.Generator().manual_seed(8))
+
+    def mean(h, u):
+        assert h.dim() == 3 and u.dim() == 3 and h.shape[0] == u.shape[0]
+        return 0.5 * h[:, -1, :] - h[:, 0, :] + u[:, -1, :M]
+
+    offset = mean(history.reshape(-1, 2, M), covariates.reshape(-1, 3, V)).reshape(batch_shape + (M,))
+    net, sch = small_denoiser(), NoiseSchedule(16)
+    plain = DiffusionTransition(net, sch, history, covariates, num_noise_draws=3)
+    shifted = DiffusionTransition(net, sch, history, covariates, num_noise_draws=3, shift=mean)
+    assert shifted.expand((4,) + batch_shape).shift is mean
+    torch.manual_seed(0)
+    expected = plain.log_prob(value - offset)
+    torch.manual_seed(0)
+    torch.testing.assert_close(shifted.log_prob(value), expected, rtol=0, atol=0)
+    # broadcasting a sample dim over the context: each row still gets its own context's mean
+    torch.manual_seed(3)
+    expected = plain.log_prob(value.expand((4,) + value.shape) - offset)
+    torch.manual_seed(3)
+    torch.testing.assert_close(shifted.log_prob(value.expand((4,) + value.shape)), expected,
+                               rtol=0, atol=0)
+    for sampler in ("ddpm", "ddim"):
+        plain.sampler = shifted.sampler = sampler
+        torch.manual_seed(1)
+        expected = plain.sample((2,)) + offset
+        torch.manual_seed(1)
+        torch.testing.assert_close(shifted.sample((2,)), expected, rtol=0, atol=1e-6)
+
+
+def test_shift_argument_errors():
+    history, covariates = make_context((2,))
+    net, sch = small_denoiser(), NoiseSchedule(8)
+    with pytest.raises(ValueError, match="residual=True or a shift"):
+        DiffusionTransition(net, sch, history, covariates, residual=True,
+                            shift=lambda h, u: h[:, -1, :])
+    with pytest.raises(TypeError, match="shift must be a callable"):
+        DiffusionTransition(net, sch, history, covariates, shift=torch.zeros(2, M))

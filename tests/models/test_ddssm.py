@@ -19,6 +19,7 @@ from pyrossm.models.transition import DiffusionDynamics
 
 N, T, D = 3, 6, 2
 K = 16
+STEPS_LINEAR = 300
 CONFIGS = list(itertools.product([1, 3], [1, 2], [0, 2]))
 IDS = [f"M{m}-j{j}-V{v}" for m, j, v in CONFIGS]
 #: tiny DDSSM architecture, for DDSSM(...) and pyrossm.fit(model="ddssm", ...)
@@ -288,17 +289,71 @@ def test_bimodal_random_walk_one_step_predictive_is_bimodal():
     assert np.mean(np.abs(jumps) < 1.0) < 0.06
 
 
-def test_residual_transition_fits_forecasts_and_round_trips(data, tmp_path):
+@pytest.mark.parametrize("residual", [True, "linear"])
+def test_residual_transition_fits_forecasts_and_round_trips(data, tmp_path, residual):
     res = pyrossm.fit("ddssm", data, num_steps=2, batch_size=None, progress=False,
-                      residual_transition=True, sampler="ddim", num_sampling_steps=4, **TINY)
-    assert res.model.transition.residual and res.config["model_config"]["residual_transition"]
+                      residual_transition=residual, sampler="ddim", num_sampling_steps=4, **TINY)
+    assert res.model.transition.residual == residual
+    assert res.config["model_config"]["residual_transition"] == residual
     fc = res.forecast(data, horizon=2, num_samples=5, seed=0)
     assert fc["x"].shape == (5, data.sizes["series"], 2)
     assert np.isfinite(fc["x"].values).all()
     loaded = pyrossm.load(res.save(tmp_path / "residual.pyrossm"))
-    assert loaded.model.transition.residual
+    assert loaded.model.transition.residual == residual
+    if residual == "linear":   # the learned mean is part of the saved state
+        assert res.model.transition.shift.linear.weight.abs().sum() > 0
+        torch.testing.assert_close(loaded.model.transition.shift.linear.weight,
+                                   res.model.transition.shift.linear.weight, rtol=0, atol=0)
     assert np.array_equal(fc["x"].values, loaded.forecast(data, horizon=2, num_samples=5, seed=0)["x"].values)
     assert not build(1, 1, 0).transition.residual  # the paper's parameterisation by default
+
+
+def test_linear_shift_starts_as_the_papers_parameterisation_and_gets_gradient():
+    """``residual="linear"``: ``A``, ``B``, ``b`` start at zero, so the bound equals the plain
+    transition's; the bound's gradient reaches them; bad ``residual`` values are refused."""
+    history, covariates = torch.randn(6, 2, 3), torch.randn(6, 3, 2)
+    value = torch.randn(6, 3)
+    torch.manual_seed(0)
+    plain = DiffusionDynamics(3, 2, 2, num_diffusion_steps=K, channels=4, num_layers=1)
+    torch.manual_seed(0)
+    linear = DiffusionDynamics(3, 2, 2, num_diffusion_steps=K, channels=4, num_layers=1,
+                               residual="linear")
+    assert linear.shift.linear.weight.shape == (3, 2 * 3 + 3 * 2)
+    torch.manual_seed(1)
+    expected = plain(history, covariates).log_prob(value)
+    torch.manual_seed(1)
+    bound = linear(history, covariates).log_prob(value)
+    torch.testing.assert_close(bound, expected, rtol=0, atol=0)
+    bound.sum().backward()
+    assert linear.shift.linear.weight.grad.abs().sum() > 0
+    assert linear.shift.linear.bias.grad.abs().sum() > 0
+    for bad in ("last", 2, None):
+        with pytest.raises(ValueError, match="residual must be one of"):
+            DiffusionDynamics(1, residual=bad)
+
+
+def test_linear_shift_learns_the_linear_part_of_the_dynamics():
+    """On ``z_t = 0.7 z_{t-1} + 0.5 + 0.2 eps`` the shift learns the slope 0.7 and the samples
+    follow the law."""
+    torch.manual_seed(0)
+    dynamics = DiffusionDynamics(1, 1, 0, num_diffusion_steps=16, channels=4, num_layers=1,
+                                 num_noise_draws=4, residual="linear")
+    optimizer = torch.optim.Adam(dynamics.parameters(), lr=2e-2)
+    for _ in range(STEPS_LINEAR):
+        prev = 2 * torch.randn(256, 1, 1)
+        z = 0.7 * prev[:, 0] + 0.5 + 0.2 * torch.randn(256, 1)
+        loss = -dynamics(prev, torch.zeros(256, 2, 0)).log_prob(z).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    # the slope is carried by the shift (a constant is as easy for the denoiser as for ``b``)
+    assert abs(dynamics.shift.linear.weight.item() - 0.7) < 0.05
+    prev = torch.tensor([-2.0, 0.0, 2.0]).repeat_interleave(2000)[:, None, None]
+    with torch.no_grad():
+        z = dynamics(prev, torch.zeros(6000, 2, 0)).sample().reshape(3, 2000)
+    torch.testing.assert_close(z.mean(1), torch.tensor([-0.9, 0.5, 1.9]), rtol=0, atol=0.1)
+    # conditional, not marginal (sd 1.4); a tiny denoiser after 300 steps is about 1.5x too wide
+    assert ((z.std(1) > 0.15) & (z.std(1) < 0.4)).all(), z.std(1)
 
 
 def test_diffusion_beta_end_sets_the_last_noise_level_and_round_trips(data, tmp_path):
