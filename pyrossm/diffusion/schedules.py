@@ -77,17 +77,20 @@ class NoiseSchedule(nn.Module):
                              f"has no free betas (got beta_start={beta_start}, beta_end={beta_end})")
         if kind != "karras" and (sigma_min is not None or sigma_max is not None):
             raise ValueError(f"sigma_min and sigma_max set a karras schedule, not a {kind} one")
-        beta_start = 0.1 / num_steps if beta_start is None else beta_start
-        beta_end = min(20.0 / num_steps, 0.999) if beta_end is None else beta_end
-        if not 0 < beta_start <= beta_end < 1:
-            raise ValueError(f"need 0 < beta_start <= beta_end < 1, got {beta_start}, {beta_end}")
         self.num_steps, self.kind = num_steps, kind
-        self.beta_start, self.beta_end = beta_start, beta_end
+        #: the parameters of the chosen kind; ``None`` for those of another kind
+        self.beta_start = self.beta_end = self.sigma_min = self.sigma_max = None
         if kind == "linear":
+            beta_start = 0.1 / num_steps if beta_start is None else beta_start
+            beta_end = min(20.0 / num_steps, 0.999) if beta_end is None else beta_end
+            if not 0 < beta_start <= beta_end < 1:
+                raise ValueError(f"need 0 < beta_start <= beta_end < 1, got {beta_start}, {beta_end}")
+            self.beta_start, self.beta_end = beta_start, beta_end
             betas = torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64)
         elif kind == "karras":
-            betas = _karras_betas(num_steps, 0.002 if sigma_min is None else sigma_min,
-                                  80.0 if sigma_max is None else sigma_max)
+            self.sigma_min = 0.002 if sigma_min is None else sigma_min
+            self.sigma_max = 80.0 if sigma_max is None else sigma_max
+            betas = _karras_betas(num_steps, self.sigma_min, self.sigma_max)
         else:
             s = 0.008
             k = torch.arange(num_steps + 1, dtype=torch.float64)
@@ -116,7 +119,9 @@ class NoiseSchedule(nn.Module):
         self.register_buffer(name, value.float(), persistent=False)
 
     def extra_repr(self) -> str:
-        return f"num_steps={self.num_steps}, kind={self.kind!r}"
+        extra = {"linear": ("beta_start", "beta_end"), "karras": ("sigma_min", "sigma_max")}
+        params = "".join(f", {name}={getattr(self, name):.4g}" for name in extra.get(self.kind, ()))
+        return f"num_steps={self.num_steps}, kind={self.kind!r}{params}"
 
     def forward_kl(self, z0: torch.Tensor) -> torch.Tensor:
         r"""``L_forward = KL(q(z^K | z^0) || N(0, I))`` in closed form (Appendix E.1).

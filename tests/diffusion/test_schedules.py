@@ -225,3 +225,14 @@ def test_karras_defaults_and_forward_kl():
 def test_karras_invalid_arguments(kwargs):
     with pytest.raises(ValueError, match="sigma|beta"):
         NoiseSchedule(16, **kwargs)
+
+
+def test_only_the_chosen_kinds_parameters_are_kept_and_shown():
+    linear, cosine, karras = NoiseSchedule(32), NoiseSchedule(32, "cosine"), NoiseSchedule(32, "karras")
+    assert (linear.beta_start, linear.beta_end) == (0.1 / 32, 20 / 32)
+    assert linear.sigma_min is None and linear.sigma_max is None
+    assert cosine.beta_start is None and cosine.beta_end is None and cosine.sigma_min is None
+    assert (karras.sigma_min, karras.sigma_max) == (0.002, 80.0) and karras.beta_end is None
+    assert repr(linear) == "NoiseSchedule(num_steps=32, kind='linear', beta_start=0.003125, beta_end=0.625)"
+    assert repr(cosine) == "NoiseSchedule(num_steps=32, kind='cosine')"
+    assert repr(karras) == "NoiseSchedule(num_steps=32, kind='karras', sigma_min=0.002, sigma_max=80)"
