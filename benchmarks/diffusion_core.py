@@ -67,6 +67,8 @@ def main(argv=None):
                         help="diffuse z_t (none), z_t - z_{t-1} (last) or z_t - learned a z_{t-1} + b (linear)")
     parser.add_argument("--beta-end", type=float, default=None,
                         help="last beta of the linear schedule (default min(20 / K, 0.999))")
+    parser.add_argument("--beta-start", type=float, default=None,
+                        help="first beta of the linear schedule (default 0.1 / K)")
     parser.add_argument("--schedule", default="linear", choices=["linear", "cosine", "karras"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -76,7 +78,7 @@ def main(argv=None):
                                  channels=args.channels, num_layers=3,
                                  num_noise_draws=args.num_noise_draws, sampler="ddim",
                                  num_sampling_steps=args.num_sampling_steps, residual=RESIDUAL[args.residual],
-                                 beta_end=args.beta_end, schedule=args.schedule)
+                                 beta_end=args.beta_end, beta_start=args.beta_start, schedule=args.schedule)
     optimizer = torch.optim.AdamW(dynamics.parameters(), lr=args.learning_rate, weight_decay=0.01)
     decay = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: 0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * min(s / args.steps, 1.0))))

@@ -22,6 +22,8 @@ class DDSSM(PresetModel):
     :param str schedule: ``"linear"`` (the paper's), ``"cosine"`` or ``"karras"``.
     :param int num_noise_draws: ``S_k``.  :param str sampler: ``"ddpm"`` or ``"ddim"``.
     :param num_sampling_steps: DDIM steps for forecasting (``None`` = ``K``).
+    :param diffusion_beta_start: ``beta_1`` of the linear schedule (``None``: ``0.1 / K``); the
+        finest width the bound can reward is about ``sqrt(beta_1)`` latent units.
     :param diffusion_beta_end: ``beta_K`` of the linear schedule (``None``: ``min(20 / K, 0.999)``).
     :param residual_transition: ``True``: the diffusion models ``z_t - z_{t-1}`` rather than
         ``z_t``; ``"linear"``: ``z_t`` minus a learned linear function of the context
@@ -34,13 +36,15 @@ class DDSSM(PresetModel):
                  hidden_dim=16, encoder_layers=2, emission_layers=2, diffusion_channels=16,
                  diffusion_layers=3, num_diffusion_steps=128, schedule="linear",
                  num_noise_draws=2, sampler="ddpm", num_sampling_steps=None,
-                 residual_transition=False, diffusion_beta_end=None):
+                 residual_transition=False, diffusion_beta_end=None,
+                 diffusion_beta_start=None):
         check_order_and_latent_dim(order, latent_dim)
         transition = DiffusionDynamics(latent_dim, order, covariate_dim, num_diffusion_steps,
                                        schedule, num_noise_draws, diffusion_channels,
                                        diffusion_layers, sampler=sampler,
                                        num_sampling_steps=num_sampling_steps,
-                                       residual=residual_transition, beta_end=diffusion_beta_end)
+                                       residual=residual_transition, beta_end=diffusion_beta_end,
+                                       beta_start=diffusion_beta_start)
         super().__init__(transition, dict(
             obs_dim=obs_dim, latent_dim=latent_dim, order=order, covariate_dim=covariate_dim,
             init=init, channels=channels, hidden_dim=hidden_dim, encoder_layers=encoder_layers,
@@ -48,4 +52,4 @@ class DDSSM(PresetModel):
             diffusion_layers=diffusion_layers, num_diffusion_steps=num_diffusion_steps,
             schedule=schedule, num_noise_draws=num_noise_draws, sampler=sampler,
             num_sampling_steps=num_sampling_steps, residual_transition=residual_transition,
-            diffusion_beta_end=diffusion_beta_end))
+            diffusion_beta_end=diffusion_beta_end, diffusion_beta_start=diffusion_beta_start))

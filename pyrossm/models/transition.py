@@ -90,6 +90,10 @@ class DiffusionDynamics(nn.Module):
     :param int num_noise_draws: ``S_k`` (Table 3: 1-8).
     :param str sampler: ``"ddpm"`` or ``"ddim"``; ``num_sampling_steps`` for DDIM.
     :param network: a custom denoiser (same call signature as :class:`CSDIDenoiser`).
+    :param beta_start: the first ``beta_1`` of the linear schedule (default ``0.1 / K``).  It sets
+        the finest noise level ``sigma_1 ~ sqrt(beta_1)`` and the width ``sqrt(beta_1)`` of the
+        bound's last (Gaussian) reverse step, so the bound cannot reward a transition much
+        sharper than that.
     :param beta_end: the last ``beta_K`` of the linear schedule (default ``min(20 / K, 0.999)``,
         DDPM's range scaled to ``K``; a smaller value stops the noise levels at a smaller
         ``sigma_K``, so fewer training draws land where the denoiser only returns the mean).
@@ -101,13 +105,14 @@ class DiffusionDynamics(nn.Module):
     def __init__(self, latent_dim, order=1, covariate_dim=0, num_diffusion_steps=128,
                  schedule="linear", num_noise_draws=2, channels=16, num_layers=3,
                  time_mixer="conv", feature_mixer="conv", sampler="ddpm", num_sampling_steps=None,
-                 network=None, residual=False, beta_end=None):
+                 network=None, residual=False, beta_end=None, beta_start=None):
         super().__init__()
         from ..diffusion import NoiseSchedule
         from ..nn import CSDIDenoiser
 
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
-        self.schedule = NoiseSchedule(num_diffusion_steps, schedule, beta_end=beta_end)
+        self.schedule = NoiseSchedule(num_diffusion_steps, schedule, beta_start=beta_start,
+                                      beta_end=beta_end)
         self.network = network if network is not None else CSDIDenoiser(
             latent_dim, order, covariate_dim, channels, num_layers, time_mixer, feature_mixer)
         from ..distributions.diffusion import check_diffusion_arguments

@@ -369,6 +369,22 @@ def test_diffusion_beta_end_sets_the_last_noise_level_and_round_trips(data, tmp_
         build(1, 1, 0, diffusion_beta_end=1.5)
 
 
+def test_diffusion_beta_start_sets_the_first_noise_level_and_round_trips(data, tmp_path):
+    model = build(1, 1, 0, diffusion_beta_start=1e-4)
+    schedule = model.transition.schedule
+    assert schedule.betas[0].item() == pytest.approx(1e-4) and schedule.betas[-1].item() == pytest.approx(min(20 / K, 0.999))
+    assert schedule.sigmas[0].item() == pytest.approx((1e-4 / (1 - 1e-4)) ** 0.5, rel=1e-5)
+    res = pyrossm.fit("ddssm", data, num_steps=1, batch_size=None, progress=False,
+                      diffusion_beta_start=1e-4, **TINY)
+    assert res.config["model_config"]["diffusion_beta_start"] == 1e-4
+    loaded = pyrossm.load(res.save(tmp_path / "beta.pyrossm"))
+    assert loaded.model.transition.schedule.betas[0].item() == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="beta_start"):
+        build(1, 1, 0, diffusion_beta_start=0.0)
+    with pytest.raises(ValueError, match="beta_start"):
+        build(1, 1, 0, diffusion_beta_start=0.5, diffusion_beta_end=0.3)
+
+
 def test_karras_schedule_fits_forecasts_and_round_trips(data, tmp_path):
     model = build(1, 1, 0, schedule="karras")
     sigmas = model.transition.schedule.sigmas
