@@ -1,0 +1,212 @@
+"""Normalising what users pass in (Dataset, long or wide DataFrame, DataArray) to one Dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+SERIES = "series"
+TIME = "time"
+_LONG_COLUMNS = ("series", "time", "variable", "value")
+
+
+# ---------------------------------------------------------------------------------------------
+# as_dataset: every accepted input form -> a clean Dataset
+# ---------------------------------------------------------------------------------------------
+
+
+def as_dataset(data) -> xr.Dataset:
+    """
+    Normalise user data to an :class:`xarray.Dataset` with dims ``("series", "time")``.
+
+    Accepted forms:
+
+    - :class:`xarray.Dataset` whose data variables have dims ``("series", "time")`` plus at
+      most one extra feature dim each (in any order; they are transposed to
+      ``("series", "time", feature)``);
+    - :class:`xarray.DataArray` with dims ``("series", "time", feature)``: one variable per
+      feature coordinate value, named ``str(value)``; a 2-D ``("series", "time")`` DataArray
+      becomes a single variable named after the array (``"x"`` if it has no name);
+    - :class:`pandas.DataFrame` in long form (columns exactly ``series, time, variable,
+      value``) or wide form (columns ``series``, ``time`` and one numeric column per variable,
+      one row per ``(series, time)``). ``series``/``time`` may also be index levels. Missing
+      ``(series, time)`` combinations become ``NaN``; series and time are sorted.
+
+    Missing ``series``/``time`` coordinates are filled with integer positions; a numeric or
+    datetime time coordinate that is not increasing is sorted. Boolean variables are cast to
+    float.
+
+    :param data: the data, in one of the forms above.
+    :returns: a new Dataset, float variables, dims ``("series", "time"[, feature])``.
+    :raises TypeError: if ``data`` is of another type or a variable is not numeric.
+    :raises ValueError: if dims or columns are wrong, a variable holds ``+-inf``, or
+        coordinates are duplicated.
+    """
+    if isinstance(data, xr.Dataset):
+        ds = data
+    elif isinstance(data, xr.DataArray):
+        ds = _dataarray_to_dataset(data)
+    elif isinstance(data, pd.DataFrame):
+        ds = _dataframe_to_dataset(data)
+    else:
+        raise TypeError(
+            "data must be an xarray.Dataset with dims ('series', 'time'), an xarray.DataArray "
+            "with dims ('series', 'time', feature), or a pandas.DataFrame in long "
+            "(series, time, variable, value) or wide (series, time, <variables>) form; "
+            f"got {type(data).__name__}"
+        )
+    return _clean_dataset(ds)
+
+
+def _check_variable(name, da: xr.DataArray) -> xr.DataArray:
+    """Validate one data variable's dims and values; return it as float, dims ordered."""
+    dims = tuple(da.dims)
+    if SERIES not in dims or TIME not in dims:
+        raise ValueError(
+            f"variable {name!r} has dims {dims}; expected ('series', 'time') plus at most one "
+            "extra feature dim"
+        )
+    extra = [d for d in dims if d not in (SERIES, TIME)]
+    if len(extra) > 1:
+        raise ValueError(
+            f"variable {name!r} has extra dims {tuple(extra)}; expected ('series', 'time') plus "
+            "at most one extra feature dim"
+        )
+    kind = da.dtype.kind
+    if kind == "b":
+        da = da.astype(np.float64)
+    elif kind not in "iuf":
+        raise TypeError(
+            f"variable {name!r} has non-numeric dtype {da.dtype}; expected a numeric or bool "
+            "variable (use NaN for missing values)"
+        )
+    elif kind in "iu":
+        da = da.astype(np.float64)
+    if np.isinf(da.values).any():
+        raise ValueError(f"variable {name!r} contains +-inf; only finite values or NaN are allowed")
+    return da.transpose(SERIES, TIME, *extra)
+
+
+def _clean_dataset(ds: xr.Dataset) -> xr.Dataset:
+    variables = {}
+    for name, da in ds.data_vars.items():
+        if not isinstance(name, str):
+            raise TypeError(f"variable name {name!r} must be a str")
+        variables[name] = _check_variable(name, da).variable
+    out = xr.Dataset(variables)
+    for dim in out.dims:
+        if dim in ds.coords and dim in ds.indexes:
+            out = out.assign_coords({dim: ds[dim].values})
+    for dim in (SERIES, TIME):
+        if dim not in out.dims:
+            # no variables: keep sizes so emptiness is reported precisely later
+            size = ds.sizes.get(dim, 0)
+            values = ds[dim].values if dim in ds.coords else np.arange(size)
+            out = out.assign_coords({dim: values})
+        elif dim not in out.coords:
+            out = out.assign_coords({dim: np.arange(out.sizes[dim])})
+    for dim in (SERIES, TIME):
+        index = pd.Index(out[dim].values)
+        if index.has_duplicates:
+            dup = index[index.duplicated()].unique()[:5].tolist()
+            raise ValueError(f"coordinate {dim!r} has duplicate values {dup}; expected unique values")
+    time = out[TIME].values
+    if time.dtype.kind == "M" and np.isnat(time).any():
+        raise ValueError("coordinate 'time' contains NaT; expected valid datetimes")
+    if time.dtype.kind in "iufM" and not pd.Index(time).is_monotonic_increasing:
+        out = out.sortby(TIME)
+    out.attrs = dict(ds.attrs)
+    return out
+
+
+def _dataarray_to_dataset(da: xr.DataArray) -> xr.Dataset:
+    dims = tuple(da.dims)
+    if da.ndim == 2 and set(dims) == {SERIES, TIME}:
+        name = da.name if isinstance(da.name, str) else "x"
+        return da.to_dataset(name=name)
+    if da.ndim != 3 or SERIES not in dims or TIME not in dims:
+        raise ValueError(
+            f"DataArray has dims {dims}; expected ('series', 'time', feature) or ('series', 'time')"
+        )
+    feature = next(d for d in dims if d not in (SERIES, TIME))
+    labels = da[feature].values
+    names = [str(v) for v in labels]
+    if len(set(names)) != len(names):
+        raise ValueError(f"DataArray feature dim {feature!r} has duplicate labels {names}")
+    variables = {name: da.isel({feature: i}, drop=True) for i, name in enumerate(names)}
+    return xr.Dataset(variables, attrs=dict(da.attrs))
+
+
+def _numeric_column(df: pd.DataFrame, column) -> np.ndarray:
+    col = df[column]
+    if pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_numeric_dtype(col.dtype):
+        if pd.api.types.is_complex_dtype(col.dtype):
+            raise TypeError(f"column {column!r} is complex; expected a real numeric column")
+        return col.to_numpy(dtype=np.float64, na_value=np.nan)
+    raise TypeError(
+        f"column {column!r} has non-numeric dtype {col.dtype}; expected a numeric or bool column"
+    )
+
+
+def _factorize(df: pd.DataFrame, column, sort: bool = True):
+    try:
+        codes, uniques = pd.factorize(df[column], sort=sort)
+    except TypeError:  # unorderable mixed types
+        codes, uniques = pd.factorize(df[column], sort=False)
+    if (codes < 0).any():
+        raise ValueError(f"column {column!r} contains missing values; expected a label in every row")
+    return codes, np.asarray(uniques.to_numpy() if hasattr(uniques, "to_numpy") else uniques)
+
+
+def _dataframe_to_dataset(df: pd.DataFrame) -> xr.Dataset:
+    index_names = [n for n in df.index.names if n in (SERIES, TIME)]
+    if index_names:
+        df = df.reset_index(level=index_names)
+    columns = list(df.columns)
+    for required in (SERIES, TIME):
+        if required not in columns:
+            raise ValueError(
+                f"DataFrame has no {required!r} column (columns: {columns}); expected columns "
+                "'series', 'time' and either 'variable', 'value' (long form) or one column per "
+                "variable (wide form)"
+            )
+    long_form = "variable" in columns and "value" in columns
+    if long_form:
+        extra = [c for c in columns if c not in _LONG_COLUMNS]
+        if extra:
+            raise ValueError(
+                f"long-form DataFrame has extra columns {extra}; expected exactly "
+                f"{list(_LONG_COLUMNS)}"
+            )
+        keys = [SERIES, TIME, "variable"]
+    else:
+        keys = [SERIES, TIME]
+    duplicated = df.duplicated(subset=keys)
+    if duplicated.any():
+        row = df.loc[duplicated, keys].iloc[0].tolist()
+        raise ValueError(
+            f"DataFrame has {int(duplicated.sum())} duplicate {tuple(keys)} rows, e.g. {row}; "
+            "expected one row per combination"
+        )
+    s_codes, s_values = _factorize(df, SERIES)
+    t_codes, t_values = _factorize(df, TIME)
+    shape = (len(s_values), len(t_values))
+    coords = {SERIES: s_values, TIME: t_values}
+    variables = {}
+    if long_form:
+        v_codes, v_values = _factorize(df, "variable", sort=False)
+        values = _numeric_column(df, "value")
+        for k, name in enumerate(v_values):
+            rows = v_codes == k
+            array = np.full(shape, np.nan)
+            array[s_codes[rows], t_codes[rows]] = values[rows]
+            variables[str(name)] = ((SERIES, TIME), array)
+    else:
+        for column in columns:
+            if column in (SERIES, TIME):
+                continue
+            array = np.full(shape, np.nan)
+            array[s_codes, t_codes] = _numeric_column(df, column)
+            variables[str(column)] = ((SERIES, TIME), array)
+    return xr.Dataset(variables, coords=coords)
