@@ -442,19 +442,9 @@ class DataContract:
     # -- time ------------------------------------------------------------------------------
 
     def extend_time(self, time: np.ndarray, horizon: int) -> np.ndarray:
-        """
-        The ``horizon`` time coordinate values following ``time[-1]``.
-
-        Datetimes continue with the inferred frequency (``pandas.infer_freq``) or else the
-        median step (falling back to the training step for very short ``time``); integers
-        continue with their median step (or the training step, or 1); regularly spaced floats
-        continue with their step; anything else gets integer positions continuing
-        ``len(time)``.
-
-        :param numpy.ndarray time: ``(T,)`` the time coordinate to continue.
-        :param int horizon: the number of values to produce.
-        :returns: ``(horizon,)`` array, of ``time``'s dtype for datetimes and integers.
-        """
+        """The ``horizon`` time coordinate values following ``time[-1]``, ``(horizon,)``: see
+        :func:`pyrossm.data.timeaxis.extend_time`, with the training coordinate's kind, step and
+        frequency as the fallbacks for a ``time`` too short to show its own."""
         return extend_time(time, horizon, self.time_kind, self.time_step, self.time_freq)
 
     # -- serialisation ---------------------------------------------------------------------
