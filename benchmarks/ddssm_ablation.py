@@ -38,9 +38,12 @@ decay + residual_transition "linear"          0.120    4.4
 decay + betas 1e-4 .. 0.2                     0.130    6.2
 decay + "linear" + betas 1e-4 .. 0.2          0.091    7.7
 the same, training seed 1                     0.117    10.0
+the same, 6000 steps                          0.071    12.5
+the same, 6000 steps, training seed 1         0.112    11.1
+the same, clip_norm 1e9 (no clipping)         0.113    7.5
 ============================================  =======  ============
 
-The last two rows are the cpu profile since 2026-11-30 (``residual_transition="linear"``,
+The last five rows are the cpu profile since 2026-11-30 (``residual_transition="linear"``,
 ``diffusion_beta_start=1e-4``, ``diffusion_beta_end=0.2``); the rows above them override the
 profile as it was before (the paper's parameterisation, betas ``0.1 / K .. 20 / K``).
 
