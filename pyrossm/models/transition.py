@@ -70,9 +70,6 @@ class LinearShift(nn.Module):
         return self.linear(inputs)
 
 
-RESIDUAL_KINDS = (False, True, "linear")
-
-
 class DiffusionDynamics(nn.Module):
     """Diffusion transition module: calling it returns a :class:`~pyrossm.distributions.DiffusionTransition`.
 
@@ -120,8 +117,7 @@ class DiffusionDynamics(nn.Module):
         check_diffusion_arguments(self.schedule, num_noise_draws, sampler, num_sampling_steps)
         self.num_noise_draws = num_noise_draws
         self.sampler, self.num_sampling_steps = sampler, num_sampling_steps
-        if not any(residual is kind or (isinstance(kind, str) and residual == kind)
-                   for kind in RESIDUAL_KINDS):
+        if not (isinstance(residual, bool) or residual == "linear"):
             raise ValueError(f"residual must be one of False, True or 'linear', got {residual!r}")
         self.residual = residual
         self.shift = LinearShift(latent_dim, order, covariate_dim) if residual == "linear" else None
