@@ -41,11 +41,22 @@ the same, training seed 1                     0.117    10.0
 the same, 6000 steps                          0.071    12.5
 the same, 6000 steps, training seed 1         0.112    11.1
 the same, clip_norm 1e9 (no clipping)         0.113    7.5
+the same, order 4                             0.194    -0.4
+"linear", K = 512 (default betas)             0.134    14.0
+the same, annealing "constant"                0.557    -22.1 (collapsed)
+the same, guide channels 16, hidden 16, 2 l.  0.078    15.8
+the same, training seed 1                     0.556    -22.2 (collapsed)
+the same guide, K = 128 (default betas)       0.078    13.2
+the same, training seed 1                     0.556    -20.5 (collapsed)
 ============================================  =======  ============
 
-The last five rows are the cpu profile since 2026-11-30 (``residual_transition="linear"``,
-``diffusion_beta_start=1e-4``, ``diffusion_beta_end=0.2``); the rows above them override the
-profile as it was before (the paper's parameterisation, betas ``0.1 / K .. 20 / K``).
+The rows from ``"linear" + betas 1e-4 .. 0.2`` to ``order 4`` override the cpu profile as it is
+(``residual_transition="linear"``, ``diffusion_beta_start=1e-4``, ``diffusion_beta_end=0.2``,
+K = 32, the small guide; its first two rows are the profile itself); the rows above them the
+profile as it was before (the paper's parameterisation, betas ``0.1 / K .. 20 / K``).  The K = 512
+rows are ``--set num_diffusion_steps=512 --set diffusion_beta_start=null --set
+diffusion_beta_end=null`` on the profile, plus the stated change ("2 l." = ``channels=16
+hidden_dim=16 encoder_layers=2``); the K = 128 rows the same with 128.
 
 Each run also prints where the predictive's width comes from (``bimodal.width_decomposition``).
 Every variant above that stayed bimodal has the same profile, e.g. for the profile as it is:
