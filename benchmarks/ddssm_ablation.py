@@ -48,6 +48,8 @@ the same, guide channels 16, hidden 16, 2 l.  0.078    15.8
 the same, training seed 1                     0.556    -22.2 (collapsed)
 the same guide, K = 128 (default betas)       0.078    13.2
 the same, training seed 1                     0.556    -20.5 (collapsed)
+the same, seed 1, transition rate 3e-3        0.131    12.0
+K = 32 profile, guide 16 / 16 / 2 l., seed 1  0.554    -19.7 (collapsed)
 ============================================  =======  ============
 
 The rows from ``"linear" + betas 1e-4 .. 0.2`` to ``order 4`` override the cpu profile as it is
