@@ -175,8 +175,9 @@ def sampler_study(result, context, law, bounds, num_samples, seed):
     k = transition.schedule.num_steps
     # every sampler costs one denoiser call per step: DDPM needs all K, so it (and DDIM on all K)
     # is left out when K exceeds MAX_STUDY_CALLS
-    counts = {k, k // 2, k // 4, k // 8, 16, 8, 4} if k <= MAX_STUDY_CALLS else {32, 16, 8, 4}
-    variants = ([("ddpm", None)] if k <= MAX_STUDY_CALLS else []) + \
+    full = k <= MAX_STUDY_CALLS
+    counts = {k, k // 2, k // 4, k // 8, 16, 8, 4} if full else {32, 16, 8, 4}
+    variants = ([("ddpm", None)] if full else []) + \
         [("ddim", n) for n in sorted(counts, reverse=True) if 1 <= n <= k]
     rows = []
     for sampler, steps in variants:

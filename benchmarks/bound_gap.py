@@ -86,15 +86,9 @@ def mixture_entropy(a, tau):
     """``H(0.5 N(-a, tau^2) + 0.5 N(a, tau^2))`` in nats, by quadrature on a fine grid."""
     half = a + 12 * tau
     grid = torch.linspace(-half, half, 400_001, dtype=torch.float64)
-    logp = mixture_log_prob(grid, a, tau)
-    dens = logp.exp()
-    return float(-(dens * logp).sum() * (grid[1] - grid[0]))
-
-
-def mixture_log_prob(z, a, var_or_tau, is_var=False):
-    var = var_or_tau if is_var else var_or_tau ** 2
-    return torch.logaddexp(-(z - a) ** 2 / (2 * var), -(z + a) ** 2 / (2 * var)) \
-        - math.log(2) - 0.5 * math.log(2 * math.pi * var)
+    logp = torch.logaddexp(-(grid - a) ** 2 / (2 * tau ** 2), -(grid + a) ** 2 / (2 * tau ** 2)) \
+        - math.log(2) - 0.5 * math.log(2 * math.pi * tau ** 2)
+    return float(-(logp.exp() * logp).sum() * (grid[1] - grid[0]))
 
 
 def posterior_mean(y, sigma, a, tau):
@@ -110,7 +104,7 @@ def expected_bound(schedule, a, tau, draws, generator):
     """``E[bound(z^0)]`` over ``z^0 ~`` the mixture, with the exact denoiser: the forward KL, the
     ``K`` weighted denoising terms (each by ``draws`` Monte-Carlo pairs) and the constant ``C``.
 
-    :returns: ``(mean, standard error)`` in nats.
+    :returns: the mean in nats (its Monte-Carlo error is about 0.01-0.03 at 20000 draws).
     """
     sign = torch.randint(0, 2, (draws,), generator=generator, dtype=torch.float64) * 2 - 1
     z0 = a * sign + tau * torch.randn(draws, generator=generator, dtype=torch.float64)
@@ -121,16 +115,14 @@ def expected_bound(schedule, a, tau, draws, generator):
     _, c_out, _, _ = karras_coefficients(sigmas)
     err = (posterior_mean(y, sigmas[:, None], a, tau) - z0) ** 2 / c_out[:, None] ** 2
     per_draw = (weights[:, None] * err).sum(0)                                  # (draws,)
-    abar = schedule.alpha_bars[-1].double()
-    forward = 0.5 * (abar * z0 ** 2 - abar - torch.log1p(-abar))
-    total = per_draw + forward + schedule.constant_per_dim
-    return float(total.mean()), float(total.std() / math.sqrt(draws))
+    total = per_draw + schedule.forward_kl(z0.unsqueeze(-1)) + schedule.constant_per_dim
+    return float(total.mean())
 
 
 def gap(schedule, width, scale, draws, generator):
+    """``E[bound] - H`` for the law of data-unit width ``width`` at latent scale ``scale``."""
     a, tau = STEP * scale, width * scale
-    mean, se = expected_bound(schedule, a, tau, draws, generator)
-    return mean - mixture_entropy(a, tau), se
+    return expected_bound(schedule, a, tau, draws, generator) - mixture_entropy(a, tau)
 
 
 def main(argv=None):
@@ -148,8 +140,8 @@ def main(argv=None):
         best_noisy = best_clean = -math.inf
         gaps_at_best = None
         for scale in SCALES:
-            noisy, _ = gap(schedule, NOISY_WIDTH, scale, args.draws, gen)
-            sharp = [gap(schedule, w, scale, args.draws, gen)[0] for w in SHARP_WIDTHS]
+            noisy = gap(schedule, NOISY_WIDTH, scale, args.draws, gen)
+            sharp = [gap(schedule, w, scale, args.draws, gen) for w in SHARP_WIDTHS]
             elbo_noisy = -1.61 - noisy
             clean = [(-1.31 - 13.2 * w ** 2 - g, w) for w, g in zip(SHARP_WIDTHS, sharp)]
             elbo_clean, w_best = max(clean)

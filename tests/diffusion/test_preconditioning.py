@@ -317,8 +317,7 @@ def _mixture_gap(schedule, a, tau, nodes=48):
     _, c_out, _, _ = karras_coefficients(sig)
     err = ((post_mean - z0[None, :, None]) ** 2 / c_out ** 2 * w[None, None, :]).sum(-1)   # (K, 2n)
     per_z0 = (schedule.loss_weights.double()[:, None] * err).sum(0)
-    abar = schedule.alpha_bars[-1].double()
-    forward = 0.5 * (abar * z0 ** 2 - abar - torch.log1p(-abar))
+    forward = schedule.forward_kl(z0.unsqueeze(-1))
     bound = ((per_z0 + forward) * wz).sum().item() + schedule.constant_per_dim
     grid = torch.linspace(-a - 12 * tau, a + 12 * tau, 200_001, dtype=torch.float64)
     logp = torch.logaddexp(-(grid - a) ** 2 / (2 * tau ** 2), -(grid + a) ** 2 / (2 * tau ** 2)) \
