@@ -46,6 +46,10 @@ class TrainerConfig:
         at ``num_steps`` (decaying the rate sharpens the final parameters; Loshchilov & Hutter,
         2017, without restarts).
     :param float lr_end_factor: the final factor, in ``(0, 1]``.
+    :param int lr_warmup_steps: the factor is further multiplied by ``min(1, (step + 1) /
+        lr_warmup_steps)``: a linear warm-up of every learning rate over the first steps (0, the
+        default, disables it), usual for diffusion networks, whose first Adam steps at full rate can
+        push the denoiser into a state it does not leave.
     :param ema_decay: ``None`` (default) or a decay in ``[0, 1)``: keep an exponential moving
         average of the parameters, ``theta_ema <- d theta_ema + (1 - d) theta`` after every step
         with ``d = min(ema_decay, (1 + step) / (10 + step))`` (a short warm-up), as diffusion models
@@ -69,6 +73,7 @@ class TrainerConfig:
     clip_norm: float | None = 10.0
     lr_schedule: str = "constant"
     lr_end_factor: float = 0.1
+    lr_warmup_steps: int = 0
     ema_decay: float | None = None
     annealing: AnnealingSchedule = field(default_factory=AnnealingSchedule)
     validate_every: int = 0
@@ -79,7 +84,7 @@ class TrainerConfig:
 
     def __post_init__(self):
         # numpy ints are accepted and stored as ints (the configuration is saved as JSON)
-        for name in ("num_steps", "validate_every", "checkpoint_every"):
+        for name in ("num_steps", "validate_every", "checkpoint_every", "lr_warmup_steps"):
             setattr(self, name, check_nonnegative_int(name, getattr(self, name)))
         self.num_particles = check_positive_int("num_particles", self.num_particles)
         if self.batch_size is not None:
@@ -106,15 +111,17 @@ class TrainerConfig:
             raise ValueError(f"on_nonfinite must be 'raise' or 'restore', got {self.on_nonfinite!r}")
 
     def lr_factor(self, step: int) -> float:
-        """The factor on every base learning rate at ``step`` (1 at step 0, ``lr_end_factor`` at the end)."""
+        """The factor on every base learning rate at ``step`` (1 at step 0, ``lr_end_factor`` at the
+        end), times the warm-up's ``min(1, (step + 1) / lr_warmup_steps)``."""
+        warmup = min(1.0, (step + 1) / self.lr_warmup_steps) if self.lr_warmup_steps else 1.0
         if self.lr_schedule == "constant" or self.num_steps == 0:
-            return 1.0
+            return warmup
         progress = min(step / self.num_steps, 1.0)
         if self.lr_schedule == "linear":
             shape = 1.0 - progress
         else:
             shape = 0.5 * (1.0 + math.cos(math.pi * progress))
-        return self.lr_end_factor + (1.0 - self.lr_end_factor) * shape
+        return warmup * (self.lr_end_factor + (1.0 - self.lr_end_factor) * shape)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -277,6 +277,21 @@ def test_lr_schedule_decays_every_group_from_its_base_rate_to_the_end_factor(fit
     assert res.config["trainer"]["lr_schedule"] == schedule
 
 
+def test_lr_warmup_ramps_every_group_linearly_then_follows_the_schedule(fit_kwargs):
+    res = pyrossm.fit(num_steps=8, learning_rate=0.002, learning_rates={"transition": 0.01},
+                      lr_schedule="cosine", lr_end_factor=0.25, lr_warmup_steps=4, **fit_kwargs)
+    h = res.history
+    step = h["step"].to_numpy()
+    warmup = np.minimum(1.0, (step + 1) / 4)
+    factor = warmup * (0.25 + 0.75 * 0.5 * (1 + np.cos(np.pi * step / 8)))
+    np.testing.assert_allclose(h["lr_transition"], 0.01 * factor, rtol=1e-12)
+    np.testing.assert_allclose(h["lr_encoder"], 0.002 * factor, rtol=1e-12)
+    assert h["lr_encoder"].iloc[0] == pytest.approx(0.0005)       # a quarter of the rate at step 0
+    assert res.config["trainer"]["lr_warmup_steps"] == 4
+    constant = TrainerConfig(num_steps=10, lr_warmup_steps=5)
+    assert [constant.lr_factor(s) for s in (0, 1, 4, 5, 9)] == pytest.approx([0.2, 0.4, 1.0, 1.0, 1.0])
+
+
 def test_lr_schedule_resumes_where_it_stopped(fit_kwargs, tmp_path, monkeypatch):
     """A run cut at step 6 and resumed follows the same decayed rates as an uncut run."""
     kwargs = dict(num_steps=10, lr_schedule="cosine", lr_end_factor=0.1, **fit_kwargs)
@@ -366,6 +381,7 @@ def test_batch_size_larger_than_the_data_uses_every_series(fit_kwargs):
     (dict(lr_schedule="step"), "lr_schedule"),
     (dict(lr_end_factor=0.0), "lr_end_factor"),
     (dict(lr_end_factor=1.5), "lr_end_factor"),
+    (dict(lr_warmup_steps=-1), "lr_warmup_steps"),
     (dict(ema_decay=1.0), "ema_decay"),
     (dict(ema_decay=-0.1), "ema_decay"),
 ])
