@@ -49,6 +49,8 @@ the same, training seed 1                     0.556    -22.2 (collapsed)
 the same guide, K = 128 (default betas)       0.078    13.2
 the same, training seed 1                     0.556    -20.5 (collapsed)
 the same, seed 1, transition rate 3e-3        0.131    12.0
+the same, seed 0, transition rate 3e-3        0.091    13.0
+the same, seed 2, transition rate 3e-3        0.072    14.9
 K = 32 profile, guide 16 / 16 / 2 l., seed 1  0.554    -19.7 (collapsed)
 ============================================  =======  ============
 

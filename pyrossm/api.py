@@ -386,7 +386,10 @@ def load(path, model=None, device="cpu") -> FitResult:
         if config.get("model") is None:
             raise ValueError("this file holds a user-built model: pass an instance with the same "
                              "architecture as load(path, model=...)")
-        model = build_model(config["model"], **config["model_config"])
+        model_config = dict(config["model_config"])
+        if config["model"] == "ddssm":  # files from before the option had CSDI's ReLU denoiser
+            model_config.setdefault("denoiser_activation", "relu")
+        model = build_model(config["model"], **model_config)
     elif not isinstance(model, StateSpaceModel):
         raise TypeError(f"model must be a StateSpaceModel, got {type(model).__name__}")
     # matching parameter shapes need not mean a matching structure: compare the dimensions with

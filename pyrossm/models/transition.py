@@ -94,6 +94,8 @@ class DiffusionDynamics(nn.Module):
     :param beta_end: the last ``beta_K`` of the linear schedule (default ``min(20 / K, 0.999)``,
         DDPM's range scaled to ``K``; a smaller value stops the noise levels at a smaller
         ``sigma_K``, so fewer training draws land where the denoiser only returns the mean).
+    :param str activation: the default denoiser's activation, ``"silu"`` or ``"relu"`` (see
+        :class:`~pyrossm.nn.CSDIDenoiser`).
     :param residual: what the diffusion models: ``False`` ``z_t`` itself (the paper's), ``True``
         the increment ``z_t - z_{t-1}`` (see :class:`~pyrossm.distributions.DiffusionTransition`),
         ``"linear"`` the departure from a learned linear mean (:class:`LinearShift`).
@@ -102,7 +104,7 @@ class DiffusionDynamics(nn.Module):
     def __init__(self, latent_dim, order=1, covariate_dim=0, num_diffusion_steps=128,
                  schedule="linear", num_noise_draws=2, channels=16, num_layers=3,
                  time_mixer="conv", feature_mixer="conv", sampler="ddpm", num_sampling_steps=None,
-                 network=None, residual=False, beta_end=None, beta_start=None):
+                 network=None, residual=False, beta_end=None, beta_start=None, activation="silu"):
         super().__init__()
         from ..diffusion import NoiseSchedule
         from ..nn import CSDIDenoiser
@@ -111,7 +113,8 @@ class DiffusionDynamics(nn.Module):
         self.schedule = NoiseSchedule(num_diffusion_steps, schedule, beta_start=beta_start,
                                       beta_end=beta_end)
         self.network = network if network is not None else CSDIDenoiser(
-            latent_dim, order, covariate_dim, channels, num_layers, time_mixer, feature_mixer)
+            latent_dim, order, covariate_dim, channels, num_layers, time_mixer, feature_mixer,
+            activation=activation)
         from ..distributions.diffusion import check_diffusion_arguments
 
         check_diffusion_arguments(self.schedule, num_noise_draws, sampler, num_sampling_steps)

@@ -10,6 +10,9 @@ from .blocks import ResidualStack
 from .summary import sinusoidal_embedding
 
 
+ACTIVATIONS = {"silu": F.silu, "relu": F.relu}
+
+
 class DiffusionEmbedding(nn.Module):
     """Sinusoidal embedding of the noise level ``c_noise`` followed by a two-layer SiLU MLP.
 
@@ -31,7 +34,7 @@ class CSDIDenoiser(nn.Module):
 
     Input tensor ``Z`` of shape ``(M, j+1)``: the clean history in the first ``j`` positions and
     the (preconditioned) noisy target in the last, split into two channels by the history mask,
-    lifted to ``C`` channels by a 1x1 projection and ReLU, passed through ``num_layers`` gated
+    lifted to ``C`` channels by a 1x1 projection and the activation, passed through ``num_layers`` gated
     residual blocks (time mixer along ``j+1``, feature mixer along ``M``, the diffusion-step
     embedding and side information = history mask and covariates ``u_{t-j:t}``), and projected
     back to one channel; only the target position is returned.  The output projection starts at
@@ -41,11 +44,22 @@ class CSDIDenoiser(nn.Module):
     :param int channels: ``C`` (Table 2: 16).  :param int num_layers: residual blocks (3).
     :param str time_mixer: ``"conv"`` (k=2), ``"gru"``, ``"attention"`` or ``"identity"``.
     :param str feature_mixer: mixer along the latent dimension.
+    :param str activation: the activation after the input and before the output projection:
+        ``"silu"`` (default) or ``"relu"`` (CSDI's).  With ReLU all ``C`` units before the output
+        projection can die for every input during a fit, and then the denoiser returns
+        ``c_skip z^`` plus a constant, whose samples are unimodal, and no gradient reaches the
+        network again: measured in a bimodal DDSSM fit (``benchmarks/README.md``, "Dead units").
+        SiLU's gradient vanishes only far below zero, so such units can recover.
     """
 
     def __init__(self, latent_dim, order=1, covariate_dim=0, channels=16, num_layers=3,
-                 time_mixer="conv", feature_mixer="conv", embedding_dim=64, diffusion_dim=128):
+                 time_mixer="conv", feature_mixer="conv", embedding_dim=64, diffusion_dim=128,
+                 activation="silu"):
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.activation = activation
+        self._act = ACTIVATIONS[activation]
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
         self.input = nn.Linear(2, channels)
         self.embedding = DiffusionEmbedding(embedding_dim, diffusion_dim)
@@ -55,8 +69,8 @@ class CSDIDenoiser(nn.Module):
         self.output = nn.Linear(channels, 1)
         # CSDI's initialisation (Kaiming-normal 1x1 projections): with PyTorch's default Linear
         # init the stack's output hardly varies with its input (per-unit std ~0.01 against a mean
-        # ~0.3), so under Adam every ReLU before the output projection dies at once, for all
-        # inputs, within ~100 steps, and the denoiser stops learning.
+        # ~0.3), so under Adam every ReLU before the output projection died at once, for all
+        # inputs, within ~100 steps.  This init made that rarer, not impossible (hence SiLU).
         projections = [self.input, self.post]
         for block in self.stack.blocks:
             projections += [layer for layer in (block.mid, block.out, block.side) if layer is not None]
@@ -77,11 +91,11 @@ class CSDIDenoiser(nn.Module):
         hist = torch.cat([history, history.new_zeros(b, 1, m)], dim=1)              # (B, j+1, M)
         noisy = torch.cat([history.new_zeros(b, j, m), x_in.unsqueeze(1)], dim=1)
         z = torch.stack([hist, noisy], dim=-1).transpose(1, 2)                      # (B, M, j+1, 2)
-        h = F.relu(self.input(z))
+        h = self._act(self.input(z))
         mask = torch.cat([history.new_ones(b, j, 1), history.new_zeros(b, 1, 1)], dim=1)
         side = torch.cat([mask, covariates], dim=-1)                                 # (B, j+1, 1+V)
         # the noise level takes at most K distinct values: embed each once
         levels, index = torch.unique(c_noise, return_inverse=True)
         h = self.stack(h, side, self.embedding(levels), index)
-        out = self.output(F.relu(self.post(h)))                                      # (B, M, j+1, 1)
+        out = self.output(self._act(self.post(h)))                                      # (B, M, j+1, 1)
         return out[:, :, -1, 0]

@@ -240,6 +240,34 @@ def test_forecast_is_reproducible_and_save_load_round_trip(fitted, data, tmp_pat
     assert repr(loaded) == repr(fitted)
 
 
+def test_fits_saved_before_denoiser_activation_existed_load_with_relu(fitted, data, tmp_path):
+    """A file without ``denoiser_activation`` in its model config was written by a pyrossm whose
+    denoiser used ReLU: it loads with ReLU, and forecasts as the ReLU model does."""
+    import json
+
+    from pyrossm.inference import atomic_torch_save, safe_torch_load
+
+    assert fitted.model.config["denoiser_activation"] == "silu"
+    assert fitted.model.transition.network.activation == "silu"
+    payload = safe_torch_load(fitted.save(tmp_path / "new.pyrossm"))
+    config = json.loads(payload["config"])
+    del config["model_config"]["denoiser_activation"]
+    payload["config"] = json.dumps(config)
+    atomic_torch_save(payload, tmp_path / "old.pyrossm")
+    old = pyrossm.load(tmp_path / "old.pyrossm")
+    assert old.model.transition.network.activation == "relu"
+    relu = fitted.model.transition.network
+    relu._act = torch.nn.functional.relu
+    try:
+        expected = fitted.forecast(data, horizon=2, num_samples=6, seed=3)
+    finally:
+        relu._act = torch.nn.functional.silu
+    got = old.forecast(data, horizon=2, num_samples=6, seed=3)
+    assert np.array_equal(expected["x"].values, got["x"].values)
+    assert not np.array_equal(fitted.forecast(data, horizon=2, num_samples=6, seed=3)["x"].values,
+                              got["x"].values)
+
+
 def test_fit_rejects_bad_diffusion_arguments_before_training(data):
     with pytest.raises(TypeError, match="num_difusion_steps"):
         pyrossm.fit(model="ddssm", data=data, num_steps=1, num_difusion_steps=8)
