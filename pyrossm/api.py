@@ -387,8 +387,8 @@ def load(path, model=None, device="cpu") -> FitResult:
             raise ValueError("this file holds a user-built model: pass an instance with the same "
                              "architecture as load(path, model=...)")
         model_config = dict(config["model_config"])
-        if config["model"] == "ddssm":  # files from before the option had CSDI's ReLU denoiser
-            model_config.setdefault("denoiser_activation", "relu")
+        if config["model"] in ("dkf", "ddssm"):  # files from before the option used ReLU
+            model_config.setdefault("activation", "relu")
         model = build_model(config["model"], **model_config)
     elif not isinstance(model, StateSpaceModel):
         raise TypeError(f"model must be a StateSpaceModel, got {type(model).__name__}")

@@ -36,9 +36,10 @@ class DDSSM(PresetModel):
         (:class:`~pyrossm.models.transition.LinearShift`).  pyrossm's options, off by default as in
         the paper: the same transition family and bound, but the denoiser need not carry
         ``z_{t-1}`` through to its output.
-    :param str denoiser_activation: ``"silu"`` (default) or ``"relu"`` (CSDI's, which can die:
-        see :class:`~pyrossm.nn.CSDIDenoiser`).  Fits saved before this option existed used ReLU
-        and load with it.
+    :param str activation: every network's activation (denoiser, encoder, emission, init):
+        ``"silu"`` (default) or ``"relu"`` (CSDI's and the paper's; ReLU layers died in fits, see
+        :class:`~pyrossm.nn.CSDIDenoiser`).  Fits saved before this option existed used ReLU and
+        load with it.
     """
 
     def __init__(self, obs_dim, latent_dim=1, order=1, covariate_dim=0, init="vhp", channels=16,
@@ -46,7 +47,7 @@ class DDSSM(PresetModel):
                  diffusion_layers=3, num_diffusion_steps=128, schedule="linear",
                  num_noise_draws=2, sampler="ddpm", num_sampling_steps=None,
                  residual_transition=False, diffusion_beta_end=None,
-                 diffusion_beta_start=None, denoiser_activation="silu"):
+                 diffusion_beta_start=None, activation="silu"):
         check_order_and_latent_dim(order, latent_dim)
         transition = DiffusionDynamics(latent_dim, order, covariate_dim, num_diffusion_steps,
                                        schedule, num_noise_draws, diffusion_channels,
@@ -54,7 +55,7 @@ class DDSSM(PresetModel):
                                        num_sampling_steps=num_sampling_steps,
                                        residual=residual_transition, beta_end=diffusion_beta_end,
                                        beta_start=diffusion_beta_start,
-                                       activation=denoiser_activation)
+                                       activation=activation)
         super().__init__(transition, dict(
             obs_dim=obs_dim, latent_dim=latent_dim, order=order, covariate_dim=covariate_dim,
             init=init, channels=channels, hidden_dim=hidden_dim, encoder_layers=encoder_layers,
@@ -63,4 +64,4 @@ class DDSSM(PresetModel):
             schedule=schedule, num_noise_draws=num_noise_draws, sampler=sampler,
             num_sampling_steps=num_sampling_steps, residual_transition=residual_transition,
             diffusion_beta_end=diffusion_beta_end, diffusion_beta_start=diffusion_beta_start,
-            denoiser_activation=denoiser_activation))
+            activation=activation))

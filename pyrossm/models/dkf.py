@@ -16,14 +16,15 @@ class PresetModel(StateSpaceModel):
         parts, which fixes the order in which parameters are initialised for a seed).
     :param dict config: the subclass's constructor arguments -- at least ``obs_dim``,
         ``latent_dim``, ``order``, ``covariate_dim``, ``init``, ``channels``, ``hidden_dim``,
-        ``encoder_layers`` and ``emission_layers`` -- kept as ``self.config`` (what
+        ``encoder_layers``, ``emission_layers`` and ``activation`` -- kept as ``self.config`` (what
         :func:`pyrossm.load` rebuilds the model from).
     """
 
     def __init__(self, transition, config):
         c = config
         parts = shared_parts(c["obs_dim"], c["latent_dim"], c["order"], c["covariate_dim"], c["init"],
-                             c["channels"], c["hidden_dim"], c["encoder_layers"], c["emission_layers"])
+                             c["channels"], c["hidden_dim"], c["encoder_layers"], c["emission_layers"],
+                             c["activation"])
         super().__init__(transition=transition, **parts, latent_dim=c["latent_dim"], order=c["order"],
                          obs_dim=c["obs_dim"], covariate_dim=c["covariate_dim"])
         self.config = dict(config)
@@ -40,22 +41,28 @@ class DKF(PresetModel):
     :param int obs_dim: ``D``.  :param int latent_dim: ``M``.  :param int order: ``j``.
     :param int covariate_dim: ``V``.  :param str init: ``"vhp"`` or ``"normal"``.
     :param int channels: context channels ``C``.  :param int hidden_dim: MLP / summary width.
+    :param str activation: every network's activation, ``"silu"`` (default) or ``"relu"`` (the
+        paper's; ReLU layers died in fits, see :class:`~pyrossm.nn.CSDIDenoiser`).  Fits saved
+        before this option existed used ReLU and load with it.
     """
 
     def __init__(self, obs_dim, latent_dim=1, order=1, covariate_dim=0, init="vhp", channels=16,
-                 hidden_dim=16, encoder_layers=2, emission_layers=2, transition_layers=3):
+                 hidden_dim=16, encoder_layers=2, emission_layers=2, transition_layers=3,
+                 activation="silu"):
         check_order_and_latent_dim(order, latent_dim)  # before the parts are built from them
         # the transition is built first, then the shared parts: parameter initialisation order
         transition = GaussianTransition(latent_dim, order, covariate_dim, channels,
-                                        transition_layers, hidden_dim, hidden_dim)
+                                        transition_layers, hidden_dim, hidden_dim,
+                                        activation=activation)
         super().__init__(transition, dict(
             obs_dim=obs_dim, latent_dim=latent_dim, order=order, covariate_dim=covariate_dim,
             init=init, channels=channels, hidden_dim=hidden_dim, encoder_layers=encoder_layers,
-            emission_layers=emission_layers, transition_layers=transition_layers))
+            emission_layers=emission_layers, transition_layers=transition_layers,
+            activation=activation))
 
 
 def shared_parts(obs_dim, latent_dim, order, covariate_dim, init, channels, hidden_dim,
-                 encoder_layers, emission_layers) -> dict:
+                 encoder_layers, emission_layers, activation="silu") -> dict:
     """The emission, encoder and init shared by the DKF and DDSSM presets (Table 1).
 
     Validates ``order``, ``latent_dim`` and ``init`` first.  :returns: ``dict(emission=...,
@@ -64,7 +71,7 @@ def shared_parts(obs_dim, latent_dim, order, covariate_dim, init, channels, hidd
     check_order_and_latent_dim(order, latent_dim)  # before the parts are built from them
     if init not in ("vhp", "normal"):
         raise ValueError(f"init must be 'vhp' or 'normal', got {init!r}")
-    kw = dict(channels=channels, seq_dim=hidden_dim, hidden_dim=hidden_dim)
+    kw = dict(channels=channels, seq_dim=hidden_dim, hidden_dim=hidden_dim, activation=activation)
     return dict(
         emission=GaussianEmission(obs_dim, latent_dim, order, covariate_dim,
                                   num_layers=emission_layers, **kw),

@@ -18,11 +18,12 @@ class SmoothingEncoder(nn.Module):
 
     :param int obs_dim: ``D``.  :param int latent_dim: ``M``.  :param int order: ``j``.
     :param int covariate_dim: ``V``.  :param int summary_dim: ``C_summary``.
+    :param str activation: ``"silu"`` or ``"relu"`` (see :class:`~pyrossm.nn.ContextGaussian`).
     """
 
     def __init__(self, obs_dim, latent_dim, order=1, covariate_dim=0, summary_dim=16,
                  summary_layers=3, channels=16, num_layers=2, seq_dim=16, hidden_dim=16,
-                 time_mixer="conv", feature_mixer="conv", time_dim=8):
+                 time_mixer="conv", feature_mixer="conv", time_dim=8, activation="silu"):
         super().__init__()
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
         self.summary = FutureSummary(obs_dim, covariate_dim, summary_dim, summary_layers, time_dim)
@@ -30,7 +31,8 @@ class SmoothingEncoder(nn.Module):
         self.net = ContextGaussian(summary_dim + latent_dim, order + 1, latent_dim,
                                    side_dim=2 + covariate_dim, seq_dim=seq_dim, channels=channels,
                                    num_layers=num_layers, hidden_dim=hidden_dim,
-                                   time_mixer=time_mixer, feature_mixer=feature_mixer)
+                                   time_mixer=time_mixer, feature_mixer=feature_mixer,
+                                   activation=activation)
 
     def summarize(self, x, mask, covariates):
         """``(N, T, D), (N, T, D), (N, T, V) -> h (N, T, C_summary)``."""

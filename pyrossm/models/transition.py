@@ -25,16 +25,19 @@ class GaussianTransition(nn.Module):
     :param int latent_dim: ``M``.
     :param int order: Markov order ``j``.
     :param int covariate_dim: ``V``.
+    :param str activation: ``"silu"`` or ``"relu"`` (see :class:`~pyrossm.nn.ContextGaussian`).
     """
 
     def __init__(self, latent_dim, order=1, covariate_dim=0, channels=16, num_layers=3,
-                 seq_dim=16, hidden_dim=16, time_mixer="identity", feature_mixer="conv"):
+                 seq_dim=16, hidden_dim=16, time_mixer="identity", feature_mixer="conv",
+                 activation="silu"):
         super().__init__()
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
         self.net = ContextGaussian(latent_dim, order, latent_dim, side_dim=covariate_dim,
                                    extra_dim=covariate_dim, seq_dim=seq_dim, channels=channels,
                                    num_layers=num_layers, hidden_dim=hidden_dim,
-                                   time_mixer=time_mixer, feature_mixer=feature_mixer)
+                                   time_mixer=time_mixer, feature_mixer=feature_mixer,
+                                   activation=activation)
 
     def forward(self, history: torch.Tensor, covariates: torch.Tensor):
         """``(B, j, M), (B, j+1, V) -> Normal`` with batch ``(B,)``, event ``(M,)``."""

@@ -1,5 +1,6 @@
 """Network blocks shared by every pyrossm model."""
 
+from .activations import ACTIVATIONS, activation_function, activation_module, check_activation
 from .blocks import ContextProducer, ResidualBlock, ResidualStack
 from .context_gaussian import ContextGaussian
 from .denoiser import CSDIDenoiser, DiffusionEmbedding
@@ -7,5 +8,5 @@ from .heads import GaussianHead, mlp
 from .mixers import make_mixer
 from .summary import FutureSummary, sinusoidal_embedding
 
-__all__ = ["ContextProducer", "ContextGaussian", "CSDIDenoiser", "DiffusionEmbedding", "ResidualBlock", "ResidualStack", "GaussianHead", "mlp",
+__all__ = ["ACTIVATIONS", "activation_function", "activation_module", "check_activation", "ContextProducer", "ContextGaussian", "CSDIDenoiser", "DiffusionEmbedding", "ResidualBlock", "ResidualStack", "GaussianHead", "mlp",
            "make_mixer", "FutureSummary", "sinusoidal_embedding"]

@@ -13,8 +13,8 @@ import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from .activations import activation_function
 from .mixers import make_mixer
 
 
@@ -95,7 +95,7 @@ class ContextProducer(nn.Module):
     """Summarises a short multivariate sequence into one context vector (Appendix H.2).
 
     The input ``(B, H, L)`` is treated as one channel, lifted to ``C`` channels by a 1x1
-    projection and ReLU, passed through a :class:`ResidualStack`, projected once more, and pooled
+    projection and the activation, passed through a :class:`ResidualStack`, projected once more, and pooled
     over ``L`` by a grouped convolution whose kernel spans the whole sequence (one kernel per
     ``(feature, channel)`` pair), giving a vector of size ``C * H``.
 
@@ -106,11 +106,14 @@ class ContextProducer(nn.Module):
     :param int num_layers: residual blocks.
     :param str time_mixer: mixer along ``L``.
     :param str feature_mixer: mixer along ``H``.
+    :param str activation: after the lift and the last projection: ``"silu"`` or ``"relu"``.
     """
 
     def __init__(self, seq_dim, seq_len, side_dim=0, channels=16, num_layers=2,
-                 time_mixer="conv", feature_mixer="conv", kernel_size=2):
+                 time_mixer="conv", feature_mixer="conv", kernel_size=2, activation="silu"):
         super().__init__()
+        self.activation = activation
+        self._act = activation_function(activation)
         self.seq_dim, self.seq_len, self.channels = seq_dim, seq_len, channels
         self.lift = nn.Linear(1, channels)
         self.stack = ResidualStack(channels, num_layers, side_dim, time_mixer, feature_mixer,
@@ -129,7 +132,7 @@ class ContextProducer(nn.Module):
         :param side: ``(B, L, E)`` or None.
         :returns: ``(B, H * C)``.
         """
-        x = F.relu(self.lift(seq.unsqueeze(-1)))
-        x = F.relu(self.post(self.stack(x, side)))
+        x = self._act(self.lift(seq.unsqueeze(-1)))
+        x = self._act(self.post(self.stack(x, side)))
         pooled = torch.einsum("bhlc,hlc->bhc", x, self.pool_weight) + self.pool_bias
         return pooled.reshape(seq.shape[0], -1)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from .activations import activation_function
 from .blocks import ResidualStack
 from .summary import sinusoidal_embedding
-
-
-ACTIVATIONS = {"silu": F.silu, "relu": F.relu}
 
 
 class DiffusionEmbedding(nn.Module):
@@ -56,10 +53,8 @@ class CSDIDenoiser(nn.Module):
                  time_mixer="conv", feature_mixer="conv", embedding_dim=64, diffusion_dim=128,
                  activation="silu"):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.activation = activation
-        self._act = ACTIVATIONS[activation]
+        self._act = activation_function(activation)
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
         self.input = nn.Linear(2, channels)
         self.embedding = DiffusionEmbedding(embedding_dim, diffusion_dim)

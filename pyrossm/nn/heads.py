@@ -5,12 +5,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .activations import activation_module
 
-def mlp(in_dim: int, hidden_dim: int, out_dim: int, num_hidden: int = 1) -> nn.Sequential:
-    """A ReLU MLP ``in_dim -> hidden_dim (x num_hidden) -> out_dim``."""
+
+def mlp(in_dim: int, hidden_dim: int, out_dim: int, num_hidden: int = 1,
+        activation: str = "silu") -> nn.Sequential:
+    """An MLP ``in_dim -> hidden_dim (x num_hidden) -> out_dim`` with ``activation`` (``"silu"`` or
+    ``"relu"``) after each hidden layer."""
     layers, width = [], in_dim
     for _ in range(num_hidden):
-        layers += [nn.Linear(width, hidden_dim), nn.ReLU()]
+        layers += [nn.Linear(width, hidden_dim), activation_module(activation)]
         width = hidden_dim
     layers.append(nn.Linear(width, out_dim))
     return nn.Sequential(*layers)
@@ -26,12 +30,14 @@ class GaussianHead(nn.Module):
     :param int in_dim: context width.
     :param int out_dim: Gaussian dimension.
     :param int hidden_dim: MLP width.
+    :param str activation: the MLPs' activation, ``"silu"`` or ``"relu"``.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 16, max_log_var: float = 12.0):
+    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 16, max_log_var: float = 12.0,
+                 activation: str = "silu"):
         super().__init__()
-        self.mean = mlp(in_dim, hidden_dim, out_dim)
-        self.log_var = mlp(in_dim, hidden_dim, out_dim)
+        self.mean = mlp(in_dim, hidden_dim, out_dim, activation=activation)
+        self.log_var = mlp(in_dim, hidden_dim, out_dim, activation=activation)
         self.max_log_var = max_log_var
 
     def forward(self, context: torch.Tensor):

@@ -240,28 +240,31 @@ def test_forecast_is_reproducible_and_save_load_round_trip(fitted, data, tmp_pat
     assert repr(loaded) == repr(fitted)
 
 
-def test_fits_saved_before_denoiser_activation_existed_load_with_relu(fitted, data, tmp_path):
-    """A file without ``denoiser_activation`` in its model config was written by a pyrossm whose
-    denoiser used ReLU: it loads with ReLU, and forecasts as the ReLU model does."""
+def test_fits_saved_before_activation_existed_load_with_relu(fitted, data, tmp_path):
+    """A file without ``activation`` in its model config was written by a pyrossm whose networks
+    all used ReLU: it loads with ReLU everywhere, and forecasts as a ReLU model with the same
+    parameters does."""
     import json
 
     from pyrossm.inference import atomic_torch_save, safe_torch_load
 
-    assert fitted.model.config["denoiser_activation"] == "silu"
-    assert fitted.model.transition.network.activation == "silu"
+    assert fitted.model.config["activation"] == "silu"
     payload = safe_torch_load(fitted.save(tmp_path / "new.pyrossm"))
     config = json.loads(payload["config"])
-    del config["model_config"]["denoiser_activation"]
+    del config["model_config"]["activation"]
     payload["config"] = json.dumps(config)
     atomic_torch_save(payload, tmp_path / "old.pyrossm")
     old = pyrossm.load(tmp_path / "old.pyrossm")
-    assert old.model.transition.network.activation == "relu"
-    relu = fitted.model.transition.network
-    relu._act = torch.nn.functional.relu
-    try:
-        expected = fitted.forecast(data, horizon=2, num_samples=6, seed=3)
-    finally:
-        relu._act = torch.nn.functional.silu
+    assert old.model.config["activation"] == "relu"
+    # the heads' MLPs (the noise-level embedding's SiLU MLP is CSDI's and not switched)
+    heads = [m for name, m in old.model.named_modules() if ".head." in name and not isinstance(m, torch.nn.Linear)
+             and not list(m.children())]
+    assert heads and all(isinstance(m, torch.nn.ReLU) for m in heads)
+    assert {m.activation for m in old.model.modules() if hasattr(m, "activation")} == {"relu"}
+    relu = DDSSM(**{**fitted.model.config, "activation": "relu"})
+    relu.load_state_dict(fitted.model.state_dict())
+    as_relu = pyrossm.api.FitResult(relu, fitted.contract, fitted.history, fitted.config, fitted.device)
+    expected = as_relu.forecast(data, horizon=2, num_samples=6, seed=3)
     got = old.forecast(data, horizon=2, num_samples=6, seed=3)
     assert np.array_equal(expected["x"].values, got["x"].values)
     assert not np.array_equal(fitted.forecast(data, horizon=2, num_samples=6, seed=3)["x"].values,
