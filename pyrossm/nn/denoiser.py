@@ -62,6 +62,15 @@ class CSDIDenoiser(nn.Module):
                                    feature_mixer, diffusion_dim)
         self.post = nn.Linear(channels, channels)
         self.output = nn.Linear(channels, 1)
+        self.reset_parameters(children=False)
+
+    def reset_parameters(self, children=True):
+        """Draws fresh parameters: every layer's own initialisation (when ``children``), then
+        CSDI's -- Kaiming-normal 1x1 projections and a zero output projection."""
+        if children:
+            for module in self.modules():
+                if module is not self and hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
         # CSDI's initialisation (Kaiming-normal 1x1 projections): with PyTorch's default Linear
         # init the stack's output hardly varies with its input (per-unit std ~0.01 against a mean
         # ~0.3), so under Adam every ReLU before the output projection died at once, for all
