@@ -277,6 +277,9 @@ def test_fit_rejects_bad_diffusion_arguments_before_training(data):
     with pytest.raises(ValueError, match="num_sampling_steps"):
         pyrossm.fit(model="ddssm", data=data, num_steps=1, sampler="ddim", num_sampling_steps=100,
                     **TINY)
+    for model in ("ddssm", "dkf"):
+        with pytest.raises(ValueError, match="activation must be one of \\['relu', 'silu'\\]"):
+            pyrossm.fit(model=model, data=data, num_steps=1, activation="tanh")
 
 
 # ------------------------------------------------------------------ the bimodal random walk
