@@ -51,6 +51,9 @@ the same, training seed 1                     0.556    -20.5 (collapsed)
 the same, seed 1, transition rate 3e-3        0.131    12.0
 the same, seed 0, transition rate 3e-3        0.091    13.0
 the same, seed 2, transition rate 3e-3        0.072    14.9
+the same, seed 1, lr_warmup_steps 300         0.558    -20.5 (collapsed)
+the same guide, K = 128, activation "silu"    0.105    12.4
+the same, training seed 1                     0.170    9.9
 K = 32 profile, guide 16 / 16 / 2 l., seed 1  0.554    -19.7 (collapsed)
 ============================================  =======  ============
 
@@ -60,7 +63,10 @@ K = 32, the small guide; its first two rows are the profile itself); the rows ab
 profile as it was before (the paper's parameterisation, betas ``0.1 / K .. 20 / K``).  The K = 512
 rows are ``--set num_diffusion_steps=512 --set diffusion_beta_start=null --set
 diffusion_beta_end=null`` on the profile, plus the stated change ("2 l." = ``channels=16
-hidden_dim=16 encoder_layers=2``); the K = 128 rows the same with 128.
+hidden_dim=16 encoder_layers=2``); the K = 128 rows the same with 128.  Every row above used ReLU
+networks (the profile pins ``activation="relu"``) except the two marked ``"silu"``; the runs
+that "collapsed" were dead ReLU layers (``dead_units.py``, ``benchmarks/README.md``, "Dead
+units").
 
 Each run also prints where the predictive's width comes from (``bimodal.width_decomposition``).
 Every variant above that stayed bimodal has the same profile, e.g. for the profile as it is:
