@@ -54,6 +54,8 @@ the same, seed 2, transition rate 3e-3        0.072    14.9
 the same, seed 1, lr_warmup_steps 300         0.558    -20.5 (collapsed)
 the same guide, K = 128, activation "silu"    0.105    12.4
 the same, training seed 1                     0.170    9.9
+K = 32 profile, activation "silu"             0.118    7.5
+the same, training seed 1                     0.105    11.9
 K = 32 profile, guide 16 / 16 / 2 l., seed 1  0.554    -19.7 (collapsed)
 ============================================  =======  ============
 
