@@ -56,6 +56,8 @@ the same guide, K = 128, activation "silu"    0.105    12.4
 the same, training seed 1                     0.170    9.9
 K = 32 profile, activation "silu"             0.118    7.5
 the same, training seed 1                     0.105    11.9
+"silu", K = 128, annealing "constant"         0.115    11.8
+"silu", K = 128, annealing_start 0.3          0.173    9.9
 K = 32 profile, guide 16 / 16 / 2 l., seed 1  0.554    -19.7 (collapsed)
 ============================================  =======  ============
 
@@ -66,7 +68,8 @@ profile as it was before (the paper's parameterisation, betas ``0.1 / K .. 20 / 
 rows are ``--set num_diffusion_steps=512 --set diffusion_beta_start=null --set
 diffusion_beta_end=null`` on the profile, plus the stated change ("2 l." = ``channels=16
 hidden_dim=16 encoder_layers=2``); the K = 128 rows the same with 128.  Every row above used ReLU
-networks (the profile pins ``activation="relu"``) except the two marked ``"silu"``; the runs
+networks (the profile pins ``activation="relu"``) except those marked ``"silu"`` (the last two
+with the small guide and K = 128's default betas); the runs
 that "collapsed" were dead ReLU layers (``dead_units.py``, ``benchmarks/README.md``, "Dead
 units").
 
