@@ -63,8 +63,8 @@ PAPER = {
 # smaller networks for a CPU; one learning rate but a faster transition for DDSSM (Table 3 pattern),
 # decayed by a cosine to 3% by the last step (DDSSM 1-step JSD on 128 test series: 0.154 with a
 # constant rate, 0.107 with the decay; an EMA of the parameters on top of the decay: 0.111)
-# ReLU networks, as when benchmarks/results/bimodal_cpu/ was measured (pyrossm's default is SiLU
-# since 2026-11-30: see benchmarks/README.md, "Dead units")
+# ReLU networks (the default), as when benchmarks/results/bimodal_cpu/ was measured; SiLU removes
+# the dead-unit collapses but did not lower the JSD (benchmarks/README.md, "Dead units")
 _SMALL = dict(channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1, batch_size=64,
               learning_rate=3e-3, lr_schedule="cosine", lr_end_factor=0.03, warmup_steps=200,
               activation="relu")

@@ -184,20 +184,22 @@ def test_save_load_round_trip(fitted, data, tmp_path):
     assert pyrossm.load(path, device=fitted.device).device == torch.device("cpu")
 
 
-def test_dkf_files_from_before_the_activation_option_load_with_relu(fitted, tmp_path):
+def test_dkf_files_from_before_the_activation_option_load_with_relu(fitted, data, tiny, tmp_path):
     import json
 
     from pyrossm.inference import atomic_torch_save, safe_torch_load
 
     payload = safe_torch_load(fitted.save(tmp_path / "new.pyrossm"))
     config = json.loads(payload["config"])
-    assert config["model_config"].pop("activation") == "silu"
+    assert config["model_config"].pop("activation") == "relu"       # the default
     payload["config"] = json.dumps(config)
     atomic_torch_save(payload, tmp_path / "old.pyrossm")
     old = pyrossm.load(tmp_path / "old.pyrossm")
     assert old.model.config["activation"] == "relu"
     assert {m.activation for m in old.model.modules() if hasattr(m, "activation")} == {"relu"}
-    assert pyrossm.load(tmp_path / "new.pyrossm").model.config["activation"] == "silu"
+    silu = pyrossm.fit(data=data, num_steps=1, activation="silu", **tiny)
+    silu.save(tmp_path / "silu.pyrossm")
+    assert pyrossm.load(tmp_path / "silu.pyrossm").model.config["activation"] == "silu"
 
 
 def test_load_rejects_files_that_are_not_pyrossm_fits(tmp_path):

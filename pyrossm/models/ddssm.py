@@ -37,9 +37,10 @@ class DDSSM(PresetModel):
         the paper: the same transition family and bound, but the denoiser need not carry
         ``z_{t-1}`` through to its output.
     :param str activation: every network's activation (denoiser, encoder, emission, init):
-        ``"silu"`` (default) or ``"relu"`` (CSDI's and the paper's; ReLU layers died in fits, see
-        :class:`~pyrossm.nn.CSDIDenoiser`).  Fits saved before this option existed used ReLU and
-        load with it.
+        ``"relu"`` (default; CSDI's and the paper's) or ``"silu"``, whose units cannot die (whole
+        ReLU layers died in some fits, see :class:`~pyrossm.nn.CSDIDenoiser`; SiLU prevented that
+        but did not lower the bimodal JSD, ``benchmarks/README.md``, "Dead units").  Fits saved
+        before this option existed load with ReLU.
     """
 
     def __init__(self, obs_dim, latent_dim=1, order=1, covariate_dim=0, init="vhp", channels=16,
@@ -47,7 +48,7 @@ class DDSSM(PresetModel):
                  diffusion_layers=3, num_diffusion_steps=128, schedule="linear",
                  num_noise_draws=2, sampler="ddpm", num_sampling_steps=None,
                  residual_transition=False, diffusion_beta_end=None,
-                 diffusion_beta_start=None, activation="silu"):
+                 diffusion_beta_start=None, activation="relu"):
         check_order_and_latent_dim(order, latent_dim)
         transition = DiffusionDynamics(latent_dim, order, covariate_dim, num_diffusion_steps,
                                        schedule, num_noise_draws, diffusion_channels,

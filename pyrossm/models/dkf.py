@@ -41,14 +41,14 @@ class DKF(PresetModel):
     :param int obs_dim: ``D``.  :param int latent_dim: ``M``.  :param int order: ``j``.
     :param int covariate_dim: ``V``.  :param str init: ``"vhp"`` or ``"normal"``.
     :param int channels: context channels ``C``.  :param int hidden_dim: MLP / summary width.
-    :param str activation: every network's activation, ``"silu"`` (default) or ``"relu"`` (the
-        paper's; ReLU layers died in fits, see :class:`~pyrossm.nn.CSDIDenoiser`).  Fits saved
-        before this option existed used ReLU and load with it.
+    :param str activation: every network's activation, ``"relu"`` (default, the paper's) or
+        ``"silu"``, whose units cannot die (whole ReLU layers died in some fits, see
+        :class:`~pyrossm.nn.CSDIDenoiser`).  Fits saved before this option existed load with ReLU.
     """
 
     def __init__(self, obs_dim, latent_dim=1, order=1, covariate_dim=0, init="vhp", channels=16,
                  hidden_dim=16, encoder_layers=2, emission_layers=2, transition_layers=3,
-                 activation="silu"):
+                 activation="relu"):
         check_order_and_latent_dim(order, latent_dim)  # before the parts are built from them
         # the transition is built first, then the shared parts: parameter initialisation order
         transition = GaussianTransition(latent_dim, order, covariate_dim, channels,
@@ -62,7 +62,7 @@ class DKF(PresetModel):
 
 
 def shared_parts(obs_dim, latent_dim, order, covariate_dim, init, channels, hidden_dim,
-                 encoder_layers, emission_layers, activation="silu") -> dict:
+                 encoder_layers, emission_layers, activation="relu") -> dict:
     """The emission, encoder and init shared by the DKF and DDSSM presets (Table 1).
 
     Validates ``order``, ``latent_dim`` and ``init`` first.  :returns: ``dict(emission=...,

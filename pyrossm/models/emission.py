@@ -50,7 +50,7 @@ class GaussianEmission(Emission):
 
     def __init__(self, obs_dim, latent_dim, order=1, covariate_dim=0, channels=16, num_layers=2,
                  seq_dim=16, hidden_dim=16, time_mixer="conv", feature_mixer="conv",
-                 activation="silu"):
+                 activation="relu"):
         super().__init__()
         self.obs_dim, self.latent_dim, self.order = obs_dim, latent_dim, order
         self.covariate_dim = covariate_dim

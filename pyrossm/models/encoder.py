@@ -23,7 +23,7 @@ class SmoothingEncoder(nn.Module):
 
     def __init__(self, obs_dim, latent_dim, order=1, covariate_dim=0, summary_dim=16,
                  summary_layers=3, channels=16, num_layers=2, seq_dim=16, hidden_dim=16,
-                 time_mixer="conv", feature_mixer="conv", time_dim=8, activation="silu"):
+                 time_mixer="conv", feature_mixer="conv", time_dim=8, activation="relu"):
         super().__init__()
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
         self.summary = FutureSummary(obs_dim, covariate_dim, summary_dim, summary_layers, time_dim)

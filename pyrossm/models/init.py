@@ -47,7 +47,7 @@ class VHPInit(nn.Module):
     auxiliary = True
 
     def __init__(self, latent_dim, order=1, covariate_dim=0, channels=16, num_layers=2,
-                 seq_dim=16, hidden_dim=16, feature_mixer="conv", activation="silu"):
+                 seq_dim=16, hidden_dim=16, feature_mixer="conv", activation="relu"):
         super().__init__()
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
         self.conditional = GaussianTransition(latent_dim, order, covariate_dim, channels, num_layers,

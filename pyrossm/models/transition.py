@@ -30,7 +30,7 @@ class GaussianTransition(nn.Module):
 
     def __init__(self, latent_dim, order=1, covariate_dim=0, channels=16, num_layers=3,
                  seq_dim=16, hidden_dim=16, time_mixer="identity", feature_mixer="conv",
-                 activation="silu"):
+                 activation="relu"):
         super().__init__()
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
         self.net = ContextGaussian(latent_dim, order, latent_dim, side_dim=covariate_dim,
@@ -107,7 +107,7 @@ class DiffusionDynamics(nn.Module):
     def __init__(self, latent_dim, order=1, covariate_dim=0, num_diffusion_steps=128,
                  schedule="linear", num_noise_draws=2, channels=16, num_layers=3,
                  time_mixer="conv", feature_mixer="conv", sampler="ddpm", num_sampling_steps=None,
-                 network=None, residual=False, beta_end=None, beta_start=None, activation="silu"):
+                 network=None, residual=False, beta_end=None, beta_start=None, activation="relu"):
         super().__init__()
         from ..diffusion import NoiseSchedule
         from ..nn import CSDIDenoiser

@@ -5,9 +5,10 @@ from __future__ import annotations
 from torch import nn
 from torch.nn import functional as F
 
-#: name -> (function, module class).  SiLU is the default everywhere: a ReLU unit that is
-#: negative for every input passes no gradient and never recovers, and in fitted bimodal models
-#: whole layers of them died (``benchmarks/README.md``, "Dead units").
+#: name -> (function, module class).  ReLU is the default everywhere (the paper's); a ReLU unit
+#: that is negative for every input passes no gradient and never recovers, and in some fitted
+#: bimodal models whole layers of them died, which SiLU prevents (``benchmarks/README.md``,
+#: "Dead units").
 ACTIVATIONS = {"silu": (F.silu, nn.SiLU), "relu": (F.relu, nn.ReLU)}
 
 

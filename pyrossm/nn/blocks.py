@@ -110,7 +110,7 @@ class ContextProducer(nn.Module):
     """
 
     def __init__(self, seq_dim, seq_len, side_dim=0, channels=16, num_layers=2,
-                 time_mixer="conv", feature_mixer="conv", kernel_size=2, activation="silu"):
+                 time_mixer="conv", feature_mixer="conv", kernel_size=2, activation="relu"):
         super().__init__()
         self.activation = activation
         self._act = activation_function(activation)

@@ -33,12 +33,12 @@ class ContextGaussian(nn.Module):
     :param int hidden_dim: width of the head's MLPs.
     :param str time_mixer: mixer along the sequence.
     :param str feature_mixer: mixer along the spatial axis.
-    :param str activation: ``"silu"`` (default) or ``"relu"``, in the producer and the head.
+    :param str activation: ``"relu"`` (default) or ``"silu"``, in the producer and the head.
     """
 
     def __init__(self, in_dim, seq_len, out_dim, side_dim=0, extra_dim=0, seq_dim=16, channels=16,
                  num_layers=2, hidden_dim=16, time_mixer="conv", feature_mixer="conv",
-                 activation="silu"):
+                 activation="relu"):
         super().__init__()
         self.project = nn.Linear(in_dim, seq_dim)
         self.context = ContextProducer(seq_dim, seq_len, side_dim, channels, num_layers,

@@ -42,7 +42,7 @@ class CSDIDenoiser(nn.Module):
     :param str time_mixer: ``"conv"`` (k=2), ``"gru"``, ``"attention"`` or ``"identity"``.
     :param str feature_mixer: mixer along the latent dimension.
     :param str activation: the activation after the input and before the output projection:
-        ``"silu"`` (default) or ``"relu"`` (CSDI's).  With ReLU all ``C`` units before the output
+        ``"relu"`` (default, CSDI's) or ``"silu"``.  With ReLU all ``C`` units before the output
         projection can die for every input during a fit, and then the denoiser returns
         ``c_skip z^`` plus a constant, whose samples are unimodal, and no gradient reaches the
         network again: measured in a bimodal DDSSM fit (``benchmarks/README.md``, "Dead units").
@@ -51,7 +51,7 @@ class CSDIDenoiser(nn.Module):
 
     def __init__(self, latent_dim, order=1, covariate_dim=0, channels=16, num_layers=3,
                  time_mixer="conv", feature_mixer="conv", embedding_dim=64, diffusion_dim=128,
-                 activation="silu"):
+                 activation="relu"):
         super().__init__()
         self.activation = activation
         self._act = activation_function(activation)
@@ -74,7 +74,7 @@ class CSDIDenoiser(nn.Module):
         # CSDI's initialisation (Kaiming-normal 1x1 projections): with PyTorch's default Linear
         # init the stack's output hardly varies with its input (per-unit std ~0.01 against a mean
         # ~0.3), so under Adam every ReLU before the output projection died at once, for all
-        # inputs, within ~100 steps.  This init made that rarer, not impossible (hence SiLU).
+        # inputs, within ~100 steps.  This init made that rarer, not impossible (hence the SiLU option).
         projections = [self.input, self.post]
         for block in self.stack.blocks:
             projections += [layer for layer in (block.mid, block.out, block.side) if layer is not None]

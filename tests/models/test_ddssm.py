@@ -240,16 +240,18 @@ def test_forecast_is_reproducible_and_save_load_round_trip(fitted, data, tmp_pat
     assert repr(loaded) == repr(fitted)
 
 
-def test_fits_saved_before_activation_existed_load_with_relu(fitted, data, tmp_path):
+def test_fits_saved_before_activation_existed_load_with_relu(data, tmp_path):
     """A file without ``activation`` in its model config was written by a pyrossm whose networks
-    all used ReLU: it loads with ReLU everywhere, and forecasts as a ReLU model with the same
-    parameters does."""
+    all used ReLU: a SiLU fit whose key is removed loads with ReLU everywhere, and forecasts as a
+    ReLU model with the same parameters does."""
     import json
 
     from pyrossm.inference import atomic_torch_save, safe_torch_load
 
-    assert fitted.model.config["activation"] == "silu"
-    payload = safe_torch_load(fitted.save(tmp_path / "new.pyrossm"))
+    silu = pyrossm.fit(model="ddssm", data=data, latent_dim=2, order=2, num_steps=2, seed=0,
+                       progress=False, activation="silu", **TINY)
+    assert silu.model.config["activation"] == "silu"
+    payload = safe_torch_load(silu.save(tmp_path / "new.pyrossm"))
     config = json.loads(payload["config"])
     del config["model_config"]["activation"]
     payload["config"] = json.dumps(config)
@@ -261,13 +263,13 @@ def test_fits_saved_before_activation_existed_load_with_relu(fitted, data, tmp_p
              and not list(m.children())]
     assert heads and all(isinstance(m, torch.nn.ReLU) for m in heads)
     assert {m.activation for m in old.model.modules() if hasattr(m, "activation")} == {"relu"}
-    relu = DDSSM(**{**fitted.model.config, "activation": "relu"})
-    relu.load_state_dict(fitted.model.state_dict())
-    as_relu = pyrossm.api.FitResult(relu, fitted.contract, fitted.history, fitted.config, fitted.device)
+    relu = DDSSM(**{**silu.model.config, "activation": "relu"})
+    relu.load_state_dict(silu.model.state_dict())
+    as_relu = pyrossm.api.FitResult(relu, silu.contract, silu.history, silu.config, silu.device)
     expected = as_relu.forecast(data, horizon=2, num_samples=6, seed=3)
     got = old.forecast(data, horizon=2, num_samples=6, seed=3)
     assert np.array_equal(expected["x"].values, got["x"].values)
-    assert not np.array_equal(fitted.forecast(data, horizon=2, num_samples=6, seed=3)["x"].values,
+    assert not np.array_equal(silu.forecast(data, horizon=2, num_samples=6, seed=3)["x"].values,
                               got["x"].values)
 
 
