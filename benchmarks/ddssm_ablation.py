@@ -56,6 +56,7 @@ the same guide, K = 128, activation "silu"    0.105    12.4
 the same, training seed 1                     0.170    9.9
 K = 32 profile, activation "silu"             0.118    7.5
 the same, training seed 1                     0.105    11.9
+"silu", K = 128 (the profile's annealing)     0.143    9.5
 "silu", K = 128, annealing "constant"         0.115    11.8
 "silu", K = 128, annealing_start 0.3          0.173    9.9
 K = 32 profile, guide 16 / 16 / 2 l., seed 1  0.554    -19.7 (collapsed)
