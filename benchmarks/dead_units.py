@@ -44,7 +44,7 @@ ACTIVATED = ("input", "post", "lift")
 def activated_layers(model):
     """``{qualified name: module}`` of the projections followed by an activation: the denoiser's
     and the Context Producers' ``input`` / ``lift`` / ``post`` and every hidden layer of the
-    Gaussian heads' MLPs (a Linear followed by a ReLU inside an ``nn.Sequential``)."""
+    Gaussian heads' MLPs (a Linear followed by a ReLU or SiLU inside an ``nn.Sequential``)."""
     layers = {}
     for name, module in model.named_modules():
         if name.rsplit(".", 1)[-1] in ACTIVATED and isinstance(module, torch.nn.Linear):
@@ -74,6 +74,13 @@ def count_alive(model, run):
     return {name: (int(seen.sum()), seen.numel()) for name, seen in positive.items()}
 
 
+def print_counts(counts, indent=2):
+    """One line per layer of :func:`count_alive`'s result, flagging layers with no live unit."""
+    for name, (alive, width) in counts.items():
+        flag = "   <- all dead" if alive == 0 else ""
+        print(f"{' ' * indent}{name:<{50 - indent}} {alive:3d} of {width:3d}{flag}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("fit", help="a saved fit (FitResult.save)")
@@ -94,11 +101,9 @@ def main(argv=None):
                                                    num_particles=args.num_particles))
     print(f"{args.fit}: units positive for at least one input ({args.num_series} series x "
           f"{args.num_particles} guide draws)")
-    for name, (alive, width) in counts.items():
-        flag = "   <- all dead" if alive == 0 else ""
-        print(f"  {name:<48} {alive:3d} of {width:3d}{flag}")
+    print_counts(counts)
     transition = model.transition
-    if not hasattr(transition, "schedule"):
+    if not (args.noise_levels or args.retrain_transition) or not hasattr(transition, "schedule"):
         return
     # (z_{t-1}, z_t) pairs of guide draws, as order-1 transition contexts without covariates
     z = model.sample_posterior(*tensors, args.num_particles)                  # (S, N, T, M)
@@ -116,9 +121,7 @@ def main(argv=None):
 
         counts = count_alive(transition.network, every_level)
         print(f"  denoiser at all {transition.schedule.num_steps} noise levels:")
-        for name, (alive, width) in counts.items():
-            flag = "   <- all dead" if alive == 0 else ""
-            print(f"    {name:<46} {alive:3d} of {width:3d}{flag}")
+        print_counts(counts, indent=4)
     if args.retrain_transition:
         print(f"  the transition alone, {args.retrain_transition} Adam steps on the guide's latents:")
         with torch.enable_grad():
