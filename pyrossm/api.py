@@ -101,7 +101,9 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
         parameters, which the fitted model ends with (usual for diffusion models, e.g. 0.999).
     :param annealing: ``"cosine"``, ``"linear"``, ``"constant"``, a dict or an
         :class:`~pyrossm.inference.AnnealingSchedule` for the rate weight lambda; with a name,
-        ``annealing_start``/``annealing_end``/``warmup_steps`` (default ``num_steps // 3``) apply.
+        ``annealing_start``/``annealing_end``/``warmup_steps`` (default ``num_steps // 3``) apply;
+        any other shape as knots, e.g. ``{"kind": "piecewise", "points": [[0, 0.01], [200, 1.0],
+        [300, 1.5], [2000, 1.5], [2500, 1.0]]}``.
     :param validation_data: data for the validation ELBO every ``validate_every`` steps.
     :param checkpoint_dir: folder for atomic checkpoints every ``checkpoint_every`` steps;
         ``resume=True`` continues from the last one (bit for bit with the same arguments; a larger

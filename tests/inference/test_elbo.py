@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pyro
 import pyro.distributions as dist
+import numpy as np
 import pytest
 import torch
 
@@ -141,5 +143,46 @@ def test_linear_and_constant_schedules():
     (dict(warmup_steps=2.5), "warmup_steps"),
 ])
 def test_invalid_schedules_raise(kwargs, culprit):
+    with pytest.raises(ValueError, match=culprit):
+        AnnealingSchedule(**kwargs)
+
+
+def test_piecewise_schedule_interpolates_between_knots():
+    s = AnnealingSchedule("piecewise", points=[(2, 0.5), (6, 1.5), (8, 1.0)])
+    # the first value before the first knot, linear between knots, the last value after the last
+    expected = [0.5, 0.5, 0.5, 0.75, 1.0, 1.25, 1.5, 1.25, 1.0, 1.0, 1.0]
+    assert [s(k) for k in range(11)] == pytest.approx(expected, abs=1e-12)
+    assert s(10_000) == 1.0
+    assert s.points == ((2, 0.5), (6, 1.5), (8, 1.0))  # normalised to (int, float) pairs
+    one = AnnealingSchedule("piecewise", points=[[0, 1.3]])
+    assert [one(k) for k in (0, 1, 50)] == [1.3, 1.3, 1.3]
+
+
+def test_piecewise_schedule_round_trips_through_json():
+    s = AnnealingSchedule("piecewise", points=[(0, 0.01), (np.int64(200), 1), (300, 1.5)])
+    d = json.loads(json.dumps(s.to_dict()))
+    assert d["points"] == [[0, 0.01], [200, 1.0], [300, 1.5]]
+    assert AnnealingSchedule(**d) == s
+    # schedules saved before points existed still load
+    old = {"kind": "cosine", "start": 0.01, "end": 1.0, "warmup_steps": 5}
+    assert AnnealingSchedule(**old) == AnnealingSchedule(warmup_steps=5)
+    assert AnnealingSchedule(**AnnealingSchedule(warmup_steps=5).to_dict()).points == ()
+
+
+@pytest.mark.parametrize("kwargs,culprit", [
+    (dict(kind="piecewise"), "needs points"),
+    (dict(kind="piecewise", points=[]), "needs points"),
+    (dict(kind="piecewise", points="0,1"), "list of"),
+    (dict(kind="piecewise", points=[(0, 1.0, 2.0)]), r"points\[0\]"),
+    (dict(kind="piecewise", points=[5]), r"points\[0\]"),
+    (dict(kind="piecewise", points=[(-1, 1.0)]), r"points\[0\] step"),
+    (dict(kind="piecewise", points=[(0.5, 1.0)]), r"points\[0\] step"),
+    (dict(kind="piecewise", points=[(0, 1.0), (0, 2.0)]), "strictly increasing"),
+    (dict(kind="piecewise", points=[(3, 1.0), (1, 2.0)]), "strictly increasing"),
+    (dict(kind="piecewise", points=[(0, 1.0), (4, 0.0)]), r"points\[1\] value"),
+    (dict(kind="piecewise", points=[(0, float("nan"))]), r"points\[0\] value"),
+    (dict(kind="cosine", points=[(0, 1.0)]), "only apply to kind='piecewise'"),
+])
+def test_invalid_piecewise_schedules_raise(kwargs, culprit):
     with pytest.raises(ValueError, match=culprit):
         AnnealingSchedule(**kwargs)

@@ -424,3 +424,13 @@ def test_checkpoint_carries_the_cuda_rng_when_cuda_is_in_use(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     trainer.load_state_dict(state)
     assert len(restored) == 1
+
+
+def test_piecewise_annealing_through_fit(fit_kwargs, tmp_path):
+    points = [[0, 0.2], [2, 1.0], [4, 1.5], [6, 1.0]]
+    res = pyrossm.fit(num_steps=8, annealing={"kind": "piecewise", "points": points}, **fit_kwargs)
+    assert res.history["annealing"].tolist() == pytest.approx([0.2, 0.6, 1.0, 1.25, 1.5, 1.25, 1.0, 1.0])
+    res.save(tmp_path / "fit.pyrossm")
+    assert pyrossm.load(tmp_path / "fit.pyrossm").config["trainer"]["annealing"]["points"] == points
+    with pytest.raises(ValueError, match="needs points"):
+        pyrossm.fit(num_steps=2, annealing="piecewise", **fit_kwargs)
