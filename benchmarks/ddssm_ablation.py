@@ -60,6 +60,11 @@ the same, training seed 1                     0.105    11.9
 "silu", K = 128, annealing "constant"         0.115    11.8
 "silu", K = 128, annealing_start 0.3          0.173    9.9
 K = 32 profile, guide 16 / 16 / 2 l., seed 1  0.554    -19.7 (collapsed)
+"silu", K = 128, piecewise lambda (see below)  0.075    12.8
+the same, guide 16 / 16 / 2 l.                0.063    13.2
+"silu", K = 128, cosine lambda 3 -> 1         0.722    -45.3 (posterior collapse)
+"silu", K = 128, lambda 1 -> 2                0.586    -27.6 (posterior collapse)
+"silu", K = 128, lambda 0.01 -> 1.5           0.568    -24.9 (posterior collapse)
 ============================================  =======  ============
 
 The rows from ``"linear" + betas 1e-4 .. 0.2`` to ``order 4`` override the cpu profile as it is
@@ -72,7 +77,10 @@ hidden_dim=16 encoder_layers=2``); the K = 128 rows the same with 128.  Every ro
 networks (the profile pins ``activation="relu"``) except those marked ``"silu"`` (the last two
 with the small guide and K = 128's default betas); the runs
 that "collapsed" were dead ReLU layers (``dead_units.py``, ``benchmarks/README.md``, "Dead
-units").
+units").  The piecewise lambda is ``--set annealing='{"kind": "piecewise", "points": [[0, 0.01],
+[200, 1], [1000, 1], [1200, 1.5], [2400, 1.5], [2700, 1]]}'`` (a phase at 1.5, then back to 1;
+``benchmarks/README.md``, "A phase with lambda above 1"); the rows under it ramp lambda as stated
+over 1000 steps (the last over 200).
 
 Each run also prints where the predictive's width comes from (``bimodal.width_decomposition``).
 Every variant above that stayed bimodal has the same profile, e.g. for the profile as it is:
