@@ -77,7 +77,8 @@ _SMALL = dict(channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1, bat
 # (0.556: dead ReLUs); with SiLU it did not collapse but gave 0.105 / 0.170, so the profile stays
 # at K = 32 and the small guide ("The number of diffusion steps", "Dead units").  Not yet
 # re-recorded here: SiLU, K = 128 and a piecewise lambda with a phase at 1.5 gave 0.075 (small
-# guide) and 0.063 (bigger guide) on 128 test series in 3000 steps ("A phase with lambda above 1").
+# guide) and 0.063 (bigger guide) on 128 test series in 3000 steps, and 0.041 (small guide) in
+# 6000 steps with the phase to step 4800 ("A phase with lambda above 1").
 CPU = {
     "DKF+VHP": dict(model="dkf", init="vhp", **_SMALL),
     "DDSSM": dict(model="ddssm", init="vhp", learning_rates={"transition": 1e-2}, diffusion_channels=16,
