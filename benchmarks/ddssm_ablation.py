@@ -10,6 +10,7 @@ benchmark for comparing settings (about 10 minutes per 3000-step variant on one 
     python benchmarks/ddssm_ablation.py --set lr_schedule='"constant"'    # without the decay
     python benchmarks/ddssm_ablation.py --set annealing_end=1.25 --set seed=1
     python benchmarks/ddssm_ablation.py --steps 20 --num-test 8 --num-samples 64   # smoke run
+    python benchmarks/ddssm_ablation.py --init-from FIT --steps 1800 --set ...      # train on
 
 Measured on the 2-core machine (128 test series x 1024 draws, 3000 steps unless stated; one
 run each, so differences below about 0.02 are within the scatter):
@@ -109,6 +110,7 @@ import pyrossm  # noqa: E402
 from bimodal import CPU, format_decomposition, mode_diagnostics, width_decomposition  # noqa: E402
 from pyrossm.datasets import bimodal_random_walk, bimodal_transition_law  # noqa: E402
 from pyrossm.evaluation import jsd_to_density  # noqa: E402
+from pyrossm.models.registry import build_model, model_arguments  # noqa: E402
 
 
 def parse_override(text):
@@ -131,6 +133,10 @@ def main(argv=None):
     parser.add_argument("--num-samples", type=int, default=1024)
     parser.add_argument("--save", default=None, help="save the fit to this path")
     parser.add_argument("--load", default=None, help="score a fit saved by --save instead of training")
+    parser.add_argument("--init-from", default=None,
+                        help="start from the parameters of a fit saved by --save (same architecture) "
+                             "and train it --steps more under this run's settings; the optimiser, "
+                             "the learning-rate decay and the lambda schedule start afresh")
     args = parser.parse_args(argv)
     settings = {**CPU["DDSSM"], "seed": 0, **dict(args.overrides)}
     train = bimodal_random_walk(n_series=1024, length=32, seed=0)
@@ -141,6 +147,8 @@ def main(argv=None):
     start = time.perf_counter()
     if args.load:
         res = pyrossm.load(args.load)
+    elif args.init_from:
+        res = continue_fit(args.init_from, settings, train, valid, args.steps)
     else:
         res = pyrossm.fit(data=train, validation_data=valid, validate_every=min(500, args.steps),
                           num_steps=args.steps, device="cpu", progress=False, **settings)
@@ -148,6 +156,18 @@ def main(argv=None):
     if args.save:
         res.save(args.save)
     report(res, test, latent, args.num_samples, fit_s)
+
+
+def continue_fit(path, settings, train, valid, steps):
+    """Trains the fit saved at ``path`` for ``steps`` more steps with ``settings``' training
+    arguments; its architecture must match ``settings``' model arguments."""
+    arch = model_arguments("ddssm")
+    model = build_model("ddssm", obs_dim=1, **{k: v for k, v in settings.items() if k in arch})
+    model = pyrossm.load(path, model=model).model
+    model.train()
+    training = {k: v for k, v in settings.items() if k not in arch and k != "model"}
+    return pyrossm.fit(model=model, data=train, validation_data=valid, validate_every=min(500, steps),
+                       num_steps=steps, device="cpu", progress=False, **training)
 
 
 def report(res, test, latent, num_samples, fit_s):
