@@ -166,7 +166,6 @@ def continue_fit(path, settings, train, valid, steps):
     arch = model_arguments("ddssm")
     model = build_model("ddssm", obs_dim=1, **{k: v for k, v in settings.items() if k in arch})
     model = pyrossm.load(path, model=model).model
-    model.train()
     training = {k: v for k, v in settings.items() if k not in arch and k != "model"}
     return pyrossm.fit(model=model, data=train, validation_data=valid, validate_every=min(500, steps),
                        num_steps=steps, device="cpu", progress=False, **training)

@@ -163,7 +163,7 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
         torch.manual_seed(seed)
         ssm = build_model(model, obs_dim=contract.num_channels, covariate_dim=contract.num_covariates,
                           latent_dim=latent_dim, order=order, **model_kwargs)
-    ssm = ssm.to(dev)
+    ssm = ssm.to(dev).train()  # a fitted model (FitResult sets eval mode) trains on in train mode
     trainer = SVITrainer(ssm.model, ssm.guide, ssm.parameter_groups(), trainer_config)
     train = train.to(dev)
 

@@ -434,3 +434,17 @@ def test_piecewise_annealing_through_fit(fit_kwargs, tmp_path):
     assert pyrossm.load(tmp_path / "fit.pyrossm").config["trainer"]["annealing"]["points"] == points
     with pytest.raises(ValueError, match="needs points"):
         pyrossm.fit(num_steps=2, annealing="piecewise", **fit_kwargs)
+
+
+def test_fit_trains_a_fitted_model_in_train_mode(fit_kwargs):
+    res = pyrossm.fit(num_steps=1, **fit_kwargs)
+    assert not res.model.training                      # FitResult leaves it in eval mode
+    from pyrossm.models.registry import model_arguments
+
+    modes = []
+    for module in res.model.modules():
+        module.register_forward_pre_hook(lambda module, args: modes.append(module.training))
+    kw = {k: v for k, v in fit_kwargs.items() if k not in model_arguments("dkf") | {"model"}}
+    again = pyrossm.fit(model=res.model, num_steps=1, **kw)
+    assert modes and all(modes)                        # every network call while training
+    assert not again.model.training
