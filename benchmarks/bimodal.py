@@ -14,18 +14,24 @@ forecasts) to ``--out`` and prints the table with training and forecasting times
 Two profiles:
 
 * ``--profile paper`` (default): Table 3's settings and the paper's architecture (channels 16,
-  hidden 16, 2 layers, K = 128), 3000 steps -- about 1 s (DDSSM) to 4 s (DKF, batch 512 x 2
+  hidden 16, 2 layers, K = 128), 3000 steps (``STEPS``) -- about 1 s (DDSSM) to 4 s (DKF, batch 512 x 2
   particles) per step on a 2-core CPU, so hours there: meant for a GPU.
-* ``--profile cpu``: the same data, test protocol and models, with smaller networks (channels 8,
-  hidden 8, 1 layer; DDSSM K = 32, DDIM with 16 steps for forecasts), batch 64, one particle and
-  the learning-rate pattern of Table 3 (a transition learning rate above the others for DDSSM),
-  decayed by a cosine to 3%: 3000 steps in 8-10 minutes per model on one core, and about as
-  long again for each model's 1024 x 1024 forecast.
+* ``--profile cpu``: the same data, test protocol and models, with smaller SiLU networks
+  (channels 8, hidden 8, 1 layer; DDSSM K = 128 on a learned linear mean, DDIM with 16 steps for
+  forecasts), batch 64, one particle, the learning-rate pattern of Table 3 (a transition learning
+  rate above the others for DDSSM) decayed by a cosine to 3%, and for the DDSSM a phase of
+  lambda = 1.75 in the middle of training: 6000 steps, about 20 minutes per model on one core,
+  then 10-20 minutes for each model's 1024 x 1024 forecast.  ``--train-only`` in one process per
+  model trains them in parallel; ``--reuse`` then scores the saved fits.
 
 For DDSSM it also measures what faster sampling costs: the 1-step JSD and forecast time with
-ancestral DDPM over all K steps and with DDIM on fewer steps.
+ancestral DDPM over all K steps and with DDIM on fewer steps, on the first ``--study-series``
+test series.
 
     python benchmarks/bimodal.py --profile cpu            # the CPU table and figures
+    python benchmarks/bimodal.py --profile cpu --train-only --models DDSSM &   # or: in parallel,
+    python benchmarks/bimodal.py --profile cpu --train-only --models DKF+VHP   # one per core,
+    wait; python benchmarks/bimodal.py --profile cpu --reuse                   # then score
     python benchmarks/bimodal.py --profile paper --device cuda
     python benchmarks/bimodal.py --profile cpu --steps 10 --num-test 32 --num-samples 64  # smoke run
 """
@@ -62,31 +68,45 @@ PAPER = {
 
 # smaller networks for a CPU; one learning rate but a faster transition for DDSSM (Table 3 pattern),
 # decayed by a cosine to 3% by the last step (DDSSM 1-step JSD on 128 test series: 0.154 with a
-# constant rate, 0.107 with the decay; an EMA of the parameters on top of the decay: 0.111)
-# ReLU networks (the default), as when benchmarks/results/bimodal_cpu/ was measured; SiLU removes
-# the dead-unit collapses but did not lower the JSD (benchmarks/README.md, "Dead units")
+# constant rate, 0.107 with the decay; an EMA of the parameters on top of the decay: 0.111).
+# SiLU networks: ReLU layers died in some seeds (benchmarks/README.md, "Dead units").
 _SMALL = dict(channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1, batch_size=64,
               learning_rate=3e-3, lr_schedule="cosine", lr_end_factor=0.03, warmup_steps=200,
-              activation="relu")
+              activation="silu")
 # The DDSSM's transition diffuses the departure from a learned linear mean (residual_transition=
-# "linear") on a schedule whose noise levels run from sqrt(1e-4) to sigma_K = 5.7 (beta 1e-4 .. 0.2):
-# 1-step JSD 0.091 / 0.117 on 128 test series for training seeds 0 / 1, against 0.107 / 0.141
-# with the paper's parameterisation and K = 32's default betas (0.1 / K .. 20 / K); see
-# benchmarks/README.md, "How much the ELBO can prefer a clean latent".  K = 128 or 512 with a
-# guide of 16 channels / 16 hidden / 2 layers gave 0.078 with seed 0 but collapsed with seed 1
-# (0.556: dead ReLUs); with SiLU it did not collapse but gave 0.105 / 0.170, so the profile stays
-# at K = 32 and the small guide ("The number of diffusion steps", "Dead units").  Not yet
-# re-recorded here: SiLU, K = 128 and a piecewise lambda with a phase at 1.5 gave 0.075 (small
-# guide) and 0.063 (bigger guide) on 128 test series in 3000 steps, and 0.041 (small guide) in
-# 6000 steps with the phase to step 4800 ("A phase with lambda above 1").
+# "linear") over K = 128 steps (default betas).  Its lambda warms up to 1 by step 200, then a
+# phase at 1.75 (steps 1200-4800 of 6000) widens the guide so that the transition can pull the
+# latent off a noisy copy of the data, then lambda returns to 1: 1-step JSD 0.038 on 128 test
+# series, against 0.071 for the profile before (ReLU, K = 32, betas 1e-4 .. 0.2, lambda 0.01 -> 1
+# in 200 steps, 6000 steps) and 0.041 / 0.042 for training seeds 0 / 1 with the phase at 1.5;
+# benchmarks/README.md, "A phase with lambda above 1".  The knots are for STEPS["cpu"] steps;
+# settings_for scales them to another --steps.
+_PHASE = [[0, 0.01], [200, 1.0], [1000, 1.0], [1200, 1.75], [4800, 1.75], [5400, 1.0]]
 CPU = {
     "DKF+VHP": dict(model="dkf", init="vhp", **_SMALL),
     "DDSSM": dict(model="ddssm", init="vhp", learning_rates={"transition": 1e-2}, diffusion_channels=16,
-                  num_diffusion_steps=32, num_noise_draws=4, sampler="ddim", num_sampling_steps=16,
-                  residual_transition="linear", diffusion_beta_start=1e-4, diffusion_beta_end=0.2,
-                  **_SMALL),
+                  num_diffusion_steps=128, num_noise_draws=4, sampler="ddim", num_sampling_steps=16,
+                  residual_transition="linear", **_SMALL,
+                  annealing={"kind": "piecewise", "points": _PHASE}),
 }
 PROFILES = {"paper": PAPER, "cpu": CPU}
+#: the number of SVI steps each profile's settings are meant for
+STEPS = {"paper": 3000, "cpu": 6000}
+
+
+def settings_for(profile, name, steps=None):
+    """The fit arguments of model ``name`` in ``profile`` for ``steps`` SVI steps (default the
+    profile's ``STEPS``): a piecewise lambda's knots are stretched by ``steps / STEPS[profile]``
+    (kept strictly increasing), so a short smoke run passes through the same phases."""
+    settings = dict(PROFILES[profile][name])
+    annealing = settings.get("annealing")
+    if steps is not None and isinstance(annealing, dict) and annealing.get("kind") == "piecewise":
+        points, last = [], -1
+        for step, value in annealing["points"]:
+            last = max(last + 1, round(step * steps / STEPS[profile]))
+            points.append([last, value])
+        settings["annealing"] = {**annealing, "points": points}
+    return settings
 
 
 def mode_diagnostics(draws, centre, step=4.0):
@@ -159,33 +179,28 @@ def format_decomposition(parts):
             f"emission sd {parts['emission_sd']:.3f} (exact 0.447)")
 
 
-MAX_STUDY_CALLS = 128
-
-
-def sampler_study(result, context, law, bounds, num_samples, seed):
-    """1-step JSD and time of a fitted DDSSM's transition sampler: DDPM (all K) and DDIM (fewer).
-
-    With ``K <= MAX_STUDY_CALLS``: DDPM, and DDIM on ``K, K/2, K/4, K/8, 16, 8, 4`` steps; with a
-    larger ``K``: DDIM on 32, 16, 8 and 4 steps only.
+def sampler_study(result, context, z_last, num_samples, seed):
+    """1-step JSD and time of a fitted DDSSM's transition sampler: ancestral DDPM over all ``K``
+    steps, and DDIM on ``K, K/2, K/4, K/8, 16, 8, 4`` steps.
 
     The latent states at the end of the context are drawn from the guide once; each sampler then
     draws ``z_32`` and ``x_32`` from the same states, so the comparison isolates the sampler.
 
+    :param context: ``x_{1:31}`` of the test series studied.  :param z_last: ``(N,)`` their true
+        ``z_31``.
     :returns: list of rows ``(sampler, denoiser calls per step, JSD mean, s.e., sampling s)``.
     """
     model, transition = result.model, result.model.transition
+    law = bimodal_transition_law(z_last)
+    bounds = dict(low=law.mean - 8.0, high=law.mean + 8.0)
     enc = result.contract.encode(context).to(result.device)
     no_future = torch.zeros(len(enc), 1, enc.covariates.shape[-1], device=result.device)
     torch.manual_seed(seed)
     z = model.sample_posterior(enc.filled_values, enc.mask, enc.covariates, num_samples)
     time_next = result.contract.extend_time(enc.time, 1)
     k = transition.schedule.num_steps
-    # every sampler costs one denoiser call per step: DDPM needs all K, so it (and DDIM on all K)
-    # is left out when K exceeds MAX_STUDY_CALLS
-    full = k <= MAX_STUDY_CALLS
-    counts = {k, k // 2, k // 4, k // 8, 16, 8, 4} if full else {32, 16, 8, 4}
-    variants = ([("ddpm", None)] if full else []) + \
-        [("ddim", n) for n in sorted(counts, reverse=True) if 1 <= n <= k]
+    counts = {k, k // 2, k // 4, k // 8, 16, 8, 4}
+    variants = [("ddpm", None)] + [("ddim", n) for n in sorted(counts, reverse=True) if 1 <= n <= k]
     rows = []
     for sampler, steps in variants:
         torch.manual_seed(seed)
@@ -204,7 +219,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="paper",
                         help="paper: Table 3 settings (GPU); cpu: smaller networks")
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="SVI steps per model (default: the profile's, STEPS)")
     parser.add_argument("--num-test", type=int, default=1024)
     parser.add_argument("--num-samples", type=int, default=1024)
     parser.add_argument("--device", default="cpu")
@@ -214,8 +230,15 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="default benchmarks/output/bimodal_<profile>")
     parser.add_argument("--reuse", action="store_true",
                         help="load the fits saved in --out by an earlier run instead of training")
+    parser.add_argument("--train-only", action="store_true",
+                        help="fit and save the models in --out, and stop (a later --reuse run scores "
+                             "them; run one process per model to train them in parallel)")
+    parser.add_argument("--study-series", type=int, default=128,
+                        help="test series of the DDSSM sampler study (all of DDPM's K calls per draw "
+                             "on all series would take as long as the rest of the benchmark)")
     args = parser.parse_args(argv)
-    settings_of = PROFILES[args.profile]
+    if args.steps is None:
+        args.steps = STEPS[args.profile]
     out = Path(args.out or f"benchmarks/output/bimodal_{args.profile}")
     out.mkdir(parents=True, exist_ok=True)
 
@@ -232,7 +255,7 @@ def main(argv=None):
 
     rows, one_step, fans, recon, widths = {}, {}, {}, {}, {}
     for name in args.models:
-        settings = settings_of[name]
+        settings = settings_for(args.profile, name, args.steps)
         path = out / f"{name.lower().replace('+', '_')}.pyrossm"
         if args.reuse and path.is_file():
             res = pyrossm.load(path, device=args.device)
@@ -246,6 +269,9 @@ def main(argv=None):
                               **settings)
             fit_s = time.perf_counter() - start
             res.save(path)
+        if args.train_only:
+            print(f"{name}: trained in {fit_s:.0f} s, saved {path}")
+            continue
         start = time.perf_counter()
         fc = res.forecast(test.isel(time=slice(0, ctx1)), horizon=1, num_samples=args.num_samples,
                           seed=args.seed)
@@ -262,8 +288,11 @@ def main(argv=None):
         widths[name] = width_decomposition(res, test.isel(time=slice(0, ctx1)),
                                            latent.values[:, ctx1 - 1], seed=args.seed)
         if name == "DDSSM":
-            samplers = sampler_study(res, test.isel(time=slice(0, ctx1)), law, bounds,
-                                     args.num_samples, args.seed)
+            study = slice(0, min(args.study_series, args.num_test))
+            samplers = sampler_study(res, test.isel(time=slice(0, ctx1), series=study),
+                                     latent.values[study, ctx1 - 1], args.num_samples, args.seed)
+    if args.train_only:
+        return
     locf = np.repeat(test["x"].values[None, :, ctx1 - 1], args.num_samples, axis=0)
     rows["LOCF"] = dict(jsd=jsd_to_density(locf, law.pdf, **bounds))
     exact = law.sample(args.num_samples, np.random.default_rng(args.seed))
@@ -292,8 +321,8 @@ def main(argv=None):
         print(f"{name} {format_decomposition(parts)}")
         summary[name]["width"] = parts
     if "DDSSM" in args.models:
-        print(f"\nDDSSM forecast sampler: quality and time ({args.num_samples} draws x {args.num_test} "
-              "series, 1 step)")
+        print(f"\nDDSSM forecast sampler: quality and time ({args.num_samples} draws x "
+              f"{min(args.study_series, args.num_test)} series, 1 step)")
         print(f"{'sampler':8s} {'denoiser calls':>15s} {'JSD mean':>9s} {'s.e.':>8s} {'sampling s':>11s}")
         for sampler, calls, jsd_mean, jsd_se, seconds in samplers:
             print(f"{sampler:8s} {calls:15d} {jsd_mean:9.4f} {jsd_se:8.4f} {seconds:11.2f}")
@@ -301,7 +330,9 @@ def main(argv=None):
                                                "sampling_s"), row)) for row in samplers]
     summary["settings"] = {"profile": args.profile, "steps": args.steps, "num_test": args.num_test,
                            "num_samples": args.num_samples, "device": args.device,
-                           "models": {name: PROFILES[args.profile][name] for name in args.models}}
+                           "study_series": min(args.study_series, args.num_test),
+                           "models": {name: settings_for(args.profile, name, args.steps)
+                                      for name in args.models}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
 
     jumps = {name: s - 0.9 * latent.values[None, :, ctx1 - 1] for name, s in one_step.items()}
