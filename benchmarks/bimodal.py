@@ -71,8 +71,7 @@ PAPER = {
 # constant rate, 0.107 with the decay; an EMA of the parameters on top of the decay: 0.111).
 # SiLU networks: ReLU layers died in some seeds (benchmarks/README.md, "Dead units").
 _SMALL = dict(channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1, batch_size=64,
-              learning_rate=3e-3, lr_schedule="cosine", lr_end_factor=0.03, warmup_steps=200,
-              activation="silu")
+              learning_rate=3e-3, lr_schedule="cosine", lr_end_factor=0.03, activation="silu")
 # The DDSSM's transition diffuses the departure from a learned linear mean (residual_transition=
 # "linear") over K = 128 steps (default betas).  Its lambda warms up to 1 by step 200, then a
 # phase at 1.75 (steps 1200-4800 of 6000) widens the guide so that the transition can pull the
@@ -83,7 +82,7 @@ _SMALL = dict(channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1, bat
 # settings_for scales them to another --steps.
 _PHASE = [[0, 0.01], [200, 1.0], [1000, 1.0], [1200, 1.75], [4800, 1.75], [5400, 1.0]]
 CPU = {
-    "DKF+VHP": dict(model="dkf", init="vhp", **_SMALL),
+    "DKF+VHP": dict(model="dkf", init="vhp", warmup_steps=200, **_SMALL),   # lambda 0.01 -> 1
     "DDSSM": dict(model="ddssm", init="vhp", learning_rates={"transition": 1e-2}, diffusion_channels=16,
                   num_diffusion_steps=128, num_noise_draws=4, sampler="ddim", num_sampling_steps=16,
                   residual_transition="linear", **_SMALL,

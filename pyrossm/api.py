@@ -38,12 +38,19 @@ def _resolve_device(device) -> torch.device:
 
 
 def _annealing(annealing, start, end, warmup_steps, num_steps) -> AnnealingSchedule:
-    if isinstance(annealing, AnnealingSchedule):
-        return annealing
-    if isinstance(annealing, dict):
-        return AnnealingSchedule(**annealing)
-    if not isinstance(annealing, str):
+    if not isinstance(annealing, (str, dict, AnnealingSchedule)):
         raise TypeError(f"annealing must be a str, dict or AnnealingSchedule, got {type(annealing).__name__}")
+    if not isinstance(annealing, str):
+        # a full schedule carries its own values: a ramp argument next to it would be ignored
+        given = {name: value for name, value in (("annealing_start", start), ("annealing_end", end),
+                                                 ("warmup_steps", warmup_steps)) if value is not None}
+        if given:
+            raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in given.items())} only apply to a named "
+                             "annealing ('cosine', 'linear', 'constant'); annealing given as a "
+                             f"{type(annealing).__name__} carries its own values (put them in it)")
+        return annealing if isinstance(annealing, AnnealingSchedule) else AnnealingSchedule(**annealing)
+    start = 0.01 if start is None else start
+    end = 1.0 if end is None else end
     if warmup_steps is None:
         # an invalid num_steps is reported by TrainerConfig, not as a bad warmup_steps
         warmup_steps = num_steps // 3 if isinstance(num_steps, int) and num_steps > 0 else 0
@@ -77,7 +84,7 @@ def _seeded(seed, device):
 def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_steps=1000,
         batch_size=128, num_particles=1, learning_rate=1e-3, learning_rates=None,
         weight_decay=0.01, clip_norm=10.0, lr_schedule="constant", lr_end_factor=0.1,
-        lr_warmup_steps=0, ema_decay=None, annealing="cosine", annealing_start=0.01, annealing_end=1.0,
+        lr_warmup_steps=0, ema_decay=None, annealing="cosine", annealing_start=None, annealing_end=None,
         warmup_steps=None, validation_data=None, validate_every=0,
         checkpoint_dir=None, checkpoint_every=0, resume=False, device="auto", seed=0,
         progress=None, on_nonfinite="raise", **model_kwargs) -> "FitResult":
@@ -101,8 +108,9 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
         parameters, which the fitted model ends with (usual for diffusion models, e.g. 0.999).
     :param annealing: ``"cosine"``, ``"linear"``, ``"constant"``, a dict or an
         :class:`~pyrossm.inference.AnnealingSchedule` for the rate weight lambda; with a name,
-        ``annealing_start``/``annealing_end``/``warmup_steps`` (default ``num_steps // 3``) apply;
-        any other shape as knots, e.g. ``{"kind": "piecewise", "points": [[0, 0.01], [200, 1.0],
+        the ramp from ``annealing_start`` (default 0.01) to ``annealing_end`` (default 1.0) over
+        ``warmup_steps`` (default ``num_steps // 3``) applies, and with a dict or a schedule
+        those three must be left unset (a ``ValueError`` otherwise); any other shape as knots, e.g. ``{"kind": "piecewise", "points": [[0, 0.01], [200, 1.0],
         [300, 1.5], [2000, 1.5], [2500, 1.0]]}``.
     :param validation_data: data for the validation ELBO every ``validate_every`` steps.
     :param checkpoint_dir: folder for atomic checkpoints every ``checkpoint_every`` steps;

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import pyrossm
-from pyrossm.inference import NonFiniteLossError, SVITrainer, TrainerConfig, safe_torch_load
+from pyrossm.inference import AnnealingSchedule, NonFiniteLossError, SVITrainer, TrainerConfig, safe_torch_load
 from pyrossm.inference.trainer import CHECKPOINT_NAME
 from pyrossm.models import DKF
 
@@ -428,12 +428,30 @@ def test_checkpoint_carries_the_cuda_rng_when_cuda_is_in_use(monkeypatch):
 
 def test_piecewise_annealing_through_fit(fit_kwargs, tmp_path):
     points = [[0, 0.2], [2, 1.0], [4, 1.5], [6, 1.0]]
+    fit_kwargs.pop("warmup_steps")                     # the knots replace the ramp
     res = pyrossm.fit(num_steps=8, annealing={"kind": "piecewise", "points": points}, **fit_kwargs)
     assert res.history["annealing"].tolist() == pytest.approx([0.2, 0.6, 1.0, 1.25, 1.5, 1.25, 1.0, 1.0])
     res.save(tmp_path / "fit.pyrossm")
     assert pyrossm.load(tmp_path / "fit.pyrossm").config["trainer"]["annealing"]["points"] == points
     with pytest.raises(ValueError, match="needs points"):
         pyrossm.fit(num_steps=2, annealing="piecewise", **fit_kwargs)
+
+
+@pytest.mark.parametrize("ramp", [dict(annealing_end=1.25), dict(annealing_start=0.5),
+                                  dict(warmup_steps=3), dict(annealing_end=1.0, warmup_steps=0)])
+@pytest.mark.parametrize("schedule", [{"kind": "piecewise", "points": [[0, 1.0]]},
+                                      AnnealingSchedule("constant", end=1.0)])
+def test_ramp_arguments_next_to_a_full_schedule_are_an_error(fit_kwargs, ramp, schedule):
+    """A dict or a schedule carries its own values: annealing_end etc. would be silently ignored."""
+    fit_kwargs.pop("warmup_steps")
+    with pytest.raises(ValueError, match=list(ramp)[0] + r"=.*only apply to a named annealing"):
+        pyrossm.fit(num_steps=1, annealing=schedule, **ramp, **fit_kwargs)
+
+
+def test_named_annealing_defaults_ramp_from_0_01_to_1_over_a_third(fit_kwargs):
+    fit_kwargs.pop("warmup_steps")
+    res = pyrossm.fit(num_steps=6, annealing="linear", **fit_kwargs)
+    assert res.history["annealing"].tolist() == pytest.approx([0.01, 0.505, 1.0, 1.0, 1.0, 1.0])
 
 
 def test_fit_trains_a_fitted_model_in_train_mode(fit_kwargs):
