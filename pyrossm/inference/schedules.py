@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import asdict, dataclass
 
@@ -88,15 +89,14 @@ class AnnealingSchedule:
         return float(self.start + (self.end - self.start) * frac)
 
     def _piecewise(self, step):
-        (first_step, first), (last_step, last) = self.points[0], self.points[-1]
-        if step <= first_step:
-            return first
-        if step >= last_step:
-            return last
-        for (s0, v0), (s1, v1) in zip(self.points, self.points[1:]):
-            if step <= s1:
-                return float(v0 + (v1 - v0) * (step - s0) / (s1 - s0))
-        raise AssertionError("unreachable: step lies between the first and the last knot")
+        steps = [s for s, _ in self.points]
+        i = bisect.bisect_right(steps, step)          # points[i - 1] <= step < points[i]
+        if i == 0:
+            return self.points[0][1]
+        if i == len(steps):
+            return self.points[-1][1]
+        (s0, v0), (s1, v1) = self.points[i - 1], self.points[i]
+        return float(v0 + (v1 - v0) * (step - s0) / (s1 - s0))
 
     def to_dict(self) -> dict:
         d = asdict(self)
