@@ -111,7 +111,7 @@ def main(argv=None):
     target = z[..., 1:, :].reshape(-1, z.shape[-1])
     cov = torch.zeros(len(history), 2, enc.covariates.shape[-1], device=res.device)
     if args.noise_levels:
-        offset = transition(history, cov)._offset(history, cov)
+        offset = transition(history, cov).offset()
         departure = target if offset is None else target - offset
 
         def every_level():
@@ -142,7 +142,7 @@ def retrain_transition(transition, history, target, cov, steps, lr=1e-2, batch=2
             h, c = history[:2000], cov[:2000]
             dist = transition(h, c)
             sample = dist.sample()
-            offset = dist._offset(h, c)
+            offset = dist.offset()
             departure = (sample if offset is None else sample - offset).flatten()
             bound = transition(history[:4000], cov[:4000]).log_prob(target[:4000]).mean()
         counts = torch.histc(departure, bins=16).int().tolist()

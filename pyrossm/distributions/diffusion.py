@@ -88,6 +88,14 @@ class DiffusionTransition(TorchDistribution):
             return self.shift(history, covariates)
         return None
 
+    def offset(self):
+        """The mean ``m(c_t)`` that the diffusion's departure is taken from, ``batch_shape +
+        event_shape``: the last latent with ``residual=True``, ``shift(history, covariates)``
+        with a shift; ``None`` when the diffusion models ``z_t`` itself."""
+        history, covariates = self._flat_context(self.batch_shape)
+        offset = self._offset(history, covariates)
+        return None if offset is None else offset.reshape(self.batch_shape + self.event_shape)
+
     def _flat_context(self, batch):
         return flatten_batch(self.history, self.covariates, batch_shape=batch, keep_dims=(2, 2))
 

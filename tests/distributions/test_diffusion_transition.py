@@ -187,6 +187,7 @@ def test_residual_transition_diffuses_the_increment_from_the_last_state():
     plain = DiffusionTransition(net, sch, history, covariates, num_noise_draws=3)
     resid = DiffusionTransition(net, sch, history, covariates, num_noise_draws=3, residual=True)
     assert resid.expand((4,) + batch_shape).residual
+    torch.testing.assert_close(resid.offset(), history[..., -1, :], rtol=0, atol=0)
     torch.manual_seed(0)
     expected = plain.log_prob(value - history[..., -1, :])
     torch.manual_seed(0)
@@ -373,6 +374,9 @@ def test_shift_diffuses_the_departure_from_a_context_mean():
     torch.manual_seed(3)
     torch.testing.assert_close(shifted.log_prob(value.expand((4,) + value.shape)), expected,
                                rtol=0, atol=0)
+    torch.testing.assert_close(shifted.offset(), offset, rtol=0, atol=0)
+    torch.testing.assert_close(shifted.expand((4,) + batch_shape).offset(), offset.expand((4,) + offset.shape))
+    assert plain.offset() is None
     for sampler in ("ddpm", "ddim"):
         plain.sampler = shifted.sampler = sampler
         torch.manual_seed(1)
