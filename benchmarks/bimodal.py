@@ -80,7 +80,7 @@ _SMALL = dict(channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1, bat
 # in 200 steps, 6000 steps) and 0.041 / 0.042 for training seeds 0 / 1 with the phase at 1.5;
 # benchmarks/README.md, "A phase with lambda above 1"; 0.039 on all 1024 (benchmarks/results/
 # bimodal_cpu/).  The knots are for STEPS["cpu"] steps; settings_for scales them to another
-# --steps (9000 steps: 0.032 on 128 series).
+# --steps (9000 steps: 0.032 / 0.041 on 128 series for seeds 0 / 1, no better on average).
 _PHASE = [[0, 0.01], [200, 1.0], [1000, 1.0], [1200, 1.75], [4800, 1.75], [5400, 1.0]]
 CPU = {
     "DKF+VHP": dict(model="dkf", init="vhp", warmup_steps=200, **_SMALL),   # lambda 0.01 -> 1

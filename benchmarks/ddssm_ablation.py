@@ -74,6 +74,7 @@ the same, training seed 1                     0.042    16.4
 the same (seed 0), phase at lambda 1.75       0.038    15.9
 the same, training seed 1                     0.036    16.4
 the same (seed 0), 9000 steps (knots x 1.5)   0.032    18.1
+the same, training seed 1                     0.041    14.9
 the same (6000), guide 16 / 16 / 2 l.         0.039    16.0
 the same (small guide), phase 1.75 -> 2.25     0.037    15.9
 the same, guide 16 / 16 / 2 l.                0.063    13.2
