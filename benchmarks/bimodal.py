@@ -239,6 +239,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.steps is None:
         args.steps = STEPS[args.profile]
+    study_series = min(args.study_series, args.num_test)
     out = Path(args.out or f"benchmarks/output/bimodal_{args.profile}")
     out.mkdir(parents=True, exist_ok=True)
 
@@ -288,7 +289,7 @@ def main(argv=None):
         widths[name] = width_decomposition(res, test.isel(time=slice(0, ctx1)),
                                            latent.values[:, ctx1 - 1], seed=args.seed)
         if name == "DDSSM":
-            study = slice(0, min(args.study_series, args.num_test))
+            study = slice(0, study_series)
             samplers = sampler_study(res, test.isel(time=slice(0, ctx1), series=study),
                                      latent.values[study, ctx1 - 1], args.num_samples, args.seed)
     if args.train_only:
@@ -322,7 +323,7 @@ def main(argv=None):
         summary[name]["width"] = parts
     if "DDSSM" in args.models:
         print(f"\nDDSSM forecast sampler: quality and time ({args.num_samples} draws x "
-              f"{min(args.study_series, args.num_test)} series, 1 step)")
+              f"{study_series} series, 1 step)")
         print(f"{'sampler':8s} {'denoiser calls':>15s} {'JSD mean':>9s} {'s.e.':>8s} {'sampling s':>11s}")
         for sampler, calls, jsd_mean, jsd_se, seconds in samplers:
             print(f"{sampler:8s} {calls:15d} {jsd_mean:9.4f} {jsd_se:8.4f} {seconds:11.2f}")
@@ -330,7 +331,7 @@ def main(argv=None):
                                                "sampling_s"), row)) for row in samplers]
     summary["settings"] = {"profile": args.profile, "steps": args.steps, "num_test": args.num_test,
                            "num_samples": args.num_samples, "device": args.device,
-                           "study_series": min(args.study_series, args.num_test),
+                           "study_series": study_series,
                            "models": {name: settings_for(args.profile, name, args.steps)
                                       for name in args.models}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

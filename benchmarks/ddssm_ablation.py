@@ -119,7 +119,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pyrossm  # noqa: E402
-from bimodal import STEPS, format_decomposition, settings_for, mode_diagnostics, width_decomposition  # noqa: E402
+from bimodal import (STEPS, format_decomposition, mode_diagnostics, settings_for,  # noqa: E402
+                     width_decomposition)
 from pyrossm.datasets import bimodal_random_walk, bimodal_transition_law  # noqa: E402
 from pyrossm.evaluation import jsd_to_density  # noqa: E402
 from pyrossm.models.registry import build_model, model_arguments  # noqa: E402

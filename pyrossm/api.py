@@ -49,8 +49,9 @@ def _annealing(annealing, start, end, warmup_steps, num_steps) -> AnnealingSched
                              "annealing ('cosine', 'linear', 'constant'); annealing given as a "
                              f"{type(annealing).__name__} carries its own values (put them in it)")
         return annealing if isinstance(annealing, AnnealingSchedule) else AnnealingSchedule(**annealing)
-    start = 0.01 if start is None else start
-    end = 1.0 if end is None else end
+    # unset ramp ends take AnnealingSchedule's own defaults (0.01 and 1.0)
+    start = AnnealingSchedule.start if start is None else start
+    end = AnnealingSchedule.end if end is None else end
     if warmup_steps is None:
         # an invalid num_steps is reported by TrainerConfig, not as a bad warmup_steps
         warmup_steps = num_steps // 3 if isinstance(num_steps, int) and num_steps > 0 else 0
@@ -110,8 +111,9 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
         :class:`~pyrossm.inference.AnnealingSchedule` for the rate weight lambda; with a name,
         the ramp from ``annealing_start`` (default 0.01) to ``annealing_end`` (default 1.0) over
         ``warmup_steps`` (default ``num_steps // 3``) applies, and with a dict or a schedule
-        those three must be left unset (a ``ValueError`` otherwise); any other shape as knots, e.g. ``{"kind": "piecewise", "points": [[0, 0.01], [200, 1.0],
-        [300, 1.5], [2000, 1.5], [2500, 1.0]]}``.
+        those three must be left unset (a ``ValueError`` otherwise); any other shape as knots,
+        e.g. ``{"kind": "piecewise", "points": [[0, 0.01], [200, 1.0], [300, 1.5], [2000, 1.5],
+        [2500, 1.0]]}``.
     :param validation_data: data for the validation ELBO every ``validate_every`` steps.
     :param checkpoint_dir: folder for atomic checkpoints every ``checkpoint_every`` steps;
         ``resume=True`` continues from the last one (bit for bit with the same arguments; a larger
