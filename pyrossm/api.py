@@ -85,7 +85,7 @@ def _seeded(seed, device):
 def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_steps=1000,
         batch_size=128, num_particles=1, learning_rate=1e-3, learning_rates=None,
         weight_decay=0.01, clip_norm=10.0, lr_schedule="constant", lr_end_factor=0.1,
-        lr_warmup_steps=0, ema_decay=None, annealing="cosine", annealing_start=None, annealing_end=None,
+        lr_restarts=(), lr_warmup_steps=0, ema_decay=None, annealing="cosine", annealing_start=None, annealing_end=None,
         warmup_steps=None, validation_data=None, validate_every=0,
         checkpoint_dir=None, checkpoint_every=0, resume=False, device="auto", seed=0,
         progress=None, on_nonfinite="raise", **model_kwargs) -> "FitResult":
@@ -103,6 +103,8 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
     :param str lr_schedule: ``"constant"``, ``"cosine"`` or ``"linear"`` decay of every learning
         rate to ``lr_end_factor`` times its base value at ``num_steps`` (see
         :class:`~pyrossm.inference.TrainerConfig`).
+    :param lr_restarts: steps at which that decay starts over from the base rates (warm
+        restarts; each cycle decays to ``lr_end_factor``), e.g. ``[6000, 7800]``; ``()`` = none.
     :param int lr_warmup_steps: linear warm-up of every learning rate over this many first steps
         (0 = none).
     :param ema_decay: ``None`` or a decay in ``[0, 1)`` for an exponential moving average of the
@@ -164,7 +166,7 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
         num_steps=num_steps, batch_size=batch_size, num_particles=num_particles,
         learning_rate=learning_rate, learning_rates=dict(learning_rates or {}),
         weight_decay=weight_decay, clip_norm=clip_norm, lr_schedule=lr_schedule,
-        lr_end_factor=lr_end_factor, lr_warmup_steps=lr_warmup_steps, ema_decay=ema_decay,
+        lr_end_factor=lr_end_factor, lr_restarts=lr_restarts, lr_warmup_steps=lr_warmup_steps, ema_decay=ema_decay,
         annealing=_annealing(annealing, annealing_start, annealing_end, warmup_steps, num_steps),
         validate_every=validate_every, checkpoint_every=checkpoint_every, progress=progress,
         seed=seed, on_nonfinite=on_nonfinite)

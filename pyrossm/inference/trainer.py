@@ -7,6 +7,7 @@ zinit_lr of Appendix F) and a function giving the program arguments for a miniba
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -44,8 +45,13 @@ class TrainerConfig:
     :param str lr_schedule: ``"constant"`` (default), ``"cosine"`` or ``"linear"``: every group's
         learning rate is its base rate times a factor going from 1 at step 0 to ``lr_end_factor``
         at ``num_steps`` (decaying the rate sharpens the final parameters; Loshchilov & Hutter,
-        2017, without restarts).
+        2017), or, with ``lr_restarts``, at the end of each cycle.
     :param float lr_end_factor: the final factor, in ``(0, 1]``.
+    :param lr_restarts: steps at which the decay starts over from 1 (warm restarts, Loshchilov &
+        Hutter, 2017): strictly increasing, each in ``(0, num_steps)``; the steps from one restart
+        to the next (or to ``num_steps``) are a cycle that decays from 1 to ``lr_end_factor``.
+        ``()`` (default): one decay over the whole run.  Needs a decaying ``lr_schedule``.  The
+        optimiser's moment estimates carry on across a restart.
     :param int lr_warmup_steps: the factor is further multiplied by ``min(1, (step + 1) /
         lr_warmup_steps)``: a linear warm-up of every learning rate over the first steps (0, the
         default, disables it), usual for diffusion networks, whose first Adam steps at full rate can
@@ -73,6 +79,7 @@ class TrainerConfig:
     clip_norm: float | None = 10.0
     lr_schedule: str = "constant"
     lr_end_factor: float = 0.1
+    lr_restarts: tuple = ()
     lr_warmup_steps: int = 0
     ema_decay: float | None = None
     annealing: AnnealingSchedule = field(default_factory=AnnealingSchedule)
@@ -101,6 +108,7 @@ class TrainerConfig:
         if isinstance(self.lr_end_factor, bool) or not isinstance(self.lr_end_factor, (int, float)) \
                 or not 0 < self.lr_end_factor <= 1:
             raise ValueError(f"lr_end_factor must be a number in (0, 1], got {self.lr_end_factor!r}")
+        self.lr_restarts = self._checked_restarts(self.lr_restarts)
         if self.ema_decay is not None and (isinstance(self.ema_decay, bool)
                                            or not isinstance(self.ema_decay, (int, float))
                                            or not 0 <= self.ema_decay < 1):
@@ -110,13 +118,32 @@ class TrainerConfig:
         if self.on_nonfinite not in ("raise", "restore"):
             raise ValueError(f"on_nonfinite must be 'raise' or 'restore', got {self.on_nonfinite!r}")
 
+    def _checked_restarts(self, restarts):
+        if isinstance(restarts, (str, bytes)) or not hasattr(restarts, "__iter__"):
+            raise ValueError(f"lr_restarts must be a list of steps, got {restarts!r}")
+        checked = []
+        for i, step in enumerate(restarts):
+            step = check_nonnegative_int(f"lr_restarts[{i}]", step)
+            low = checked[-1] if checked else 0
+            if not low < step < self.num_steps:
+                raise ValueError(f"lr_restarts must be strictly increasing steps in (0, num_steps="
+                                 f"{self.num_steps}), got {step} at lr_restarts[{i}]")
+            checked.append(step)
+        if checked and self.lr_schedule == "constant":
+            raise ValueError("lr_restarts restart a decay, but lr_schedule is 'constant': pick "
+                             "'cosine' or 'linear', or leave lr_restarts empty")
+        return tuple(checked)
+
     def lr_factor(self, step: int) -> float:
-        """The factor on every base learning rate at ``step`` (1 at step 0, ``lr_end_factor`` at the
-        end), times the warm-up's ``min(1, (step + 1) / lr_warmup_steps)``."""
+        """The factor on every base learning rate at ``step`` (1 at step 0 and at every restart,
+        ``lr_end_factor`` at the end of each cycle), times the warm-up's
+        ``min(1, (step + 1) / lr_warmup_steps)``."""
         warmup = min(1.0, (step + 1) / self.lr_warmup_steps) if self.lr_warmup_steps else 1.0
         if self.lr_schedule == "constant" or self.num_steps == 0:
             return warmup
-        progress = min(step / self.num_steps, 1.0)
+        i = bisect.bisect_right(self.lr_restarts, step)         # cycle i: [bounds[i], bounds[i + 1])
+        bounds = (0, *self.lr_restarts, self.num_steps)
+        progress = min((step - bounds[i]) / (bounds[i + 1] - bounds[i]), 1.0)
         if self.lr_schedule == "linear":
             shape = 1.0 - progress
         else:
@@ -126,6 +153,7 @@ class TrainerConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["annealing"] = self.annealing.to_dict()
+        d["lr_restarts"] = list(self.lr_restarts)
         return d
 
 
