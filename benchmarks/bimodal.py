@@ -20,8 +20,10 @@ Two profiles:
   (channels 8, hidden 8, 1 layer; DDSSM K = 128 on a learned linear mean, DDIM with 16 steps for
   forecasts), batch 64, one particle, the learning-rate pattern of Table 3 (a transition learning
   rate above the others for DDSSM) decayed by a cosine to 3%, and for the DDSSM a phase of
-  lambda = 1.75 in the middle of training: 6000 steps, about 20 minutes per model on one core,
-  then 10-20 minutes for each model's 1024 x 1024 forecast.  ``--train-only`` in one process per
+  lambda = 1.75 in the middle of training: 6000 steps, about 20 minutes per model on one core;
+  the DDSSM then trains 4 cycles of 1800 more steps, each restarting the decay with a shorter
+  phase (13200 steps, about 50 minutes).  Then 10-20 minutes for each model's 1024 x 1024
+  forecast.  ``--train-only`` in one process per
   model trains them in parallel; ``--reuse`` then scores the saved fits.
 
 For DDSSM it also measures what faster sampling costs: the 1-step JSD and forecast time with
@@ -74,38 +76,62 @@ _SMALL = dict(channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1, bat
               learning_rate=3e-3, lr_schedule="cosine", lr_end_factor=0.03, activation="silu")
 # The DDSSM's transition diffuses the departure from a learned linear mean (residual_transition=
 # "linear") over K = 128 steps (default betas).  Its lambda warms up to 1 by step 200, then a
-# phase at 1.75 (steps 1200-4800 of 6000) widens the guide so that the transition can pull the
-# latent off a noisy copy of the data, then lambda returns to 1: 1-step JSD 0.038 on 128 test
-# series, against 0.071 for the profile before (ReLU, K = 32, betas 1e-4 .. 0.2, lambda 0.01 -> 1
-# in 200 steps, 6000 steps) and 0.041 / 0.042 for training seeds 0 / 1 with the phase at 1.5;
-# benchmarks/README.md, "A phase with lambda above 1"; 0.039 on all 1024 (benchmarks/results/
-# bimodal_cpu/).  The knots are for STEPS["cpu"] steps; settings_for scales them to another
-# --steps (9000 steps: 0.032 / 0.041 on 128 series for seeds 0 / 1, no better on average).
+# phase at 1.75 (steps 1200-4800 of the first 6000) widens the guide so that the transition can
+# pull the latent off a noisy copy of the data, then lambda returns to 1: 1-step JSD 0.038 on 128
+# test series after those 6000 steps (0.039 on all 1024), against 0.071 for the profile before
+# (ReLU, K = 32, betas 1e-4 .. 0.2, lambda 0.01 -> 1 in 200 steps) and 0.041 / 0.042 for training
+# seeds 0 / 1 with the phase at 1.5; benchmarks/README.md, "A phase with lambda above 1".  Training
+# longer in one decay does not help (9000 steps with the knots x 1.5: 0.032 / 0.041 for seeds 0 / 1)
+# but cycles do: each of _NUM_CYCLES cycles of 1800 steps restarts the learning-rate decay
+# (lr_restarts) and repeats a shorter phase at 1.75, and each one sharpens the transition and the
+# guide (README, "Cycles"; as fine-tunes from the 6000-step fit: 0.031, 0.027 after one, two).
+# The knots and restarts are for STEPS["cpu"]["DDSSM"] steps; settings_for scales them to --steps.
 _PHASE = [[0, 0.01], [200, 1.0], [1000, 1.0], [1200, 1.75], [4800, 1.75], [5400, 1.0]]
+_BASE_STEPS, _CYCLE_STEPS, _NUM_CYCLES = 6000, 1800, 4
+_CYCLE = [[0, 1.0], [200, 1.75], [1200, 1.75], [1500, 1.0]]     # knots from a cycle's first step
+_RESTARTS = [_BASE_STEPS + i * _CYCLE_STEPS for i in range(_NUM_CYCLES)]
+_KNOTS = _PHASE + [[start + step, value] for start in _RESTARTS for step, value in _CYCLE]
 CPU = {
     "DKF+VHP": dict(model="dkf", init="vhp", warmup_steps=200, **_SMALL),   # lambda 0.01 -> 1
     "DDSSM": dict(model="ddssm", init="vhp", learning_rates={"transition": 1e-2}, diffusion_channels=16,
                   num_diffusion_steps=128, num_noise_draws=4, sampler="ddim", num_sampling_steps=16,
-                  residual_transition="linear", **_SMALL,
-                  annealing={"kind": "piecewise", "points": _PHASE}),
+                  residual_transition="linear", **_SMALL, lr_restarts=_RESTARTS,
+                  annealing={"kind": "piecewise", "points": _KNOTS}),
 }
 PROFILES = {"paper": PAPER, "cpu": CPU}
-#: the number of SVI steps each profile's settings are meant for
-STEPS = {"paper": 3000, "cpu": 6000}
+#: the number of SVI steps each model of each profile is meant for
+STEPS = {"paper": {"DKF+VHP": 3000, "DDSSM": 3000},
+         "cpu": {"DKF+VHP": 6000, "DDSSM": _BASE_STEPS + _NUM_CYCLES * _CYCLE_STEPS}}
+
+
+def _stretch(steps, ratio, limit=None):
+    """Steps scaled by ``ratio``, rounded and kept strictly increasing (and below ``limit``)."""
+    out, last = [], -1
+    for step in steps:
+        last = max(last + 1, round(step * ratio))
+        if limit is not None and last >= limit:
+            break
+        out.append(last)
+    return out
 
 
 def settings_for(profile, name, steps=None):
     """The fit arguments of model ``name`` in ``profile`` for ``steps`` SVI steps (default the
-    profile's ``STEPS``): a piecewise lambda's knots are stretched by ``steps / STEPS[profile]``
-    (kept strictly increasing), so a short smoke run passes through the same phases."""
+    model's ``STEPS``): a piecewise lambda's knots and the learning-rate restarts are stretched by
+    ``steps / STEPS[profile][name]`` (kept strictly increasing; restarts that would fall at or after
+    the last step are dropped), so a short smoke run passes through the same phases."""
     settings = dict(PROFILES[profile][name])
+    if steps is None:
+        return settings
+    ratio = steps / STEPS[profile][name]
     annealing = settings.get("annealing")
-    if steps is not None and isinstance(annealing, dict) and annealing.get("kind") == "piecewise":
-        points, last = [], -1
-        for step, value in annealing["points"]:
-            last = max(last + 1, round(step * steps / STEPS[profile]))
-            points.append([last, value])
-        settings["annealing"] = {**annealing, "points": points}
+    if isinstance(annealing, dict) and annealing.get("kind") == "piecewise":
+        knots = _stretch([step for step, _ in annealing["points"]], ratio)
+        settings["annealing"] = {**annealing, "points": [[step, value] for step, (_, value)
+                                                         in zip(knots, annealing["points"])]}
+    if settings.get("lr_restarts"):
+        settings["lr_restarts"] = [step for step in _stretch(settings["lr_restarts"], ratio, steps)
+                                   if step > 0]
     return settings
 
 
@@ -220,7 +246,7 @@ def main(argv=None):
     parser.add_argument("--profile", choices=sorted(PROFILES), default="paper",
                         help="paper: Table 3 settings (GPU); cpu: smaller networks")
     parser.add_argument("--steps", type=int, default=None,
-                        help="SVI steps per model (default: the profile's, STEPS)")
+                        help="SVI steps of every model (default: each model's own, STEPS)")
     parser.add_argument("--num-test", type=int, default=1024)
     parser.add_argument("--num-samples", type=int, default=1024)
     parser.add_argument("--device", default="cpu")
@@ -237,8 +263,7 @@ def main(argv=None):
                         help="test series of the DDSSM sampler study (all of DDPM's K calls per draw "
                              "on all series would take as long as the rest of the benchmark)")
     args = parser.parse_args(argv)
-    if args.steps is None:
-        args.steps = STEPS[args.profile]
+    steps = {name: args.steps or STEPS[args.profile][name] for name in args.models}
     study_series = min(args.study_series, args.num_test)
     out = Path(args.out or f"benchmarks/output/bimodal_{args.profile}")
     out.mkdir(parents=True, exist_ok=True)
@@ -251,12 +276,12 @@ def main(argv=None):
     law = bimodal_transition_law(latent.values[:, ctx1 - 1])
     bounds = dict(low=law.mean - 8.0, high=law.mean + 8.0)
     print(f"profile {args.profile!r}; bimodal random walk: 1024 train / 1024 validation / {args.num_test} test series x {length}; "
-          f"{args.steps} SVI steps; {args.num_samples} predictive draws; device {args.device}; "
+          f"SVI steps {steps}; {args.num_samples} predictive draws; device {args.device}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
     rows, one_step, fans, recon, widths = {}, {}, {}, {}, {}
     for name in args.models:
-        settings = settings_for(args.profile, name, args.steps)
+        settings = settings_for(args.profile, name, steps[name])
         path = out / f"{name.lower().replace('+', '_')}.pyrossm"
         if args.reuse and path.is_file():
             res = pyrossm.load(path, device=args.device)
@@ -265,8 +290,8 @@ def main(argv=None):
         else:
             start = time.perf_counter()
             res = pyrossm.fit(data=train, validation_data=valid,
-                              validate_every=min(args.validate_every, args.steps),
-                              num_steps=args.steps, seed=args.seed, device=args.device, progress=True,
+                              validate_every=min(args.validate_every, steps[name]),
+                              num_steps=steps[name], seed=args.seed, device=args.device, progress=True,
                               **settings)
             fit_s = time.perf_counter() - start
             res.save(path)
@@ -329,10 +354,10 @@ def main(argv=None):
             print(f"{sampler:8s} {calls:15d} {jsd_mean:9.4f} {jsd_se:8.4f} {seconds:11.2f}")
         summary["DDSSM samplers"] = [dict(zip(("sampler", "denoiser_calls", "jsd_mean", "jsd_se",
                                                "sampling_s"), row)) for row in samplers]
-    summary["settings"] = {"profile": args.profile, "steps": args.steps, "num_test": args.num_test,
+    summary["settings"] = {"profile": args.profile, "steps": steps, "num_test": args.num_test,
                            "num_samples": args.num_samples, "device": args.device,
                            "study_series": study_series,
-                           "models": {name: settings_for(args.profile, name, args.steps)
+                           "models": {name: settings_for(args.profile, name, steps[name])
                                       for name in args.models}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
 

@@ -141,7 +141,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--set", dest="overrides", action="append", type=parse_override, default=[],
                         metavar="KEY=JSON", help="override a fit argument of the cpu profile")
-    parser.add_argument("--steps", type=int, default=STEPS["cpu"],
+    parser.add_argument("--steps", type=int, default=STEPS["cpu"]["DDSSM"],
                         help="SVI steps (the profile's lambda knots are stretched to them)")
     parser.add_argument("--num-test", type=int, default=128)
     parser.add_argument("--num-samples", type=int, default=1024)

@@ -1,4 +1,5 @@
-"""The bimodal benchmark's profiles: lambda knots stretched to another step count stay valid."""
+"""The bimodal benchmark's profiles: lambda knots and learning-rate restarts stretched to another
+step count stay valid."""
 
 from __future__ import annotations
 
@@ -10,26 +11,54 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import bimodal  # noqa: E402
+from pyrossm.inference import TrainerConfig  # noqa: E402
 from pyrossm.inference.schedules import AnnealingSchedule  # noqa: E402
 
-
-def test_cpu_ddssm_knots_are_the_profiles_at_its_own_step_count():
-    points = bimodal.CPU["DDSSM"]["annealing"]["points"]
-    assert bimodal.settings_for("cpu", "DDSSM")["annealing"]["points"] == points
-    assert bimodal.settings_for("cpu", "DDSSM", bimodal.STEPS["cpu"])["annealing"]["points"] == points
+DDSSM_STEPS = bimodal.STEPS["cpu"]["DDSSM"]
 
 
-@pytest.mark.parametrize("steps", [3000, 12, 5])
-def test_cpu_ddssm_knots_stretch_to_fewer_steps(steps):
+def test_cpu_ddssm_settings_are_the_profiles_at_its_own_step_count():
+    profile = bimodal.CPU["DDSSM"]
+    for steps in (None, DDSSM_STEPS):
+        settings = bimodal.settings_for("cpu", "DDSSM", steps)
+        assert settings["annealing"]["points"] == profile["annealing"]["points"]
+        assert settings["lr_restarts"] == profile["lr_restarts"]
+
+
+def test_cpu_ddssm_cycles_restart_the_decay_with_a_lambda_phase():
+    """Each cycle restarts the learning rate at lambda 1 and holds lambda at 1.75 from 200 steps
+    in to 1200; the run ends at lambda 1 after the last cycle."""
+    settings = bimodal.settings_for("cpu", "DDSSM")
+    schedule = AnnealingSchedule(**settings["annealing"])
+    restarts = settings["lr_restarts"]
+    assert restarts and DDSSM_STEPS - restarts[-1] == 1800
+    for start in restarts:
+        assert schedule(start) == 1.0
+        assert schedule(start + 200) == schedule(start + 1200) == 1.75
+        assert schedule(start + 1500) == 1.0
+    assert schedule(DDSSM_STEPS) == 1.0
+    config = TrainerConfig(num_steps=DDSSM_STEPS, lr_schedule="cosine", lr_end_factor=0.03,
+                           lr_restarts=restarts)
+    assert [config.lr_factor(s) for s in restarts] == [1.0] * len(restarts)
+    assert config.lr_factor(restarts[0] - 1) == pytest.approx(0.03, abs=1e-3)
+
+
+@pytest.mark.parametrize("steps", [DDSSM_STEPS // 2, 12, 5])
+def test_cpu_ddssm_knots_and_restarts_stretch_to_fewer_steps(steps):
     base = bimodal.CPU["DDSSM"]["annealing"]["points"]
-    points = bimodal.settings_for("cpu", "DDSSM", steps)["annealing"]["points"]
+    settings = bimodal.settings_for("cpu", "DDSSM", steps)
+    points = settings["annealing"]["points"]
     assert [v for _, v in points] == [v for _, v in base]
     knots = [s for s, _ in points]
     assert all(b > a for a, b in zip(knots, knots[1:]))
-    if steps == 3000:
+    if steps == DDSSM_STEPS // 2:
         assert knots == [s // 2 for s, _ in base]
-    schedule = AnnealingSchedule(**bimodal.settings_for("cpu", "DDSSM", steps)["annealing"])
+        assert settings["lr_restarts"] == [s // 2 for s in bimodal.CPU["DDSSM"]["lr_restarts"]]
+    schedule = AnnealingSchedule(**settings["annealing"])
     assert schedule(knots[3]) == pytest.approx(1.75)
+    # the stretched restarts are valid for a run of `steps` steps
+    config = TrainerConfig(num_steps=steps, lr_schedule="cosine", lr_restarts=settings["lr_restarts"])
+    assert all(0 < s < steps for s in config.lr_restarts)
     # the profile's dict itself is untouched
     assert bimodal.CPU["DDSSM"]["annealing"]["points"] is base and base[1][0] == 200
 
