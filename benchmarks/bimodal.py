@@ -21,8 +21,8 @@ Two profiles:
   forecasts), batch 64, one particle, the learning-rate pattern of Table 3 (a transition learning
   rate above the others for DDSSM) decayed by a cosine to 3%, and for the DDSSM a phase of
   lambda = 1.75 in the middle of training: 6000 steps, about 20 minutes per model on one core;
-  the DDSSM then trains 4 cycles of 1800 more steps, each restarting the decay with a shorter
-  phase (13200 steps, about 50 minutes).  Then 10-20 minutes for each model's 1024 x 1024
+  the DDSSM then trains 6 cycles of 1800 more steps, each restarting the decay with a shorter
+  phase (16800 steps, about 70 minutes).  Then 10-20 minutes for each model's 1024 x 1024
   forecast.  ``--train-only`` in one process per
   model trains them in parallel; ``--reuse`` then scores the saved fits.
 
@@ -87,7 +87,7 @@ _SMALL = dict(channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1, bat
 # guide (README, "Cycles"; as fine-tunes from the 6000-step fit: 0.031, 0.027 after one, two).
 # The knots and restarts are for STEPS["cpu"]["DDSSM"] steps; settings_for scales them to --steps.
 _PHASE = [[0, 0.01], [200, 1.0], [1000, 1.0], [1200, 1.75], [4800, 1.75], [5400, 1.0]]
-_BASE_STEPS, _CYCLE_STEPS, _NUM_CYCLES = 6000, 1800, 4
+_BASE_STEPS, _CYCLE_STEPS, _NUM_CYCLES = 6000, 1800, 6
 _CYCLE = [[0, 1.0], [200, 1.75], [1200, 1.75], [1500, 1.0]]     # knots from a cycle's first step
 _RESTARTS = [_BASE_STEPS + i * _CYCLE_STEPS for i in range(_NUM_CYCLES)]
 _KNOTS = _PHASE + [[start + step, value] for start in _RESTARTS for step, value in _CYCLE]
