@@ -6,7 +6,7 @@ knots stretched to ``--steps``) updated by ``--set`` (JSON values), on the same
 predictive of ``x_32`` on the first ``--num-test`` test series (1024 draws each) by the JSD to the
 exact law, with the mode diagnostics of ``bimodal.py``.  A quicker instrument than the full
 benchmark for comparing settings (about 10 minutes per 3000 steps on one core; the profile's
-6000 steps by default).
+16800 steps by default).
 
     python benchmarks/ddssm_ablation.py                                   # the profile as it is
     python benchmarks/ddssm_ablation.py --set lr_schedule='"constant"'    # without the decay
@@ -78,6 +78,11 @@ the same, training seed 1                     0.041    14.9
 the same (6000), guide 16 / 16 / 2 l.         0.039    16.0
 the same (small guide), phase 1.75 -> 2.25     0.037    15.9
 the same, guide 16 / 16 / 2 l.                0.063    13.2
+the 6000-step fit + a cycle (1800 steps)      0.031    18.2
++ a second cycle                              0.027    19.1
++ a third cycle                               0.024    19.8
++ a fourth cycle                              0.026    19.4
+the 6000-step fit + a phase at lambda 0.5      0.099    15.1
 "silu", K = 128, cosine lambda 3 -> 1         0.722    -45.3 (posterior collapse)
 "silu", K = 128, lambda 1 -> 2                0.586    -27.6 (posterior collapse)
 "silu", K = 128, lambda 0.01 -> 1.5           0.568    -24.9 (posterior collapse)
@@ -96,7 +101,11 @@ that "collapsed" were dead ReLU layers (``dead_units.py``, ``benchmarks/README.m
 units").  The piecewise lambda is ``--set annealing='{"kind": "piecewise", "points": [[0, 0.01],
 [200, 1], [1000, 1], [1200, 1.5], [2400, 1.5], [2700, 1]]}'`` (a phase at 1.5, then back to 1;
 ``benchmarks/README.md``, "A phase with lambda above 1"); the rows under it ramp lambda as stated
-over 1000 steps (the last over 200).
+over 1000 steps (the last over 200).  The cycle rows continue the 6000-step fit of the profile as
+it was then (the phase at 1.75, seed 0; now the profile's first 6000 steps), each from the one
+before, with ``--init-from FIT --steps 1800 --set annealing='{"kind": "piecewise", "points":
+[[0, 1], [200, 1.75], [1200, 1.75], [1500, 1]]}'`` (the learning-rate decay restarts with each);
+the row at lambda 0.5 is the first of them with 0.5 in place of 1.75.
 
 Each run also prints where the predictive's width comes from (``bimodal.width_decomposition``).
 Every variant above that stayed bimodal has the same profile, e.g. for the profile as it is:
