@@ -120,7 +120,7 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
     :param checkpoint_dir: folder for atomic checkpoints every ``checkpoint_every`` steps;
         ``resume=True`` continues from the last one (bit for bit with the same arguments; a larger
         ``num_steps`` stretches the schedules that depend on it: the default ``warmup_steps`` of
-        ``num_steps // 3`` and the ``lr_schedule`` decay).
+        ``num_steps // 3`` and the ``lr_schedule`` decay, or its last cycle with ``lr_restarts``).
     :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``.  :param int seed: reproducibility seed.
     :param model_kwargs: architecture arguments of the registered model (e.g. ``init="vhp"``,
         ``channels=16``); unknown names raise ``TypeError``.
