@@ -8,8 +8,9 @@ with :func:`pyrossm.fit` and scores it on validation data (lower is better).  Wi
 sampler (``pip install optuna``) with the same search space.
 
 A search space maps a name to a :class:`Choice`, :class:`IntRange` or :class:`FloatRange`; the
-names are :func:`pyrossm.fit` arguments, plus ``"lr_<group>"`` for the per-group learning rates
-(``encoder``, ``emission``, ``transition``, ``init``) and model arguments such as
+names are :func:`pyrossm.fit` arguments (``lr_schedule``, ``lr_end_factor`` etc. included), plus
+``"lr_<group>"`` for the per-group learning rates (``encoder``, ``emission``, ``transition``,
+``init``) and model arguments such as
 ``num_noise_draws``.  :data:`TABLE3_SPACE` is the paper's (``dec_lr`` -> ``lr_emission``,
 ``trans_lr`` -> ``lr_transition``, ``zinit_lr`` -> ``lr_init``, ``S`` -> ``num_particles``,
 ``S_k`` -> ``num_noise_draws``).
@@ -30,6 +31,8 @@ from .validation import check_positive_int
 __all__ = ["Choice", "IntRange", "FloatRange", "TABLE3_SPACE", "tune", "forecast_crps_score"]
 
 LR_GROUPS = ("encoder", "emission", "transition", "init")
+#: :func:`pyrossm.fit`'s own ``lr_*`` arguments, passed through as they are (not learning-rate groups)
+FIT_LR_ARGUMENTS = ("lr_schedule", "lr_end_factor", "lr_restarts", "lr_warmup_steps")
 
 
 @dataclass(frozen=True)
@@ -124,15 +127,16 @@ def _check_space(space):
         if not isinstance(dist, (Choice, IntRange, FloatRange)):
             raise TypeError(f"space[{name!r}] must be a Choice, IntRange or FloatRange, "
                             f"got {type(dist).__name__}")
-        if name.startswith("lr_") and name[3:] not in LR_GROUPS:
-            raise ValueError(f"space[{name!r}]: learning-rate groups are {list(LR_GROUPS)}")
+        if name.startswith("lr_") and name not in FIT_LR_ARGUMENTS and name[3:] not in LR_GROUPS:
+            raise ValueError(f"space[{name!r}]: learning-rate groups are {list(LR_GROUPS)} (and "
+                             f"fit's own {list(FIT_LR_ARGUMENTS)} are searchable as they are)")
 
 
 def _fit_arguments(params, model):
     """Splits a drawn configuration into :func:`pyrossm.fit` arguments (``lr_*`` -> ``learning_rates``)."""
     out, lrs = {}, {}
     for name, value in params.items():
-        if name.startswith("lr_"):
+        if name.startswith("lr_") and name not in FIT_LR_ARGUMENTS:
             lrs[name[3:]] = value
         else:
             out[name] = value

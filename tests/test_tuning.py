@@ -83,6 +83,22 @@ def test_nonfinite_score_is_inf(data):
     assert np.isinf(table["score"]).all()
 
 
+def test_fits_own_lr_arguments_are_searched_as_fit_arguments(data):
+    import inspect
+
+    from pyrossm.tuning import FIT_LR_ARGUMENTS, _fit_arguments
+
+    assert set(FIT_LR_ARGUMENTS) <= set(inspect.signature(pyrossm.fit).parameters)
+    args = _fit_arguments({"lr_encoder": 0.01, "lr_end_factor": 0.1, "lr_schedule": "cosine"}, "dkf")
+    assert args == {"lr_end_factor": 0.1, "lr_schedule": "cosine", "learning_rates": {"encoder": 0.01}}
+    train, valid = data
+    table = tune("dkf", train, valid, space={"lr_end_factor": FloatRange(0.1, 0.5),
+                                             "lr_schedule": Choice(("cosine", "linear"))},
+                 num_trials=2, num_steps=2, fixed=FIXED, progress=False)
+    assert table["lr_end_factor"].between(0.1, 0.5).all()
+    assert set(table["lr_schedule"]) <= {"cosine", "linear"} and np.isfinite(table["score"]).all()
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(model=3), TypeError, "model"),
     (dict(space={"lr_encoder": (1e-3, 1e-2)}), TypeError, "space"),
