@@ -81,7 +81,7 @@ the same, guide 16 / 16 / 2 l.                0.063    13.2
 the 6000-step fit + a cycle (1800 steps)      0.031    18.2
 + a second cycle                              0.027    19.1
 + a third cycle                               0.024    19.8
-+ a fourth cycle                              0.026    19.4
++ a fourth cycle (restarts inside, see below)  0.026    19.4
 the 6000-step fit + a phase at lambda 0.5      0.099    15.1
 "silu", K = 128, cosine lambda 3 -> 1         0.722    -45.3 (posterior collapse)
 "silu", K = 128, lambda 1 -> 2                0.586    -27.6 (posterior collapse)
@@ -105,7 +105,9 @@ over 1000 steps (the last over 200).  The cycle rows continue the 6000-step fit 
 it was then (the phase at 1.75, seed 0; now the profile's first 6000 steps), each from the one
 before, with ``--init-from FIT --steps 1800 --set annealing='{"kind": "piecewise", "points":
 [[0, 1], [200, 1.75], [1200, 1.75], [1500, 1]]}'`` (the learning-rate decay restarts with each);
-the row at lambda 0.5 is the first of them with 0.5 in place of 1.75.
+the row at lambda 0.5 is the first of them with 0.5 in place of 1.75.  The fourth cycle ran
+after the profile gained its ``lr_restarts``, which ``--init-from`` then still stretched into the
+fine-tune (four restarts inside its 1800 steps); ``--init-from`` now drops them unless ``--set``.
 
 Each run also prints where the predictive's width comes from (``bimodal.width_decomposition``).
 Every variant above that stayed bimodal has the same profile, e.g. for the profile as it is:
@@ -159,9 +161,13 @@ def main(argv=None):
     parser.add_argument("--init-from", default=None,
                         help="start from the parameters of a fit saved by --save (same architecture) "
                              "and train it --steps more under this run's settings; the optimiser, "
-                             "the learning-rate decay and the lambda schedule start afresh")
+                             "the learning-rate decay and the lambda schedule start afresh (one "
+                             "decay: the profile's lr_restarts are dropped unless --set)")
     args = parser.parse_args(argv)
-    settings = {**settings_for("cpu", "DDSSM", args.steps), "seed": 0, **dict(args.overrides)}
+    settings = {**settings_for("cpu", "DDSSM", args.steps), "seed": 0}
+    if args.init_from:
+        settings.pop("lr_restarts", None)     # the profile's restarts belong to its own timeline
+    settings.update(dict(args.overrides))
     train = bimodal_random_walk(n_series=1024, length=32, seed=0)
     valid = bimodal_random_walk(n_series=1024, length=32, seed=1)
     test, latent = bimodal_random_walk(n_series=args.num_test, length=32, seed=2, return_latent=True)
