@@ -85,6 +85,8 @@ the 6000-step fit + a cycle (1800 steps)      0.031    18.2
 the 6000-step fit + a phase at lambda 0.5      0.099    15.1
 the profile (6 cycles, 16800 steps), seed 1   0.047    13.0
 seed 1's 6000-step fit + a cycle              0.036    16.4
+the same, lr_warmup_steps 200                 0.034    16.4
+the same, rates 1e-3 (transition 3e-3)        0.035    16.5
 "silu", K = 128, cosine lambda 3 -> 1         0.722    -45.3 (posterior collapse)
 "silu", K = 128, lambda 1 -> 2                0.586    -27.6 (posterior collapse)
 "silu", K = 128, lambda 0.01 -> 1.5           0.568    -24.9 (posterior collapse)
