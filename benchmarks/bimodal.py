@@ -265,7 +265,8 @@ def main(argv=None):
                         help="test series of the DDSSM sampler study (all of DDPM's K calls per draw "
                              "on all series would take as long as the rest of the benchmark)")
     args = parser.parse_args(argv)
-    steps = {name: args.steps or STEPS[args.profile][name] for name in args.models}
+    steps = {name: STEPS[args.profile][name] if args.steps is None else args.steps
+             for name in args.models}
     study_series = min(args.study_series, args.num_test)
     out = Path(args.out or f"benchmarks/output/bimodal_{args.profile}")
     out.mkdir(parents=True, exist_ok=True)
