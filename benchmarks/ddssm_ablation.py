@@ -168,7 +168,8 @@ def main(argv=None):
                              "the learning-rate decay and the lambda schedule start afresh (one "
                              "decay: the profile's lr_restarts are dropped unless --set)")
     args = parser.parse_args(argv)
-    settings = {**settings_for("cpu", "DDSSM", args.steps), "seed": 0}
+    settings = {"validate_every": min(500, args.steps), **settings_for("cpu", "DDSSM", args.steps),
+                "seed": 0}
     if args.init_from:
         settings.pop("lr_restarts", None)     # the profile's restarts belong to its own timeline
     settings.update(dict(args.overrides))
@@ -183,8 +184,7 @@ def main(argv=None):
     elif args.init_from:
         res = continue_fit(args.init_from, settings, train, valid, args.steps)
     else:
-        res = pyrossm.fit(data=train, validation_data=valid, validate_every=min(500, args.steps),
-                          num_steps=args.steps, device="cpu", progress=False, **settings)
+        res = pyrossm.fit(data=train, validation_data=valid, num_steps=args.steps, device="cpu", progress=False, **settings)
     fit_s = time.perf_counter() - start
     if args.save:
         res.save(args.save)
@@ -198,8 +198,7 @@ def continue_fit(path, settings, train, valid, steps):
     model = build_model("ddssm", obs_dim=1, **{k: v for k, v in settings.items() if k in arch})
     model = pyrossm.load(path, model=model).model
     training = {k: v for k, v in settings.items() if k not in arch and k != "model"}
-    return pyrossm.fit(model=model, data=train, validation_data=valid, validate_every=min(500, steps),
-                       num_steps=steps, device="cpu", progress=False, **training)
+    return pyrossm.fit(model=model, data=train, validation_data=valid, num_steps=steps, device="cpu", progress=False, **training)
 
 
 def report(res, test, latent, num_samples, fit_s):
@@ -214,6 +213,9 @@ def report(res, test, latent, num_samples, fit_s):
     print(f"JSD {jsd.mean():.4f} +- {jsd.std(ddof=1) / np.sqrt(len(jsd)):.4f}; mode sd {modes['mode_sd']:.3f} "
           f"(exact 0.447), bias {modes['mode_bias']:.3f}, between {modes['between']:.4f}; "
           f"val ELBO {np.round(val, 2).tolist()}; fit {fit_s:.0f} s")
+    if "kept" in res.config:
+        print(f"kept the parameters of step {res.config['kept']['step']} "
+              f"(val ELBO {res.config['kept']['val_elbo']:.2f})")
     print(format_decomposition(width_decomposition(res, context, latent.values[:, 30])))
 
 

@@ -87,7 +87,7 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
         weight_decay=0.01, clip_norm=10.0, lr_schedule="constant", lr_end_factor=0.1,
         lr_restarts=(), lr_warmup_steps=0, ema_decay=None, annealing="cosine", annealing_start=None,
         annealing_end=None, warmup_steps=None, validation_data=None, validate_every=0,
-        checkpoint_dir=None, checkpoint_every=0, resume=False, device="auto", seed=0,
+        keep_best=False, checkpoint_dir=None, checkpoint_every=0, resume=False, device="auto", seed=0,
         progress=None, on_nonfinite="raise", **model_kwargs) -> "FitResult":
     """Fits a state-space model to time series by stochastic variational inference.
 
@@ -117,6 +117,9 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
         e.g. ``{"kind": "piecewise", "points": [[0, 0.01], [200, 1.0], [300, 1.5], [2000, 1.5],
         [2500, 1.0]]}``.
     :param validation_data: data for the validation ELBO every ``validate_every`` steps.
+    :param bool keep_best: end with the parameters of the validation with the highest ELBO rather
+        than the last step's (needs ``validation_data`` and ``validate_every``); the kept step and
+        its ELBO are in ``result.config["kept"]``.
     :param checkpoint_dir: folder for atomic checkpoints every ``checkpoint_every`` steps;
         ``resume=True`` continues from the last one (bit for bit with the same arguments; a larger
         ``num_steps`` stretches the schedules that depend on it: the default ``warmup_steps`` of
@@ -128,6 +131,9 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
     """
     if data is None:
         raise ValueError("data is required: an xarray Dataset with dims ('series', 'time')")
+    if keep_best is True and validation_data is None:
+        raise ValueError("keep_best=True keeps the parameters with the best validation ELBO: "
+                         "it needs validation_data (and validate_every > 0)")
     dev = _resolve_device(device)
     check_positive_int("order", order)
     check_positive_int("latent_dim", latent_dim)
@@ -168,8 +174,8 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
         weight_decay=weight_decay, clip_norm=clip_norm, lr_schedule=lr_schedule,
         lr_end_factor=lr_end_factor, lr_restarts=lr_restarts, lr_warmup_steps=lr_warmup_steps, ema_decay=ema_decay,
         annealing=_annealing(annealing, annealing_start, annealing_end, warmup_steps, num_steps),
-        validate_every=validate_every, checkpoint_every=checkpoint_every, progress=progress,
-        seed=seed, on_nonfinite=on_nonfinite)
+        validate_every=validate_every, keep_best=keep_best, checkpoint_every=checkpoint_every,
+        progress=progress, seed=seed, on_nonfinite=on_nonfinite)
     if isinstance(model, str):
         model_name = model
         torch.manual_seed(seed)
@@ -192,6 +198,8 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
                           checkpoint_dir=checkpoint_dir, resume=resume)
     config = {"model": model_name, "model_config": ssm.config, "trainer": trainer_config.to_dict(),
               "covariates": list(contract.covariate_names), "structure": _structure(ssm)}
+    if trainer.best is not None:
+        config["kept"] = {"step": trainer.best["step"], "val_elbo": trainer.best["val_elbo"]}
     return FitResult(ssm, contract, history, config, dev)
 
 class FitResult:
@@ -211,6 +219,9 @@ class FitResult:
         name = self.config.get("model") or type(self.model).__name__
         steps = len(self.history)
         last = f", final elbo/series={self.history['elbo'].iloc[-1]:.4g}" if steps else ""
+        if "kept" in self.config:
+            kept = self.config["kept"]
+            last += f", kept step {kept['step']} (val elbo/series={kept['val_elbo']:.4g})"
         return (f"FitResult(model={name!r}, latent_dim={self.model.latent_dim}, order={self.model.order}, "
                 f"targets={self.contract.target_vars}, covariates={self.contract.covariate_names}, "
                 f"steps={steps}{last}, device={str(self.device)!r})")

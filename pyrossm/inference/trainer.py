@@ -63,6 +63,11 @@ class TrainerConfig:
         with the averaged parameters, and they are the ones the fitted model ends with.
     :param AnnealingSchedule annealing: schedule of the rate weight lambda.
     :param int validate_every: validation ELBO every N steps (0 disables).
+    :param bool keep_best: end with the parameters of the validation with the highest ELBO
+        instead of the last step's (the averaged ones with ``ema_decay``): the restoring kind of
+        early stopping, for runs whose quality swings, e.g. across ``lr_restarts``.  Needs
+        ``validate_every > 0`` and validation data; the last step is a candidate when
+        ``validate_every`` divides ``num_steps``.
     :param int checkpoint_every: checkpoint every N steps (0 disables; needs a directory).
     :param progress: show a tqdm bar (``None`` = only when stderr is a terminal).
     :param int seed: seeds Pyro/torch and the minibatch sampler.
@@ -84,6 +89,7 @@ class TrainerConfig:
     ema_decay: float | None = None
     annealing: AnnealingSchedule = field(default_factory=AnnealingSchedule)
     validate_every: int = 0
+    keep_best: bool = False
     checkpoint_every: int = 0
     progress: bool | None = None
     seed: int = 0
@@ -115,6 +121,11 @@ class TrainerConfig:
             raise ValueError(f"ema_decay must be None or a number in [0, 1), got {self.ema_decay!r}")
         if isinstance(self.annealing, dict):
             self.annealing = AnnealingSchedule(**self.annealing)
+        if not isinstance(self.keep_best, bool):
+            raise TypeError(f"keep_best must be a bool, got {type(self.keep_best).__name__}")
+        if self.keep_best and not self.validate_every:
+            raise ValueError("keep_best=True keeps the parameters with the best validation ELBO: "
+                             "it needs validate_every > 0 (and validation data)")
         if self.on_nonfinite not in ("raise", "restore"):
             raise ValueError(f"on_nonfinite must be 'raise' or 'restore', got {self.on_nonfinite!r}")
 
@@ -184,6 +195,8 @@ class SVITrainer:
         self.ema = None if config.ema_decay is None else [p.detach().clone() for p in self.all_params]
         self.step = 0
         self.rows: list[dict] = []
+        # keep_best: {"step", "val_elbo", "params"} of the best validation so far
+        self.best: dict | None = None
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
@@ -196,6 +209,9 @@ class SVITrainer:
             "cuda_rng": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_initialized() else [],
             "batch_rng": self.batch_generator.get_state(),
             "ema": None if self.ema is None else [t.cpu().clone() for t in self.ema],
+            "best": None if self.best is None else {
+                "step": self.best["step"], "val_elbo": self.best["val_elbo"],
+                "params": [t.cpu().clone() for t in self.best["params"]]},
             # every column of any row (e.g. val_elbo appears only every validate_every steps)
             "history": {key: [row.get(key, float("nan")) for row in self.rows]
                         for key in dict.fromkeys(k for row in self.rows for k in row)},
@@ -224,6 +240,10 @@ class SVITrainer:
             with torch.no_grad():  # a checkpoint without an average starts one from its parameters
                 for e, p, t in zip(self.ema, self.all_params, saved or [None] * len(self.ema)):
                     e.copy_(p if t is None else t.to(p.device))
+        best = state.get("best")
+        self.best = None if best is None else {
+            "step": int(best["step"]), "val_elbo": float(best["val_elbo"]),
+            "params": [t.to(p.device) for t, p in zip(best["params"], self.all_params)]}
         self.step = int(state["step"])
         history = state["history"]
         keys = list(history)
@@ -291,6 +311,8 @@ class SVITrainer:
             pyro.set_rng_seed(cfg.seed)  # a fresh start, also when there is no checkpoint yet
         if cfg.checkpoint_every and checkpoint_dir is None:
             raise ValueError("checkpoint_every > 0 needs checkpoint_dir")
+        if cfg.keep_best and val_args is None:
+            raise ValueError("keep_best=True needs validation data (val_args)")
         batch_size = min(cfg.batch_size or num_series, num_series)
         bar = progress_bar(cfg.progress, total=cfg.num_steps, initial=self.step, desc="SVI")
         restores = 0
@@ -334,6 +356,8 @@ class SVITrainer:
             row.update({f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups})
             if val_args is not None and cfg.validate_every and (self.step + 1) % cfg.validate_every == 0:
                 row["val_elbo"] = self.evaluate(val_args, val_num_series)
+                if cfg.keep_best:
+                    self._remember_if_best(row["val_elbo"])
             row["seconds"] = time.perf_counter() - start
             self.rows.append(row)
             self.step += 1
@@ -343,11 +367,27 @@ class SVITrainer:
             if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                 self.save_checkpoint(checkpoint_dir)
         bar.close()
-        if self.ema is not None:
-            # the model ends with the averaged parameters; the live ones stay in the checkpoint
-            with torch.no_grad():
+        with torch.no_grad():
+            # the model ends with the best validated or the averaged parameters; the live ones
+            # stay in the checkpoint
+            if cfg.keep_best and self.best is not None:
+                torch._foreach_copy_(self.all_params, self.best["params"])
+            elif self.ema is not None:
                 torch._foreach_copy_(self.all_params, self.ema)
         return self.history()
+
+    @torch.no_grad()
+    def _remember_if_best(self, val_elbo: float):
+        """Copies the validated parameters (the averaged ones with ``ema_decay``) when
+        ``val_elbo`` beats the best so far; a non-finite ELBO never does."""
+        if not math.isfinite(val_elbo) or (self.best is not None and val_elbo <= self.best["val_elbo"]):
+            return
+        source = self.ema if self.ema is not None else self.all_params
+        if self.best is None:
+            self.best = {"params": [t.detach().clone() for t in source]}
+        else:
+            torch._foreach_copy_(self.best["params"], [t.detach() for t in source])
+        self.best.update(step=self.step, val_elbo=val_elbo)
 
     def history(self) -> pd.DataFrame:
         """One row per step: loss (annealed -ELBO per series), elbo, per-site terms, lambda, lrs."""
