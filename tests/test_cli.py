@@ -83,3 +83,35 @@ def test_bad_arguments_fail_with_nonzero_codes(files, tmp_path, capsys):
     assert exit_code(["forecast", "--model-file", str(nc), "--context", str(nc), "--horizon", "2",
                       "--out", str(tmp_path / "fc.nc")]) == 2  # a data file is not a model file
     assert not (tmp_path / "fc.nc").exists()
+
+
+def test_fit_with_validation_keeps_the_best_parameters(files, tmp_path, make_ds):
+    _, nc, _ = files
+    val = tmp_path / "val.nc"
+    make_ds(num_series=3, length=6, seed=7).to_netcdf(val)
+    model_file = tmp_path / "model.pyrossm"
+    code = main(["fit", "--data", str(nc), "--out", str(model_file), "--num-steps", "6", "--quiet",
+                 "--validation-data", str(val), "--validate-every", "2", "--keep-best",
+                 "--model-args", TINY_ARGS])
+    assert code == 0
+    res = pyrossm.load(model_file)
+    val_elbo = res.history["val_elbo"].dropna()
+    assert list(val_elbo.index) == [1, 3, 5]
+    assert res.config["kept"]["step"] == int(val_elbo.idxmax())
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--keep-best"], "--validation-data"),
+    (["--validate-every", "2"], "--validation-data"),
+    (["--validation-data", "VAL"], "--validate-every"),
+])
+def test_validation_options_need_each_other(files, tmp_path, make_ds, extra, message, capsys):
+    _, nc, _ = files
+    val = tmp_path / "val.nc"
+    make_ds(num_series=3, length=6, seed=7).to_netcdf(val)
+    extra = [str(val) if a == "VAL" else a for a in extra]
+    code = exit_code(["fit", "--data", str(nc), "--out", str(tmp_path / "m.pyrossm"),
+                      "--num-steps", "1", "--quiet", *extra])
+    assert code not in (0, None)
+    assert message in str(code) + capsys.readouterr().err
+    assert not (tmp_path / "m.pyrossm").exists()
