@@ -67,14 +67,3 @@ def test_models_without_a_piecewise_lambda_are_unchanged():
     assert bimodal.settings_for("cpu", "DKF+VHP", 10) == bimodal.CPU["DKF+VHP"]
     assert bimodal.settings_for("paper", "DDSSM", 10) == bimodal.PAPER["DDSSM"]
 
-
-def test_cpu_ddssm_keeps_the_best_validation_and_validates_every_cycle_end():
-    """keep_best can choose among the ends of the first phase and of every cycle (lambda 1,
-    learning rate at its lowest): the validation steps include each of them."""
-    settings = bimodal.settings_for("cpu", "DDSSM")
-    assert settings["keep_best"] is True
-    every = settings["validate_every"]
-    validated = {s for s in range(DDSSM_STEPS) if (s + 1) % every == 0}
-    ends = [start - 1 for start in settings["lr_restarts"]] + [DDSSM_STEPS - 1]
-    assert set(ends) <= validated and len(ends) == 7
-    TrainerConfig(num_steps=DDSSM_STEPS, validate_every=every, keep_best=True)
