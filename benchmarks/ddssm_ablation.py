@@ -127,10 +127,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -139,6 +141,8 @@ from bimodal import (STEPS, format_decomposition, mode_diagnostics, settings_for
                      width_decomposition)
 from pyrossm.datasets import bimodal_random_walk, bimodal_transition_law  # noqa: E402
 from pyrossm.evaluation import jsd_to_density  # noqa: E402
+from pyrossm.inference.checkpoint import safe_torch_load  # noqa: E402
+from pyrossm.inference.trainer import CHECKPOINT_NAME  # noqa: E402
 from pyrossm.models.registry import build_model, model_arguments  # noqa: E402
 
 
@@ -168,6 +172,9 @@ def main(argv=None):
                              "and train it --steps more under this run's settings; the optimiser, "
                              "the learning-rate decay and the lambda schedule start afresh (one "
                              "decay: the profile's lr_restarts are dropped unless --set)")
+    parser.add_argument("--last-too", action="store_true",
+                        help="with keep_best: also score the last step's parameters (kept in a "
+                             "temporary checkpoint)")
     args = parser.parse_args(argv)
     settings = {"validate_every": min(500, args.steps), **settings_for("cpu", "DDSSM", args.steps),
                 "seed": 0}
@@ -178,6 +185,7 @@ def main(argv=None):
     valid = bimodal_random_walk(n_series=1024, length=32, seed=1)
     test, latent = bimodal_random_walk(n_series=args.num_test, length=32, seed=2, return_latent=True)
     source = f"loaded from {args.load}" if args.load else f"{args.steps} steps"
+    last = None
     print(f"DDSSM, cpu profile with {dict(args.overrides)}; {source}", flush=True)
     start = time.perf_counter()
     if args.load:
@@ -185,11 +193,24 @@ def main(argv=None):
     elif args.init_from:
         res = continue_fit(args.init_from, settings, train, valid, args.steps)
     else:
-        res = pyrossm.fit(data=train, validation_data=valid, num_steps=args.steps, device="cpu", progress=False, **settings)
+        with tempfile.TemporaryDirectory() as scratch:
+            if args.last_too:
+                settings.update(checkpoint_dir=scratch, checkpoint_every=args.steps)
+            res = pyrossm.fit(data=train, validation_data=valid, num_steps=args.steps, device="cpu",
+                              progress=False, **settings)
+            last = safe_torch_load(Path(scratch) / CHECKPOINT_NAME)["params"] if args.last_too else None
     fit_s = time.perf_counter() - start
     if args.save:
         res.save(args.save)
     report(res, test, latent, args.num_samples, fit_s)
+    if last is not None:
+        groups = res.model.parameter_groups()
+        with torch.no_grad():
+            for name, tensors in last.items():
+                for p, t in zip(groups[name], tensors):
+                    p.copy_(t)
+        print("the last step's parameters:")
+        report(res, test, latent, args.num_samples, fit_s)
 
 
 def continue_fit(path, settings, train, valid, steps):
@@ -214,9 +235,12 @@ def report(res, test, latent, num_samples, fit_s):
     print(f"JSD {jsd.mean():.4f} +- {jsd.std(ddof=1) / np.sqrt(len(jsd)):.4f}; mode sd {modes['mode_sd']:.3f} "
           f"(exact 0.447), bias {modes['mode_bias']:.3f}, between {modes['between']:.4f}; "
           f"val ELBO {np.round(val, 2).tolist()}; fit {fit_s:.0f} s")
+    if "val_log_score" in res.history:
+        print(f"val 1-step log score {np.round(res.history['val_log_score'].dropna().to_numpy(), 3).tolist()}")
     if "kept" in res.config:
-        print(f"kept the parameters of step {res.config['kept']['step']} "
-              f"(val ELBO {res.config['kept']['val_elbo']:.2f})")
+        kept = res.config["kept"]
+        print(f"kept the parameters of step {kept['step']} (val ELBO {kept['val_elbo']:.2f}"
+              + (f", log score {kept['val_log_score']:.3f})" if "val_log_score" in kept else ")"))
     print(format_decomposition(width_decomposition(res, context, latent.values[:, 30])))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,34 @@ def _annealing(annealing, start, end, warmup_steps, num_steps) -> AnnealingSched
 ROWS_PER_PASS = 65536
 
 
+#: draws of the 1-step predictive per series for ``validation_metric="log_score"``
+LOG_SCORE_SAMPLES = 16
+VALIDATION_METRICS = ("elbo", "log_score")
+
+
+def _one_step_log_score(model, contract, data, num_samples):
+    """``model.one_step_log_score`` of :class:`SeriesData` ``data`` over passes of
+    :func:`_draw_chunks` draws, combined exactly, in the units of the data (the model scores
+    scaled targets: each observed channel's density is divided by its scale).
+
+    :returns: ``(N,)``; NaN for a series whose last time step has no observed target.
+    """
+    if data.values.shape[1] <= model.order:
+        raise ValueError(f"the 1-step log score scores the last step of each series given the steps "
+                         f"before it: the data need more than order={model.order} time steps, "
+                         f"got {data.values.shape[1]}")
+    parts, counts = [], []
+    for chunk in _draw_chunks(num_samples, len(data)):
+        parts.append(model.one_step_log_score(data.filled_values, data.mask, data.covariates, chunk))
+        counts.append(chunk)
+    weights = torch.tensor(counts, dtype=parts[0].dtype, device=parts[0].device).log()
+    score = torch.logsumexp(torch.stack(parts) + weights[:, None], dim=0) - math.log(num_samples)
+    last = data.mask[:, -1, :]                                                          # (N, D)
+    log_scale = torch.as_tensor(np.log(contract.scale), dtype=score.dtype, device=score.device)
+    score = score - (last * log_scale).sum(-1)
+    return torch.where(last.any(-1), score, torch.full_like(score, math.nan))
+
+
 def _draw_chunks(num_samples, num_series):
     """Splits ``num_samples`` draws into passes of at most ``ROWS_PER_PASS // num_series`` draws."""
     per_pass = max(1, ROWS_PER_PASS // max(num_series, 1))
@@ -87,7 +116,7 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
         weight_decay=0.01, clip_norm=10.0, lr_schedule="constant", lr_end_factor=0.1,
         lr_restarts=(), lr_warmup_steps=0, ema_decay=None, annealing="cosine", annealing_start=None,
         annealing_end=None, warmup_steps=None, validation_data=None, validate_every=0,
-        keep_best=False, checkpoint_dir=None, checkpoint_every=0, resume=False, device="auto", seed=0,
+        validation_metric="elbo", keep_best=False, checkpoint_dir=None, checkpoint_every=0, resume=False, device="auto", seed=0,
         progress=None, on_nonfinite="raise", **model_kwargs) -> "FitResult":
     """Fits a state-space model to time series by stochastic variational inference.
 
@@ -117,9 +146,17 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
         e.g. ``{"kind": "piecewise", "points": [[0, 0.01], [200, 1.0], [300, 1.5], [2000, 1.5],
         [2500, 1.0]]}``.
     :param validation_data: data for the validation ELBO every ``validate_every`` steps.
-    :param bool keep_best: end with the parameters of the validation with the highest ELBO rather
-        than the last step's (needs ``validation_data`` and ``validate_every``); the kept step and
-        its ELBO are in ``result.config["kept"]``.
+    :param str validation_metric: what ``keep_best`` maximises: ``"elbo"`` (default, the
+        validation ELBO per series) or ``"log_score"``, the 1-step predictive log-density of each
+        validation series' last step given the steps before it (:meth:`FitResult.log_score`, with
+        :data:`LOG_SCORE_SAMPLES` draws, the same draws at every validation), recorded next to
+        the ELBO as the history column ``val_log_score`` (needs series longer than ``order``).
+        The ELBO also pays for the smoothing posterior of every step; the log score measures
+        only the forecast.
+    :param bool keep_best: end with the parameters of the validation with the highest
+        ``validation_metric`` rather than the last step's (needs ``validation_data`` and
+        ``validate_every``); the kept step and its validation values are in
+        ``result.config["kept"]``.
     :param checkpoint_dir: folder for atomic checkpoints every ``checkpoint_every`` steps;
         ``resume=True`` continues from the last one (bit for bit with the same arguments; a larger
         ``num_steps`` stretches the schedules that depend on it: the default ``warmup_steps`` of
@@ -132,8 +169,15 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
     if data is None:
         raise ValueError("data is required: an xarray Dataset with dims ('series', 'time')")
     if keep_best is True and validation_data is None:
-        raise ValueError("keep_best=True keeps the parameters with the best validation ELBO: "
+        raise ValueError("keep_best=True keeps the parameters with the best validation: "
                          "it needs validation_data (and validate_every > 0)")
+    if not isinstance(validation_metric, str):
+        raise TypeError(f"validation_metric must be a str, got {type(validation_metric).__name__}")
+    if validation_metric not in VALIDATION_METRICS:
+        raise ValueError(f"validation_metric must be one of {VALIDATION_METRICS}, got {validation_metric!r}")
+    if validation_metric != "elbo" and (validation_data is None or not validate_every):
+        raise ValueError(f"validation_metric={validation_metric!r} is computed on validation_data "
+                         "every validate_every steps: give both")
     dev = _resolve_device(device)
     check_positive_int("order", order)
     check_positive_int("latent_dim", latent_dim)
@@ -174,7 +218,7 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
         weight_decay=weight_decay, clip_norm=clip_norm, lr_schedule=lr_schedule,
         lr_end_factor=lr_end_factor, lr_restarts=lr_restarts, lr_warmup_steps=lr_warmup_steps, ema_decay=ema_decay,
         annealing=_annealing(annealing, annealing_start, annealing_end, warmup_steps, num_steps),
-        validate_every=validate_every, keep_best=keep_best, checkpoint_every=checkpoint_every,
+        validate_every=validate_every, validation_metric=validation_metric, keep_best=keep_best, checkpoint_every=checkpoint_every,
         progress=progress, seed=seed, on_nonfinite=on_nonfinite)
     if isinstance(model, str):
         model_name = model
@@ -189,17 +233,30 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
         batch = train.select(idx.to(dev))
         return batch.filled_values, batch.mask, batch.covariates
 
-    val_args = None
+    val_args, val_scores = None, {}
     if val is not None:
         val = val.to(dev)
         val_args = (val.filled_values, val.mask, val.covariates)
-    history = trainer.fit(make_args, len(train), val_args=val_args,
+    if validation_metric == "log_score":
+        if val.values.shape[1] <= order:
+            raise ValueError(f"validation_metric='log_score' scores the last step of each validation "
+                             f"series given the steps before it: validation_data needs more than "
+                             f"order={order} time steps, got {val.values.shape[1]}")
+        if not bool(val.mask[:, -1, :].any()):
+            raise ValueError("validation_metric='log_score' scores the last time step of "
+                             "validation_data, which has no observed value")
+
+        def log_score():
+            return float(_one_step_log_score(ssm, contract, val, LOG_SCORE_SAMPLES).nanmean())
+
+        val_scores["log_score"] = log_score
+    history = trainer.fit(make_args, len(train), val_args=val_args, val_scores=val_scores,
                           val_num_series=len(val) if val is not None else None,
                           checkpoint_dir=checkpoint_dir, resume=resume)
     config = {"model": model_name, "model_config": ssm.config, "trainer": trainer_config.to_dict(),
               "covariates": list(contract.covariate_names), "structure": _structure(ssm)}
     if trainer.best is not None:
-        config["kept"] = {"step": trainer.best["step"], "val_elbo": trainer.best["val_elbo"]}
+        config["kept"] = {"step": trainer.best["step"], "metric": validation_metric, **trainer.best["values"]}
     return FitResult(ssm, contract, history, config, dev)
 
 class FitResult:
@@ -221,7 +278,8 @@ class FitResult:
         last = f", final elbo/series={self.history['elbo'].iloc[-1]:.4g}" if steps else ""
         if "kept" in self.config:
             kept = self.config["kept"]
-            last += f", kept step {kept['step']} (val elbo/series={kept['val_elbo']:.4g})"
+            metric = kept.get("metric", "elbo")  # (files saved before validation_metric: the ELBO)
+            last += f", kept step {kept['step']} (val {metric}={kept['val_' + metric]:.4g})"
         return (f"FitResult(model={name!r}, latent_dim={self.model.latent_dim}, order={self.model.order}, "
                 f"targets={self.contract.target_vars}, covariates={self.contract.covariate_names}, "
                 f"steps={steps}{last}, device={str(self.device)!r})")
@@ -272,6 +330,27 @@ class FitResult:
         x = torch.cat(draws)
         time = self.contract.extend_time(ctx.time, horizon)
         return self.contract.decode(x, ctx.series, time)
+
+    def log_score(self, data, num_samples=100, seed=None):
+        r"""The 1-step predictive log-density of each series' last time step given the steps
+        before it, ``log p(x_T | x_{1:T-1})``, estimated by ``log (1/S) sum_s p(x_T | z^s)``
+        with ``S = num_samples`` latent draws from the guide and one transition step (see
+        :meth:`~pyrossm.models.StateSpaceModel.one_step_log_score`): the logarithmic scoring rule
+        of the forecast :meth:`forecast` ``(data up to T-1, horizon=1)`` would sample, higher is
+        better, biased low by ``O(1/S)``.  Only the observed targets of step ``T`` count.
+
+        :param data: data with the training variables, dims ``(series, time)``, more than
+            ``order`` time steps (covariates at ``T`` included).
+        :param int num_samples: draws ``S``.  :param seed: seed for reproducible draws.
+        :returns: ``xr.DataArray`` ``"log_score"`` with dim ``series``, in nats per the data's
+            units; NaN for a series whose last time step has no observed target.
+        """
+        check_positive_int("num_samples", num_samples)
+        enc = self._encode(data)
+        with _seeded(seed, self.device):
+            score = _one_step_log_score(self.model, self.contract, enc, num_samples)
+        return xr.DataArray(score.cpu().numpy().astype(np.float64), dims=("series",),
+                            coords={"series": enc.series}, name="log_score")
 
     def sample(self, num_series, length, num_samples=1, covariates=None, seed=None):
         """Unconditional generation from the prior: ``xr.Dataset`` ``(draw, series, time)``.

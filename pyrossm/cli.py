@@ -49,15 +49,15 @@ def _cmd_fit(args):
     if not isinstance(extra, dict):
         raise SystemExit("error: --model-args must be a JSON object")
     validation = _read_data(args.validation_data) if args.validation_data else None
-    if validation is None and (args.validate_every or args.keep_best):
-        raise SystemExit("error: --validate-every and --keep-best need --validation-data")
+    if validation is None and (args.validate_every or args.keep_best or args.validation_metric != "elbo"):
+        raise SystemExit("error: --validate-every, --validation-metric and --keep-best need --validation-data")
     if validation is not None and not args.validate_every:
         raise SystemExit("error: --validation-data needs --validate-every N (N > 0)")
     res = pyrossm.fit(model=args.model, data=data, covariates=args.covariates or None,
                       latent_dim=args.latent_dim, order=args.order, num_steps=args.num_steps,
                       batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
                       validation_data=validation, validate_every=args.validate_every,
-                      keep_best=args.keep_best, device=args.device, progress=not args.quiet, **extra)
+                      validation_metric=args.validation_metric, keep_best=args.keep_best, device=args.device, progress=not args.quiet, **extra)
     res.save(args.out)
     print(res)
     print(f"saved to {args.out}")
@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-args", default="", help='JSON object of model arguments, e.g. \'{"init": "normal"}\'')
     p.add_argument("--validation-data", default=None, help=".nc or .csv data for the validation ELBO")
     p.add_argument("--validate-every", type=int, default=0, help="validation ELBO every N steps")
+    p.add_argument("--validation-metric", choices=["elbo", "log_score"], default="elbo",
+                   help="what --keep-best maximises: the validation ELBO or the 1-step predictive "
+                        "log score of each validation series' last step")
     p.add_argument("--keep-best", action="store_true",
                    help="save the parameters of the best validation instead of the last step's")
     p.add_argument("--seed", type=int, default=0)

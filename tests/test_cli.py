@@ -100,8 +100,24 @@ def test_fit_with_validation_keeps_the_best_parameters(files, tmp_path, make_ds)
     assert res.config["kept"]["step"] == int(val_elbo.idxmax())
 
 
+def test_fit_keeps_the_best_log_score(files, tmp_path, make_ds):
+    _, nc, _ = files
+    val = tmp_path / "val.nc"
+    make_ds(num_series=3, length=6, seed=7).to_netcdf(val)
+    model_file = tmp_path / "model.pyrossm"
+    assert main(["fit", "--data", str(nc), "--out", str(model_file), "--num-steps", "6", "--quiet",
+                 "--validation-data", str(val), "--validate-every", "3", "--keep-best",
+                 "--validation-metric", "log_score", "--model-args", TINY_ARGS]) == 0
+    res = pyrossm.load(model_file)
+    score = res.history["val_log_score"].dropna()
+    assert list(score.index) == [2, 5]
+    assert res.config["kept"]["metric"] == "log_score"
+    assert res.config["kept"]["step"] == int(score.idxmax())
+
+
 @pytest.mark.parametrize("extra,message", [
     (["--keep-best"], "--validation-data"),
+    (["--validation-metric", "log_score"], "--validation-data"),
     (["--validate-every", "2"], "--validation-data"),
     (["--validation-data", "VAL"], "--validate-every"),
 ])

@@ -62,12 +62,15 @@ class TrainerConfig:
         are usually trained (Ho et al., 2020; Karras et al., 2022).  The validation ELBO is computed
         with the averaged parameters, and they are the ones the fitted model ends with.
     :param AnnealingSchedule annealing: schedule of the rate weight lambda.
-    :param int validate_every: validation ELBO every N steps (0 disables).
-    :param bool keep_best: end with the parameters of the validation with the highest ELBO
-        instead of the last step's (the averaged ones with ``ema_decay``): the restoring kind of
-        early stopping, for runs whose quality swings, e.g. across ``lr_restarts``.  Needs
-        ``validate_every > 0`` and validation data; the last step is a candidate when
-        ``validate_every`` divides ``num_steps``.
+    :param int validate_every: validation ELBO every N steps (0 disables), plus the scores
+        passed to :meth:`SVITrainer.fit` as ``val_scores``.
+    :param str validation_metric: what ``keep_best`` maximises: ``"elbo"`` (default) or the
+        name of one of the ``val_scores`` (history column ``"val_" + name``).
+    :param bool keep_best: end with the parameters of the validation with the highest
+        ``validation_metric`` instead of the last step's (the averaged ones with ``ema_decay``):
+        the restoring kind of early stopping, for runs whose quality swings, e.g. across
+        ``lr_restarts``.  Needs ``validate_every > 0`` and validation data; the last step is a
+        candidate when ``validate_every`` divides ``num_steps``.
     :param int checkpoint_every: checkpoint every N steps (0 disables; needs a directory).
     :param progress: show a tqdm bar (``None`` = only when stderr is a terminal).
     :param int seed: seeds Pyro/torch and the minibatch sampler.
@@ -89,6 +92,7 @@ class TrainerConfig:
     ema_decay: float | None = None
     annealing: AnnealingSchedule = field(default_factory=AnnealingSchedule)
     validate_every: int = 0
+    validation_metric: str = "elbo"
     keep_best: bool = False
     checkpoint_every: int = 0
     progress: bool | None = None
@@ -121,10 +125,12 @@ class TrainerConfig:
             raise ValueError(f"ema_decay must be None or a number in [0, 1), got {self.ema_decay!r}")
         if isinstance(self.annealing, dict):
             self.annealing = AnnealingSchedule(**self.annealing)
+        if not isinstance(self.validation_metric, str) or not self.validation_metric:
+            raise TypeError(f"validation_metric must be a non-empty str, got {self.validation_metric!r}")
         if not isinstance(self.keep_best, bool):
             raise TypeError(f"keep_best must be a bool, got {type(self.keep_best).__name__}")
         if self.keep_best and not self.validate_every:
-            raise ValueError("keep_best=True keeps the parameters with the best validation ELBO: "
+            raise ValueError("keep_best=True keeps the parameters with the best validation: "
                              "it needs validate_every > 0 (and validation data)")
         if self.on_nonfinite not in ("raise", "restore"):
             raise ValueError(f"on_nonfinite must be 'raise' or 'restore', got {self.on_nonfinite!r}")
@@ -195,7 +201,7 @@ class SVITrainer:
         self.ema = None if config.ema_decay is None else [p.detach().clone() for p in self.all_params]
         self.step = 0
         self.rows: list[dict] = []
-        # keep_best: {"step", "val_elbo", "params"} of the best validation so far
+        # keep_best: {"step", "values" (the validation's val_* columns), "params"} of the best so far
         self.best: dict | None = None
 
     # ------------------------------------------------------------------ state
@@ -210,7 +216,7 @@ class SVITrainer:
             "batch_rng": self.batch_generator.get_state(),
             "ema": None if self.ema is None else [t.cpu().clone() for t in self.ema],
             "best": None if self.best is None else {
-                "step": self.best["step"], "val_elbo": self.best["val_elbo"],
+                "step": self.best["step"], "values": dict(self.best["values"]),
                 "params": [t.cpu().clone() for t in self.best["params"]]},
             # every column of any row (e.g. val_elbo appears only every validate_every steps)
             "history": {key: [row.get(key, float("nan")) for row in self.rows]
@@ -242,7 +248,9 @@ class SVITrainer:
                     e.copy_(p if t is None else t.to(p.device))
         best = state.get("best")
         self.best = None if best is None else {
-            "step": int(best["step"]), "val_elbo": float(best["val_elbo"]),
+            # checkpoints written before validation_metric existed hold only the ELBO
+            "step": int(best["step"]),
+            "values": {k: float(v) for k, v in best.get("values", {"val_elbo": best.get("val_elbo")}).items()},
             "params": [t.to(p.device) for t, p in zip(best["params"], self.all_params)]}
         self.step = int(state["step"])
         history = state["history"]
@@ -293,13 +301,30 @@ class SVITrainer:
                 p.copy_(e)
                 e.copy_(buffer)
 
-    def fit(self, make_args, num_series, *, val_args=None, val_num_series=None,
+    def score(self, fn) -> float:
+        """``fn()`` (a validation score) with the averaged parameters when ``ema_decay`` is set,
+        without gradients, its random draws from a generator seeded by ``config.seed`` so that
+        every validation of a run uses the same draws (common random numbers: differences between
+        steps are then the parameters', not the draws') and training's random stream is untouched."""
+        devices = sorted({p.device.index or 0 for p in self.all_params if p.is_cuda})
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.config.seed)
+            self._swap_ema()
+            try:
+                return float(fn())
+            finally:
+                self._swap_ema()
+
+    def fit(self, make_args, num_series, *, val_args=None, val_num_series=None, val_scores=None,
             checkpoint_dir=None, resume=False) -> pd.DataFrame:
         """Runs the optimisation.
 
         :param make_args: ``indices (LongTensor) -> tuple`` of model/guide arguments for a minibatch.
         :param int num_series: number of training series.
         :param val_args: program arguments of the validation data (optional).
+        :param dict val_scores: ``name -> fn() -> float`` (higher is better), further validation
+            scores computed with the validation ELBO (see :meth:`score`) and recorded in the
+            history as ``"val_" + name``; ``config.validation_metric`` may name one of them.
         :param checkpoint_dir: folder for ``checkpoint.pt`` (written atomically).
         :param bool resume: continue from the checkpoint in ``checkpoint_dir`` if there is one.
         :returns: the history as a DataFrame (one row per step).
@@ -313,6 +338,10 @@ class SVITrainer:
             raise ValueError("checkpoint_every > 0 needs checkpoint_dir")
         if cfg.keep_best and val_args is None:
             raise ValueError("keep_best=True needs validation data (val_args)")
+        val_scores = dict(val_scores or {})
+        if cfg.validation_metric != "elbo" and cfg.validation_metric not in val_scores:
+            raise ValueError(f"validation_metric {cfg.validation_metric!r} is neither 'elbo' nor one "
+                             f"of the validation scores given {sorted(val_scores)}")
         batch_size = min(cfg.batch_size or num_series, num_series)
         bar = progress_bar(cfg.progress, total=cfg.num_steps, initial=self.step, desc="SVI")
         restores = 0
@@ -356,8 +385,10 @@ class SVITrainer:
             row.update({f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups})
             if val_args is not None and cfg.validate_every and (self.step + 1) % cfg.validate_every == 0:
                 row["val_elbo"] = self.evaluate(val_args, val_num_series)
+                for name, fn in val_scores.items():
+                    row[f"val_{name}"] = self.score(fn)
                 if cfg.keep_best:
-                    self._remember_if_best(row["val_elbo"])
+                    self._remember_if_best({k: v for k, v in row.items() if k.startswith("val_")})
             row["seconds"] = time.perf_counter() - start
             self.rows.append(row)
             self.step += 1
@@ -377,17 +408,20 @@ class SVITrainer:
         return self.history()
 
     @torch.no_grad()
-    def _remember_if_best(self, val_elbo: float):
-        """Copies the validated parameters (the averaged ones with ``ema_decay``) when
-        ``val_elbo`` beats the best so far; a non-finite ELBO never does."""
-        if not math.isfinite(val_elbo) or (self.best is not None and val_elbo <= self.best["val_elbo"]):
+    def _remember_if_best(self, values: dict):
+        """Copies the validated parameters (the averaged ones with ``ema_decay``) when their
+        ``validation_metric`` in ``values`` (``val_*`` columns) beats the best so far; a
+        non-finite value never does."""
+        key = f"val_{self.config.validation_metric}"
+        value = values[key]
+        if not math.isfinite(value) or (self.best is not None and value <= self.best["values"].get(key, -math.inf)):
             return
         source = self.ema if self.ema is not None else self.all_params
         if self.best is None:
             self.best = {"params": [t.detach().clone() for t in source]}
         else:
             torch._foreach_copy_(self.best["params"], [t.detach() for t in source])
-        self.best.update(step=self.step, val_elbo=val_elbo)
+        self.best.update(step=self.step, values=dict(values))
 
     def history(self) -> pd.DataFrame:
         """One row per step: loss (annealed -ELBO per series), elbo, per-site terms, lambda, lrs."""

@@ -42,7 +42,7 @@ def test_the_model_ends_with_the_parameters_of_the_best_validation(ema_decay):
     seen = scripted_validation(trainer, [-5.0, -1.0, -3.0, -2.0])
     history = trainer.fit(args_of(data), N, val_args=data, val_num_series=N)
     assert list(history["val_elbo"].dropna().index) == [2, 5, 8, 11]
-    assert trainer.best["step"] == 5 and trainer.best["val_elbo"] == -1.0
+    assert trainer.best["step"] == 5 and trainer.best["values"]["val_elbo"] == -1.0
     for got, want in zip(trainer.all_params, seen[1]):
         assert torch.equal(got, want)
     assert any(not torch.equal(p, q) for p, q in zip(seen[1], seen[3]))
@@ -54,7 +54,7 @@ def test_a_non_finite_validation_is_never_the_best():
                               keep_best=True)
     seen = scripted_validation(trainer, [math.nan, -4.0, math.inf, -4.5])
     trainer.fit(args_of(data), N, val_args=data, val_num_series=N)
-    assert trainer.best["step"] == 3 and trainer.best["val_elbo"] == -4.0
+    assert trainer.best["step"] == 3 and trainer.best["values"]["val_elbo"] == -4.0
     assert all(torch.equal(p, q) for p, q in zip(trainer.all_params, seen[1]))
 
 
@@ -74,7 +74,7 @@ def test_fit_records_the_kept_step_which_is_the_argmax_of_val_elbo(fit_kwargs, m
     res = pyrossm.fit(num_steps=18, keep_best=True, **kwargs)
     val = res.history["val_elbo"].dropna()
     assert list(val.index) == [3, 7, 11, 15]  # the last step, 17, only when 4 divides 18
-    assert res.config["kept"] == {"step": int(val.idxmax()), "val_elbo": pytest.approx(val.max())}
+    assert res.config["kept"] == {"step": int(val.idxmax()), "metric": "elbo", "val_elbo": pytest.approx(val.max())}
     assert res.config["trainer"]["keep_best"] is True
     assert f"kept step {res.config['kept']['step']}" in repr(res)
     # a plain run has the same history and ends with other parameters (those of step 17)
