@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 import pyrossm
 from pyrossm import api
@@ -13,8 +14,13 @@ def test_draw_chunks_cover_the_draws_in_bounded_passes(monkeypatch):
     assert api._draw_chunks(25, 10) == [10, 10, 5]
     assert api._draw_chunks(3, 1000) == [1, 1, 1]          # one draw per pass at least
     assert api._draw_chunks(7, 0) == [7]
-    monkeypatch.setattr(api, "ROWS_PER_PASS", 65536)
-    assert api._draw_chunks(1024, 1024) == [64] * 16
+    monkeypatch.setattr(api, "ROWS_PER_PASS", 8192)
+    assert api._draw_chunks(1024, 1024) == [8] * 128
+    assert api._draw_chunks(1024, 1024, "cpu") == [8] * 128
+    # larger passes on a GPU (a device object or a string)
+    monkeypatch.setattr(api, "CUDA_ROWS_PER_PASS", 65536)
+    assert api._draw_chunks(1024, 1024, "cuda") == [64] * 16
+    assert api._draw_chunks(1024, 1024, torch.device("cuda", 0)) == [64] * 16
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ import torch
 from scipy.stats import norm
 
 import pyrossm
+from pyrossm import api
 from pyrossm.api import LOG_SCORE_SAMPLES
 from pyrossm.models import DKF
 from tests.inference.test_trainer import history_without_seconds
@@ -150,3 +152,26 @@ def test_fit_refuses_a_bad_validation_metric_before_training(make_ds, tiny, kwar
         kwargs["validation_data"] = None
     with pytest.raises(error, match=match):
         pyrossm.fit(data=make_ds(), num_steps=1, **kwargs, **tiny)
+
+
+def test_passes_of_draws_are_combined_exactly(monkeypatch):
+    """Pass ``k`` of a fake model has mean likelihood ``k``: the combination weighs each pass by
+    its number of draws, ``log((4 * 1 + 4 * 2 + 2 * 3) / 10)``."""
+    class PassNumber:
+        order = 1
+
+        def __init__(self):
+            self.passes = []
+
+        def one_step_log_score(self, x, mask, covariates, num_samples):
+            self.passes.append(num_samples)
+            return torch.full((x.shape[0],), math.log(len(self.passes)))
+
+    monkeypatch.setattr(api, "ROWS_PER_PASS", 20)               # 5 series -> 4 draws per pass
+    x = torch.zeros(5, 3, 1)
+    data = SimpleNamespace(values=x, filled_values=x, mask=torch.ones_like(x, dtype=torch.bool),
+                           covariates=torch.zeros(5, 3, 0))
+    model = PassNumber()
+    score = api._one_step_log_score(model, SimpleNamespace(scale=np.array([2.0])), data, 10, "cpu")
+    assert model.passes == [4, 4, 2]
+    np.testing.assert_allclose(score.numpy(), math.log(1.8) - math.log(2.0), rtol=1e-6)
