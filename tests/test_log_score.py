@@ -16,6 +16,7 @@ from scipy.stats import norm
 import pyrossm
 from pyrossm import api
 from pyrossm.api import LOG_SCORE_SAMPLES
+from pyrossm.data.series import SeriesData
 from pyrossm.models import DKF
 from tests.inference.test_trainer import history_without_seconds
 
@@ -169,8 +170,8 @@ def test_passes_of_draws_are_combined_exactly(monkeypatch):
 
     monkeypatch.setattr(api, "ROWS_PER_PASS", 20)               # 5 series -> 4 draws per pass
     x = torch.zeros(5, 3, 1)
-    data = SimpleNamespace(values=x, filled_values=x, mask=torch.ones_like(x, dtype=torch.bool),
-                           covariates=torch.zeros(5, 3, 0))
+    data = SeriesData(values=x, mask=torch.ones_like(x, dtype=torch.bool), covariates=torch.zeros(5, 3, 0),
+                      lengths=torch.full((5,), 3), series=np.arange(5), time=np.arange(3))
     model = PassNumber()
     score = api._one_step_log_score(model, SimpleNamespace(scale=np.array([2.0])), data, 10, "cpu")
     assert model.passes == [4, 4, 2]
