@@ -85,6 +85,9 @@ the 6000-step fit + a cycle (1800 steps)      0.031    18.2
 the 6000-step fit + a phase at lambda 0.5      0.099    15.1
 the profile (6 cycles, 16800 steps), seed 1   0.047    13.0
 the same, keep_best, validate 300 (seed 1)     0.062    15.9 (kept step 5099)
+keep_best by log score, validate 300, seed 0  0.022    18.0 (kept 14999; last 0.026)
+the same, seed 1                              0.046    15.6 (kept 5399; last 0.083)
+the same, seed 2                              0.019    20.2 (kept the last, 16799)
 seed 1's 6000-step fit + a cycle              0.036    16.4
 the same, lr_warmup_steps 200                 0.034    16.4
 the same, rates 1e-3 (transition 3e-3)        0.035    16.5
