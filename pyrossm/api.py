@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 from pathlib import Path
@@ -14,6 +13,7 @@ import xarray as xr
 
 from .data import DataContract
 from .inference import AnnealingSchedule, SVITrainer, TrainerConfig, atomic_torch_save, safe_torch_load
+from .inference.rng import seeded
 from .models import MODELS, StateSpaceModel, build_model
 from .models.registry import model_arguments
 from .validation import check_positive_int
@@ -74,6 +74,15 @@ LOG_SCORE_SAMPLES = 16
 VALIDATION_METRICS = ("elbo", "log_score")
 
 
+def _check_longer_than_order(data, order, name):
+    """The 1-step log score scores each series' last step given the steps before it: a
+    :class:`SeriesData` ``data`` (called ``name`` in the error) needs more than ``order`` steps."""
+    if data.values.shape[1] <= order:
+        raise ValueError(f"the 1-step log score scores the last step of each series given the steps "
+                         f"before it: {name} needs more than order={order} time steps, "
+                         f"got {data.values.shape[1]}")
+
+
 def _one_step_log_score(model, contract, data, num_samples, device):
     """``model.one_step_log_score`` of :class:`SeriesData` ``data`` over passes of
     :func:`_draw_chunks` draws, combined exactly, in the units of the data (the model scores
@@ -81,10 +90,7 @@ def _one_step_log_score(model, contract, data, num_samples, device):
 
     :returns: ``(N,)``; NaN for a series whose last time step has no observed target.
     """
-    if data.values.shape[1] <= model.order:
-        raise ValueError(f"the 1-step log score scores the last step of each series given the steps "
-                         f"before it: the data need more than order={model.order} time steps, "
-                         f"got {data.values.shape[1]}")
+    _check_longer_than_order(data, model.order, "the data")
     parts, counts = [], []
     for chunk in _draw_chunks(num_samples, len(data), device):
         parts.append(model.one_step_log_score(data.filled_values, data.mask, data.covariates, chunk))
@@ -105,16 +111,9 @@ def _draw_chunks(num_samples, num_series, device=None):
     return [min(per_pass, num_samples - start) for start in range(0, num_samples, per_pass)]
 
 
-@contextlib.contextmanager
 def _seeded(seed, device):
     """Runs the block with torch's RNG seeded (and restores the global RNG state afterwards)."""
-    if seed is None:
-        yield
-        return
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+    return seeded(seed, [device] if device.type == "cuda" else [])
 
 
 def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_steps=1000,
@@ -244,10 +243,7 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
         val = val.to(dev)
         val_args = (val.filled_values, val.mask, val.covariates)
     if validation_metric == "log_score":
-        if val.values.shape[1] <= order:
-            raise ValueError(f"validation_metric='log_score' scores the last step of each validation "
-                             f"series given the steps before it: validation_data needs more than "
-                             f"order={order} time steps, got {val.values.shape[1]}")
+        _check_longer_than_order(val, order, "validation_data")  # before training, not after
         if not bool(val.mask[:, -1, :].any()):
             raise ValueError("validation_metric='log_score' scores the last time step of "
                              "validation_data, which has no observed value")

@@ -21,6 +21,7 @@ from ..progress import progress_bar
 from ..validation import check_nonnegative_int, check_positive_int
 from .checkpoint import atomic_torch_save, safe_torch_load
 from .elbo import elbo_terms
+from .rng import seeded
 from .schedules import AnnealingSchedule
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -307,8 +308,7 @@ class SVITrainer:
         every validation of a run uses the same draws (common random numbers: differences between
         steps are then the parameters', not the draws') and training's random stream is untouched."""
         devices = sorted({p.device.index or 0 for p in self.all_params if p.is_cuda})
-        with torch.no_grad(), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.config.seed)
+        with torch.no_grad(), seeded(self.config.seed, devices):
             self._swap_ema()
             try:
                 return float(fn())
