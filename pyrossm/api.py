@@ -121,7 +121,7 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
         weight_decay=0.01, clip_norm=10.0, lr_schedule="constant", lr_end_factor=0.1,
         lr_restarts=(), lr_warmup_steps=0, ema_decay=None, annealing="cosine", annealing_start=None,
         annealing_end=None, warmup_steps=None, validation_data=None, validate_every=0,
-        validation_metric="elbo", keep_best=False, checkpoint_dir=None, checkpoint_every=0, resume=False, device="auto", seed=0,
+        validation_metric="elbo", keep_best=False, restart_from_best=False, checkpoint_dir=None, checkpoint_every=0, resume=False, device="auto", seed=0,
         progress=None, on_nonfinite="raise", **model_kwargs) -> "FitResult":
     """Fits a state-space model to time series by stochastic variational inference.
 
@@ -162,6 +162,9 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
         ``validation_metric`` rather than the last step's (needs ``validation_data`` and
         ``validate_every``); the kept step and its validation values are in
         ``result.config["kept"]``.
+    :param bool restart_from_best: with ``keep_best`` and ``lr_restarts``: each cycle that did
+        not end with the best validation so far is discarded, the next one starting from the best
+        parameters (the history's ``restart_from`` column names the step).
     :param checkpoint_dir: folder for atomic checkpoints every ``checkpoint_every`` steps;
         ``resume=True`` continues from the last one (bit for bit with the same arguments; a larger
         ``num_steps`` stretches the schedules that depend on it: the default ``warmup_steps`` of
@@ -223,7 +226,8 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
         weight_decay=weight_decay, clip_norm=clip_norm, lr_schedule=lr_schedule,
         lr_end_factor=lr_end_factor, lr_restarts=lr_restarts, lr_warmup_steps=lr_warmup_steps, ema_decay=ema_decay,
         annealing=_annealing(annealing, annealing_start, annealing_end, warmup_steps, num_steps),
-        validate_every=validate_every, validation_metric=validation_metric, keep_best=keep_best, checkpoint_every=checkpoint_every,
+        validate_every=validate_every, validation_metric=validation_metric, keep_best=keep_best,
+        restart_from_best=restart_from_best, checkpoint_every=checkpoint_every,
         progress=progress, seed=seed, on_nonfinite=on_nonfinite)
     if isinstance(model, str):
         model_name = model

@@ -72,6 +72,12 @@ class TrainerConfig:
         the restoring kind of early stopping, for runs whose quality swings, e.g. across
         ``lr_restarts``.  Needs ``validate_every > 0`` and validation data; the last step is a
         candidate when ``validate_every`` divides ``num_steps``.
+    :param bool restart_from_best: at each of ``lr_restarts``, when the best validation so far
+        (by ``validation_metric``) is not the one just before the restart, go on from its
+        parameters: a cycle that did not improve on an earlier one is discarded instead of built
+        on (the optimiser's moment estimates carry on).  The history's ``restart_from`` column
+        names the step returned to.  Needs ``keep_best`` and ``lr_restarts``; with every cycle an
+        improvement it changes nothing.
     :param int checkpoint_every: checkpoint every N steps (0 disables; needs a directory).
     :param progress: show a tqdm bar (``None`` = only when stderr is a terminal).
     :param int seed: seeds Pyro/torch and the minibatch sampler.
@@ -95,6 +101,7 @@ class TrainerConfig:
     validate_every: int = 0
     validation_metric: str = "elbo"
     keep_best: bool = False
+    restart_from_best: bool = False
     checkpoint_every: int = 0
     progress: bool | None = None
     seed: int = 0
@@ -133,6 +140,11 @@ class TrainerConfig:
         if self.keep_best and not self.validate_every:
             raise ValueError("keep_best=True keeps the parameters with the best validation: "
                              "it needs validate_every > 0 (and validation data)")
+        if not isinstance(self.restart_from_best, bool):
+            raise TypeError(f"restart_from_best must be a bool, got {type(self.restart_from_best).__name__}")
+        if self.restart_from_best and not (self.keep_best and self.lr_restarts):
+            raise ValueError("restart_from_best=True returns to the best validated parameters at each "
+                             "of lr_restarts: it needs keep_best=True and non-empty lr_restarts")
         if self.on_nonfinite not in ("raise", "restore"):
             raise ValueError(f"on_nonfinite must be 'raise' or 'restore', got {self.on_nonfinite!r}")
 
@@ -355,6 +367,7 @@ class SVITrainer:
                 idx = torch.randperm(num_series, generator=self.batch_generator)[:batch_size]
             else:
                 idx = torch.arange(num_series)
+            restart_from = self._restart_from_best()
             loss, terms = self._loss(make_args(idx), lam)
             loss = loss / batch_size
             norm = torch.tensor(float("nan"))
@@ -383,6 +396,8 @@ class SVITrainer:
                    "annealing": lam, "grad_norm": float(norm)}
             row.update({f"elbo_{site}": value / batch_size for site, value in terms.items()})
             row.update({f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups})
+            if restart_from is not None:
+                row["restart_from"] = restart_from
             if val_args is not None and cfg.validate_every and (self.step + 1) % cfg.validate_every == 0:
                 row["val_elbo"] = self.evaluate(val_args, val_num_series)
                 for name, fn in val_scores.items():
@@ -406,6 +421,20 @@ class SVITrainer:
             elif self.ema is not None:
                 torch._foreach_copy_(self.all_params, self.ema)
         return self.history()
+
+    @torch.no_grad()
+    def _restart_from_best(self):
+        """With ``restart_from_best``, at a restart step whose best validation is older than the
+        previous step, copies the best parameters into the live ones (and the average) and
+        returns the best step; ``None`` otherwise."""
+        cfg = self.config
+        if not (cfg.restart_from_best and self.step in cfg.lr_restarts and self.best is not None
+                and self.best["step"] != self.step - 1):
+            return None
+        torch._foreach_copy_(self.all_params, self.best["params"])
+        if self.ema is not None:
+            torch._foreach_copy_(self.ema, self.best["params"])
+        return self.best["step"]
 
     @torch.no_grad()
     def _remember_if_best(self, values: dict):
