@@ -67,3 +67,15 @@ def test_models_without_a_piecewise_lambda_are_unchanged():
     assert bimodal.settings_for("cpu", "DKF+VHP", 10) == bimodal.CPU["DKF+VHP"]
     assert bimodal.settings_for("paper", "DDSSM", 10) == bimodal.PAPER["DDSSM"]
 
+
+
+@pytest.mark.parametrize("steps", [DDSSM_STEPS, 12, 5, 1, 0])
+def test_cpu_ddssm_trainer_settings_are_valid_at_any_step_count(steps):
+    """The profile restarts each cycle from the best validation; a run too short for a restart
+    has nothing to restart from, and its settings drop the option rather than fail."""
+    settings = bimodal.settings_for("cpu", "DDSSM", steps)
+    trainer_fields = {k: v for k, v in settings.items() if k in TrainerConfig.__dataclass_fields__}
+    config = TrainerConfig(num_steps=steps, **trainer_fields)
+    assert config.restart_from_best == bool(config.lr_restarts)
+    if steps == DDSSM_STEPS:
+        assert config.restart_from_best and config.keep_best and config.validation_metric == "log_score"
