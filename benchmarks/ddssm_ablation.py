@@ -88,6 +88,9 @@ the same, keep_best, validate 300 (seed 1)     0.062    15.9 (kept step 5099)
 keep_best by log score, validate 300, seed 0  0.022    18.0 (kept 14999; last 0.026)
 the same, seed 1                              0.046    15.6 (kept 5399; last 0.083)
 the same, seed 2                              0.019    20.2 (kept the last, 16799)
++ restart_from_best (the profile), seed 1     0.027    15.2 (kept the last; no collapse)
+the same, seed 2                              0.025    19.0 (kept the last, 16799)
+seed 0's fit + 1800 steps of the guide only   0.025    19.8 (filter sd 0.247: no gain)
 seed 1's 6000-step fit + a cycle              0.036    16.4
 the same, lr_warmup_steps 200                 0.034    16.4
 the same, rates 1e-3 (transition 3e-3)        0.035    16.5
