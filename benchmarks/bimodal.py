@@ -95,7 +95,7 @@ _SMALL = dict(channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1, bat
 # seed 0 0.0218 / 0.0256, seed 1 0.0455 / 0.0833, seed 2 0.0192 / 0.0192 (2026-12-01), so the
 # profile keeps that step.  Seed 1's second cycle collapsed and its later cycles built on that;
 # starting each cycle from the best parameters so far (restart_from_best=True) discards such a
-# cycle: seed 1 0.0273, seed 2 0.0246, seed 0 0.0244 on all 1024 (the recorded table; 0.0239
+# cycle: seeds 1 / 2 / 3 0.0273 / 0.0246 / 0.0200, seed 0 0.0244 on all 1024 (the table; 0.0239
 # without it, 0.0203 in the table before it): around 3x the floor, not reliably under it.
 # The knots and restarts are for STEPS["cpu"]["DDSSM"] steps; settings_for scales them to --steps.
 _PHASE = [[0, 0.01], [200, 1.0], [1000, 1.0], [1200, 1.75], [4800, 1.75], [5400, 1.0]]

@@ -90,6 +90,7 @@ the same, seed 1                              0.046    15.6 (kept 5399; last 0.0
 the same, seed 2                              0.019    20.2 (kept the last, 16799)
 + restart_from_best (the profile), seed 1     0.027    15.2 (kept the last; no collapse)
 the same, seed 2                              0.025    19.0 (kept the last, 16799)
+the same, seed 3                              0.020    22.8 (kept the last, 16799)
 seed 0's fit + 1800 steps of the guide only   0.025    19.8 (filter sd 0.247: no gain)
 seed 1's 6000-step fit + a cycle              0.036    16.4
 the same, lr_warmup_steps 200                 0.034    16.4
