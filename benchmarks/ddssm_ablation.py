@@ -91,7 +91,10 @@ the same, seed 2                              0.019    20.2 (kept the last, 1679
 + restart_from_best (the profile), seed 1     0.027    15.2 (kept the last; no collapse)
 the same, seed 2                              0.025    19.0 (kept the last, 16799)
 the same, seed 3                              0.020    22.8 (kept the last, 16799)
-seed 0's fit + 1800 steps of the guide only   0.025    19.8 (filter sd 0.247: no gain)
+the table's fit + 1800 steps of guide only    0.025    19.8 (filter sd 0.247: no gain)
+seed 0's profile fit (no restart_from_best)   0.024    20.4
++ a cycle with the phase at 2.5, keep_best    0.022    20.0 (step sd 0.142)
++ a cycle holding 1.75 to its end             0.035    19.5 (guide sd 0.293)
 seed 1's 6000-step fit + a cycle              0.036    16.4
 the same, lr_warmup_steps 200                 0.034    16.4
 the same, rates 1e-3 (transition 3e-3)        0.035    16.5
