@@ -93,6 +93,8 @@ the same, seed 2                              0.025    19.0 (kept the last, 1679
 the same, seed 3                              0.020    22.8 (kept the last, 16799)
 the same, the cycles' phase at 2.5, seed 0    0.021    18.2 (kept 14999)
 the same, seed 1                              0.026    15.4 (kept the last, 16799)
+the same, seed 2                              0.026    19.2 (kept 12899)
+the same, seed 3                              0.019    23.0 (kept the last, 16799)
 the table's fit + 1800 steps of guide only    0.025    19.8 (filter sd 0.247: no gain)
 seed 0's profile fit (no restart_from_best)   0.024    20.4
 + a cycle with the phase at 2.5, keep_best    0.022    20.0 (step sd 0.142)
