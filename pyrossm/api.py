@@ -121,7 +121,8 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
         weight_decay=0.01, clip_norm=10.0, lr_schedule="constant", lr_end_factor=0.1,
         lr_restarts=(), lr_warmup_steps=0, ema_decay=None, annealing="cosine", annealing_start=None,
         annealing_end=None, warmup_steps=None, validation_data=None, validate_every=0,
-        validation_metric="elbo", keep_best=False, restart_from_best=False, checkpoint_dir=None, checkpoint_every=0, resume=False, device="auto", seed=0,
+        validation_metric="elbo", keep_best=False, restart_from_best=False, checkpoint_dir=None,
+        checkpoint_every=0, resume=False, device="auto", seed=0,
         progress=None, on_nonfinite="raise", **model_kwargs) -> "FitResult":
     """Fits a state-space model to time series by stochastic variational inference.
 
