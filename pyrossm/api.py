@@ -118,7 +118,8 @@ def _seeded(seed, device):
 
 def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_steps=1000,
         batch_size=128, num_particles=1, learning_rate=1e-3, learning_rates=None,
-        weight_decay=0.01, clip_norm=10.0, lr_schedule="constant", lr_end_factor=0.1,
+        weight_decay=0.01, clip_norm=10.0, clip_per_group=False,
+        lr_schedule="constant", lr_end_factor=0.1,
         lr_restarts=(), lr_warmup_steps=0, ema_decay=None, annealing="cosine", annealing_start=None,
         annealing_end=None, warmup_steps=None, validation_data=None, validate_every=0,
         validation_metric="elbo", keep_best=False, restart_from_best=False, checkpoint_dir=None,
@@ -135,6 +136,9 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
     :param int num_particles: vectorised ELBO particles ``S``.
     :param float learning_rate: default learning rate; ``learning_rates`` overrides per group
         (``encoder``, ``emission``, ``transition``, ``init``).
+    :param float weight_decay: AdamW's.  :param clip_norm: gradient-norm clipping (``None`` = off).
+    :param bool clip_per_group: clip each group's gradient by its own norm rather than all of them
+        by their joint norm (see :class:`~pyrossm.inference.TrainerConfig`).
     :param str lr_schedule: ``"constant"``, ``"cosine"`` or ``"linear"`` decay of every learning
         rate to ``lr_end_factor`` times its base value at ``num_steps`` (see
         :class:`~pyrossm.inference.TrainerConfig`).
@@ -224,7 +228,8 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
     trainer_config = TrainerConfig(
         num_steps=num_steps, batch_size=batch_size, num_particles=num_particles,
         learning_rate=learning_rate, learning_rates=dict(learning_rates or {}),
-        weight_decay=weight_decay, clip_norm=clip_norm, lr_schedule=lr_schedule,
+        weight_decay=weight_decay, clip_norm=clip_norm, clip_per_group=clip_per_group,
+        lr_schedule=lr_schedule,
         lr_end_factor=lr_end_factor, lr_restarts=lr_restarts, lr_warmup_steps=lr_warmup_steps, ema_decay=ema_decay,
         annealing=_annealing(annealing, annealing_start, annealing_end, warmup_steps, num_steps),
         validate_every=validate_every, validation_metric=validation_metric, keep_best=keep_best,

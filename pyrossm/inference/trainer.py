@@ -43,6 +43,11 @@ class TrainerConfig:
     :param dict learning_rates: per-group overrides, e.g. ``{"encoder": 1e-3}``.
     :param float weight_decay: AdamW weight decay (Table 4: 0.01).
     :param clip_norm: gradient-norm clipping threshold (``None`` disables).
+    :param bool clip_per_group: clip each parameter group's gradient by its own norm instead of
+        all groups' by their joint norm.  With one joint norm, a group with large, noisy
+        gradients (a diffusion transition's) sets the scale of every other group's update at
+        every step; per group, each is clipped only by its own.  The history records the joint
+        norm (``grad_norm``) and each group's (``grad_norm_<group>``), before clipping.
     :param str lr_schedule: ``"constant"`` (default), ``"cosine"`` or ``"linear"``: every group's
         learning rate is its base rate times a factor going from 1 at step 0 to ``lr_end_factor``
         at ``num_steps`` (decaying the rate sharpens the final parameters; Loshchilov & Hutter,
@@ -92,6 +97,7 @@ class TrainerConfig:
     learning_rates: dict = field(default_factory=dict)
     weight_decay: float = 0.01
     clip_norm: float | None = 10.0
+    clip_per_group: bool = False
     lr_schedule: str = "constant"
     lr_end_factor: float = 0.1
     lr_restarts: tuple = ()
@@ -121,6 +127,8 @@ class TrainerConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.clip_norm is not None and (not isinstance(self.clip_norm, (int, float)) or self.clip_norm <= 0):
             raise ValueError(f"clip_norm must be > 0 or None, got {self.clip_norm!r}")
+        if not isinstance(self.clip_per_group, bool):
+            raise TypeError(f"clip_per_group must be a bool, got {type(self.clip_per_group).__name__}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if isinstance(self.lr_end_factor, bool) or not isinstance(self.lr_end_factor, (int, float)) \
@@ -300,6 +308,26 @@ class SVITrainer:
         return terms["elbo_unscaled"] / num_series
 
     @torch.no_grad()
+    def _clip_gradients(self):
+        """Clips the gradients by ``clip_norm`` (jointly, or per group with ``clip_per_group``).
+
+        :returns: ``(norm, group_norms)``: the joint norm and ``{group: norm}``, before clipping.
+        """
+        with_grad = {name: [p for p in self.params[name] if p.grad is not None] for name in self.group_names}
+        group_norms = {name: torch.nn.utils.get_total_norm([p.grad for p in params]) if params
+                       else torch.zeros((), device=self.all_params[0].device)
+                       for name, params in with_grad.items()}
+        norm = torch.stack(list(group_norms.values())).square().sum().sqrt()
+        limit = self.config.clip_norm
+        if limit is not None:
+            if self.config.clip_per_group:
+                for name, params in with_grad.items():
+                    if params:
+                        torch.nn.utils.clip_grads_with_norm_(params, limit, group_norms[name])
+            else:
+                torch.nn.utils.clip_grads_with_norm_([p for ps in with_grad.values() for p in ps], limit, norm)
+        return norm, group_norms
+
     def _update_ema(self):
         if self.ema is not None:
             decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
@@ -370,11 +398,11 @@ class SVITrainer:
             restart_from = self._restart_from_best()
             loss, terms = self._loss(make_args(idx), lam)
             loss = loss / batch_size
-            norm = torch.tensor(float("nan"))
+            norm, group_norms = torch.tensor(float("nan")), {}
             if torch.isfinite(loss):
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                norm = torch.nn.utils.clip_grad_norm_(self.all_params, cfg.clip_norm if cfg.clip_norm else float("inf"))
+                norm, group_norms = self._clip_gradients()
             if not (torch.isfinite(loss) and torch.isfinite(norm)):
                 # a NaN/inf gradient must not reach the parameters (nor a checkpoint)
                 detail = ", ".join(f"{k}={v / batch_size:.4g}" for k, v in terms.items())
@@ -394,6 +422,7 @@ class SVITrainer:
             self._update_ema()
             row = {"step": self.step, "loss": float(loss.detach()), "elbo": terms.pop("elbo_unscaled") / batch_size,
                    "annealing": lam, "grad_norm": float(norm)}
+            row.update({f"grad_norm_{name}": float(n) for name, n in group_norms.items()})
             row.update({f"elbo_{site}": value / batch_size for site, value in terms.items()})
             row.update({f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups})
             if restart_from is not None:
