@@ -79,3 +79,4 @@ def test_cpu_ddssm_trainer_settings_are_valid_at_any_step_count(steps):
     assert config.restart_from_best == bool(config.lr_restarts)
     if steps == DDSSM_STEPS:
         assert config.restart_from_best and config.keep_best and config.validation_metric == "log_score"
+    assert config.clip_per_group and config.clip_norm == 10.0
