@@ -328,6 +328,7 @@ class SVITrainer:
                 torch.nn.utils.clip_grads_with_norm_([p for ps in with_grad.values() for p in ps], limit, norm)
         return norm, group_norms
 
+    @torch.no_grad()
     def _update_ema(self):
         if self.ema is not None:
             decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))

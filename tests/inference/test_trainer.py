@@ -371,6 +371,13 @@ def test_ema_the_model_ends_with_the_average_of_the_iterates():
     assert all(torch.equal(p, q) for p, q in zip(before, trainer.all_params))
 
 
+def test_ema_update_records_no_autograd_graph():
+    """The average is a plain tensor: updating it must not chain the steps' autograd graphs."""
+    _, trainer = make_trainer(num_steps=3, batch_size=None, ema_decay=0.9)
+    trainer.fit(args_of(tensors()), N)
+    assert all(not e.requires_grad and e.grad_fn is None for e in trainer.ema)
+
+
 def test_ema_resume_equals_an_uninterrupted_run(fit_kwargs, tmp_path):
     kwargs = dict(fit_kwargs, ema_decay=0.8, checkpoint_every=4)
     full = pyrossm.fit(num_steps=10, **fit_kwargs, ema_decay=0.8)
