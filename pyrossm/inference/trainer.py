@@ -311,22 +311,23 @@ class SVITrainer:
     def _clip_gradients(self):
         """Clips the gradients by ``clip_norm`` (jointly, or per group with ``clip_per_group``).
 
-        :returns: ``(norm, group_norms)``: the joint norm and ``{group: norm}``, before clipping.
+        :returns: ``(norm, group_norms)``: the joint norm (a tensor) and ``{group: norm}`` (floats,
+            read from the device in one transfer), before clipping.
         """
         with_grad = {name: [p for p in self.params[name] if p.grad is not None] for name in self.group_names}
-        group_norms = {name: torch.nn.utils.get_total_norm([p.grad for p in params]) if params
-                       else torch.zeros((), device=self.all_params[0].device)
-                       for name, params in with_grad.items()}
-        norm = torch.stack(list(group_norms.values())).square().sum().sqrt()
+        zero = torch.zeros((), device=self.all_params[0].device)
+        norms = torch.stack([torch.nn.utils.get_total_norm([p.grad for p in params]) if params else zero
+                             for params in with_grad.values()])                        # (groups,)
+        norm = norms.square().sum().sqrt()
         limit = self.config.clip_norm
         if limit is not None:
             if self.config.clip_per_group:
-                for name, params in with_grad.items():
+                for params, group_norm in zip(with_grad.values(), norms):
                     if params:
-                        torch.nn.utils.clip_grads_with_norm_(params, limit, group_norms[name])
+                        torch.nn.utils.clip_grads_with_norm_(params, limit, group_norm)
             else:
                 torch.nn.utils.clip_grads_with_norm_([p for ps in with_grad.values() for p in ps], limit, norm)
-        return norm, group_norms
+        return norm, dict(zip(with_grad, norms.tolist()))
 
     @torch.no_grad()
     def _update_ema(self):
@@ -423,7 +424,7 @@ class SVITrainer:
             self._update_ema()
             row = {"step": self.step, "loss": float(loss.detach()), "elbo": terms.pop("elbo_unscaled") / batch_size,
                    "annealing": lam, "grad_norm": float(norm)}
-            row.update({f"grad_norm_{name}": float(n) for name, n in group_norms.items()})
+            row.update({f"grad_norm_{name}": n for name, n in group_norms.items()})
             row.update({f"elbo_{site}": value / batch_size for site, value in terms.items()})
             row.update({f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups})
             if restart_from is not None:
