@@ -38,6 +38,11 @@ class TrainerConfig:
 
     :param int num_steps: optimisation steps.
     :param batch_size: series per minibatch (``None`` = all series every step).
+    :param batch_schedule: ``[[step, batch_size], ...]``: from each ``step`` on, minibatches
+        have that many series (``batch_size`` before the first); steps strictly increasing in
+        ``(0, num_steps)``.  ``()`` (default): ``batch_size`` throughout.  Growing the batch late
+        in a run lowers the gradient noise as a decaying learning rate does, without slowing the
+        early steps (Smith et al., 2018, "Don't decay the learning rate, increase the batch size").
     :param int num_particles: vectorised ELBO particles ``S``.
     :param float learning_rate: default learning rate of every group.
     :param dict learning_rates: per-group overrides, e.g. ``{"encoder": 1e-3}``.
@@ -92,6 +97,7 @@ class TrainerConfig:
 
     num_steps: int = 1000
     batch_size: int | None = 128
+    batch_schedule: tuple = ()
     num_particles: int = 1
     learning_rate: float = 1e-3
     learning_rates: dict = field(default_factory=dict)
@@ -120,6 +126,7 @@ class TrainerConfig:
         self.num_particles = check_positive_int("num_particles", self.num_particles)
         if self.batch_size is not None:
             self.batch_size = check_positive_int("batch_size", self.batch_size)
+        self.batch_schedule = self._checked_batch_schedule(self.batch_schedule)
         for name, lr in [("learning_rate", self.learning_rate), *self.learning_rates.items()]:
             if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
                 raise ValueError(f"learning rate {name!r} must be a finite number > 0, got {lr!r}")
@@ -172,6 +179,28 @@ class TrainerConfig:
                              "'cosine' or 'linear', or leave lr_restarts empty")
         return tuple(checked)
 
+    def _checked_batch_schedule(self, schedule):
+        if isinstance(schedule, (str, bytes, dict)) or not hasattr(schedule, "__iter__"):
+            raise ValueError(f"batch_schedule must be a list of [step, batch_size] pairs, got {schedule!r}")
+        checked = []
+        for i, pair in enumerate(schedule):
+            if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+                raise ValueError(f"batch_schedule[{i}] must be a [step, batch_size] pair, got {pair!r}")
+            step = check_nonnegative_int(f"batch_schedule[{i}][0] (step)", pair[0])
+            size = check_positive_int(f"batch_schedule[{i}][1] (batch_size)", pair[1])
+            low = checked[-1][0] if checked else 0
+            if not low < step < self.num_steps:
+                raise ValueError(f"batch_schedule steps must be strictly increasing in (0, num_steps="
+                                 f"{self.num_steps}), got {step} at batch_schedule[{i}]")
+            checked.append((step, size))
+        return tuple(checked)
+
+    def batch_size_at(self, step: int) -> int | None:
+        """The minibatch size at ``step`` (``None`` = all series): the last ``batch_schedule``
+        entry at or before ``step``, else ``batch_size``."""
+        i = bisect.bisect_right([s for s, _ in self.batch_schedule], step)
+        return self.batch_schedule[i - 1][1] if i else self.batch_size
+
     def lr_factor(self, step: int) -> float:
         """The factor on every base learning rate at ``step`` (1 at step 0 and at every restart,
         ``lr_end_factor`` at the end of each cycle), times the warm-up's
@@ -192,6 +221,7 @@ class TrainerConfig:
         d = asdict(self)
         d["annealing"] = self.annealing.to_dict()
         d["lr_restarts"] = list(self.lr_restarts)
+        d["batch_schedule"] = [list(pair) for pair in self.batch_schedule]
         return d
 
 
@@ -384,13 +414,13 @@ class SVITrainer:
         if cfg.validation_metric != "elbo" and cfg.validation_metric not in val_scores:
             raise ValueError(f"validation_metric {cfg.validation_metric!r} is neither 'elbo' nor one "
                              f"of the validation scores given {sorted(val_scores)}")
-        batch_size = min(cfg.batch_size or num_series, num_series)
         bar = progress_bar(cfg.progress, total=cfg.num_steps, initial=self.step, desc="SVI")
         restores = 0
         start = time.perf_counter()
         while self.step < cfg.num_steps:
             lam = cfg.annealing(self.step)
             factor = cfg.lr_factor(self.step)
+            batch_size = min(cfg.batch_size_at(self.step) or num_series, num_series)
             for group in self.optimizer.param_groups:
                 group["lr"] = group["base_lr"] * factor
             if batch_size < num_series:
@@ -423,7 +453,7 @@ class SVITrainer:
             self.optimizer.step()
             self._update_ema()
             row = {"step": self.step, "loss": float(loss.detach()), "elbo": terms.pop("elbo_unscaled") / batch_size,
-                   "annealing": lam, "grad_norm": float(norm)}
+                   "annealing": lam, "batch_size": batch_size, "grad_norm": float(norm)}
             row.update({f"grad_norm_{name}": n for name, n in group_norms.items()})
             row.update({f"elbo_{site}": value / batch_size for site, value in terms.items()})
             row.update({f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups})
@@ -484,5 +514,6 @@ class SVITrainer:
         self.best.update(step=self.step, values=dict(values))
 
     def history(self) -> pd.DataFrame:
-        """One row per step: loss (annealed -ELBO per series), elbo, per-site terms, lambda, lrs."""
+        """One row per step: loss (annealed -ELBO per series), elbo, per-site terms, lambda,
+        minibatch size, gradient norms, learning rates."""
         return pd.DataFrame(self.rows)
