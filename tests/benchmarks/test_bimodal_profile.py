@@ -80,3 +80,20 @@ def test_cpu_ddssm_trainer_settings_are_valid_at_any_step_count(steps):
     if steps == DDSSM_STEPS:
         assert config.restart_from_best and config.keep_best and config.validation_metric == "log_score"
     assert config.clip_per_group and config.clip_norm == 10.0
+
+
+@pytest.mark.parametrize("steps", [None, DDSSM_STEPS // 2, 12, 1])
+def test_cpu_ddssm_last_cycle_draws_larger_minibatches(steps):
+    """Minibatches of 64 series until the last learning-rate restart, of 256 in the last cycle
+    (stretched with the restarts to a shorter run)."""
+    n = DDSSM_STEPS if steps is None else steps
+    settings = bimodal.settings_for("cpu", "DDSSM", steps)
+    trainer_fields = {k: v for k, v in settings.items() if k in TrainerConfig.__dataclass_fields__}
+    config = TrainerConfig(num_steps=n, **trainer_fields)
+    if not config.lr_restarts:          # too short a run for cycles: one batch size throughout
+        assert config.batch_schedule == () and config.batch_size_at(n - 1) == 64
+        return
+    last = config.lr_restarts[-1]
+    assert config.batch_schedule == ((last, 256),)
+    assert config.batch_size_at(0) == config.batch_size_at(last - 1) == 64
+    assert config.batch_size_at(last) == config.batch_size_at(n - 1) == 256
