@@ -22,3 +22,16 @@ def check_nonnegative_int(name: str, value) -> int:
     if not _is_int(value) or value < 0:
         raise ValueError(f"{name} must be a non-negative int, got {value!r}")
     return int(value)
+
+
+def check_pairs(name: str, value, what: str) -> list:
+    """``value`` (a list of 2-item sequences) as a list of tuples, or a ``ValueError`` naming
+    ``name`` (and the item's index) and the expected ``what``, e.g. ``"(step, value)"``."""
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        raise ValueError(f"{name} must be a list of {what} pairs, got {value!r}")
+    pairs = []
+    for i, pair in enumerate(value):
+        if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+            raise ValueError(f"{name}[{i}] must be a {what} pair, got {pair!r}")
+        pairs.append(tuple(pair))
+    return pairs

@@ -6,7 +6,7 @@ import bisect
 import math
 from dataclasses import asdict, dataclass
 
-from ..validation import check_nonnegative_int
+from ..validation import check_nonnegative_int, check_pairs
 
 
 def _check_weight(name, value):
@@ -18,12 +18,8 @@ def _check_weight(name, value):
 
 def _check_points(points):
     """``[(step, value), ...]`` -> a tuple of ``(int, float)`` pairs with increasing steps."""
-    if isinstance(points, (str, bytes)) or not hasattr(points, "__iter__"):
-        raise ValueError(f"annealing points must be a list of (step, value) pairs, got {points!r}")
     checked = []
-    for i, pair in enumerate(points):
-        if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
-            raise ValueError(f"annealing points[{i}] must be a (step, value) pair, got {pair!r}")
+    for i, pair in enumerate(check_pairs("annealing points", points, "(step, value)")):
         step = check_nonnegative_int(f"annealing points[{i}] step", pair[0])
         if checked and step <= checked[-1][0]:
             raise ValueError(f"annealing points must have strictly increasing steps, got step {step} "

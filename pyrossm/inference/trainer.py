@@ -18,7 +18,7 @@ import pyro
 import torch
 
 from ..progress import progress_bar
-from ..validation import check_nonnegative_int, check_positive_int
+from ..validation import check_nonnegative_int, check_pairs, check_positive_int
 from .checkpoint import atomic_torch_save, safe_torch_load
 from .elbo import elbo_terms
 from .rng import seeded
@@ -180,12 +180,8 @@ class TrainerConfig:
         return tuple(checked)
 
     def _checked_batch_schedule(self, schedule):
-        if isinstance(schedule, (str, bytes, dict)) or not hasattr(schedule, "__iter__"):
-            raise ValueError(f"batch_schedule must be a list of [step, batch_size] pairs, got {schedule!r}")
         checked = []
-        for i, pair in enumerate(schedule):
-            if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
-                raise ValueError(f"batch_schedule[{i}] must be a [step, batch_size] pair, got {pair!r}")
+        for i, pair in enumerate(check_pairs("batch_schedule", schedule, "[step, batch_size]")):
             step = check_nonnegative_int(f"batch_schedule[{i}][0] (step)", pair[0])
             size = check_positive_int(f"batch_schedule[{i}][1] (batch_size)", pair[1])
             low = checked[-1][0] if checked else 0
