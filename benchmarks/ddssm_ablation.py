@@ -190,12 +190,12 @@ def main(argv=None):
                         help="with keep_best: also score the last step's parameters (kept in a "
                              "temporary checkpoint)")
     args = parser.parse_args(argv)
-    settings = {"validate_every": min(500, args.steps), **settings_for("cpu", "DDSSM", args.steps),
+    settings = {"validate_every": 500, **settings_for("cpu", "DDSSM", args.steps),
                 "seed": 0}
     if args.init_from:
         settings.pop("lr_restarts", None)     # the profile's restarts belong to its own timeline
     settings.update(dict(args.overrides))
-    # (a run shorter than the profile's validation interval still validates, at its last step)
+    # (a run shorter than the validation interval still validates, at its last step)
     settings["validate_every"] = min(settings["validate_every"], args.steps)
     train = bimodal_random_walk(n_series=1024, length=32, seed=0)
     valid = bimodal_random_walk(n_series=1024, length=32, seed=1)
