@@ -117,7 +117,8 @@ def _seeded(seed, device):
 
 
 def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_steps=1000,
-        batch_size=128, batch_schedule=(), num_particles=1, learning_rate=1e-3, learning_rates=None,
+        batch_size=128, batch_schedule=(), reset_moments_on_batch_change=False, num_particles=1,
+        learning_rate=1e-3, learning_rates=None,
         weight_decay=0.01, clip_norm=10.0, clip_per_group=False,
         lr_schedule="constant", lr_end_factor=0.1,
         lr_restarts=(), lr_warmup_steps=0, ema_decay=None, annealing="cosine", annealing_start=None,
@@ -135,6 +136,8 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
     :param int num_steps: SVI steps.  :param batch_size: series per step (None = all).
     :param batch_schedule: ``[[step, batch_size], ...]``: larger (or smaller) minibatches from
         those steps on, e.g. ``[[12000, 256]]`` (see :class:`~pyrossm.inference.TrainerConfig`).
+    :param bool reset_moments_on_batch_change: clear the optimiser's moment estimates at each
+        ``batch_schedule`` step (see :class:`~pyrossm.inference.TrainerConfig`).
     :param int num_particles: vectorised ELBO particles ``S``.
     :param float learning_rate: default learning rate; ``learning_rates`` overrides per group
         (``encoder``, ``emission``, ``transition``, ``init``).
@@ -229,7 +232,7 @@ def fit(model="dkf", data=None, *, covariates=None, latent_dim=1, order=1, num_s
         model_name, ssm = None, model
     trainer_config = TrainerConfig(
         num_steps=num_steps, batch_size=batch_size, batch_schedule=batch_schedule,
-        num_particles=num_particles,
+        reset_moments_on_batch_change=reset_moments_on_batch_change, num_particles=num_particles,
         learning_rate=learning_rate, learning_rates=dict(learning_rates or {}),
         weight_decay=weight_decay, clip_norm=clip_norm, clip_per_group=clip_per_group,
         lr_schedule=lr_schedule,

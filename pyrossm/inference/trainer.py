@@ -43,6 +43,11 @@ class TrainerConfig:
         ``(0, num_steps)``.  ``()`` (default): ``batch_size`` throughout.  Growing the batch late
         in a run lowers the gradient noise as a decaying learning rate does, without slowing the
         early steps (Smith et al., 2018, "Don't decay the learning rate, increase the batch size").
+    :param bool reset_moments_on_batch_change: at each ``batch_schedule`` step, clear AdamW's
+        state (both moment estimates and its step count, so that the bias correction starts over),
+        as if the optimiser were created afresh there.  The second-moment estimate otherwise
+        carries the gradient noise of the earlier minibatch size for about ``1 / (1 - beta2) =
+        1000`` steps.  Needs a ``batch_schedule``.
     :param int num_particles: vectorised ELBO particles ``S``.
     :param float learning_rate: default learning rate of every group.
     :param dict learning_rates: per-group overrides, e.g. ``{"encoder": 1e-3}``.
@@ -98,6 +103,7 @@ class TrainerConfig:
     num_steps: int = 1000
     batch_size: int | None = 128
     batch_schedule: tuple = ()
+    reset_moments_on_batch_change: bool = False
     num_particles: int = 1
     learning_rate: float = 1e-3
     learning_rates: dict = field(default_factory=dict)
@@ -134,8 +140,12 @@ class TrainerConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.clip_norm is not None and (not isinstance(self.clip_norm, (int, float)) or self.clip_norm <= 0):
             raise ValueError(f"clip_norm must be > 0 or None, got {self.clip_norm!r}")
-        if not isinstance(self.clip_per_group, bool):
-            raise TypeError(f"clip_per_group must be a bool, got {type(self.clip_per_group).__name__}")
+        for name in ("clip_per_group", "reset_moments_on_batch_change"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {type(getattr(self, name)).__name__}")
+        if self.reset_moments_on_batch_change and not self.batch_schedule:
+            raise ValueError("reset_moments_on_batch_change=True resets the optimiser where the "
+                             "minibatch size changes: it needs a non-empty batch_schedule")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if isinstance(self.lr_end_factor, bool) or not isinstance(self.lr_end_factor, (int, float)) \
@@ -417,6 +427,8 @@ class SVITrainer:
             lam = cfg.annealing(self.step)
             factor = cfg.lr_factor(self.step)
             batch_size = min(cfg.batch_size_at(self.step) or num_series, num_series)
+            if cfg.reset_moments_on_batch_change and any(self.step == s for s, _ in cfg.batch_schedule):
+                self.optimizer.state.clear()
             for group in self.optimizer.param_groups:
                 group["lr"] = group["base_lr"] * factor
             if batch_size < num_series:

@@ -84,3 +84,41 @@ def test_saved_fit_keeps_its_batch_schedule(series_ds, tiny, tmp_path):
     path = res.save(tmp_path / "fit.pyrossm")
     loaded = pyrossm.load(path)
     assert loaded.config["trainer"]["batch_schedule"] == [[2, 4]]
+
+
+# ------------------------------------------------------------------ reset_moments_on_batch_change
+def _fitted_trainer(series_ds, **config):
+    x = torch.tensor(series_ds["x"].values, dtype=torch.float32)[..., None]     # (6, 8, 1)
+    data = (x, torch.ones_like(x, dtype=torch.bool), torch.zeros(6, 8, 0))
+    _, trainer = make_trainer(num_steps=7, batch_size=2, batch_schedule=[[4, 4]], **config)
+    return trainer, trainer.fit(args_of(data), 6)
+
+
+def test_reset_moments_restarts_the_optimiser_at_the_batch_change(series_ds):
+    kept, kept_history = _fitted_trainer(series_ds)
+    reset, reset_history = _fitted_trainer(series_ds, reset_moments_on_batch_change=True)
+    for trainer, steps in [(kept, 7), (reset, 3)]:              # AdamW's own count: 7, or 4, 5, 6
+        counts = {float(state["step"]) for state in trainer.optimizer.state.values()}
+        assert counts == {steps}
+    # the same first four steps, then different updates: the moments started from zero at step 4
+    pd.testing.assert_series_equal(kept_history["loss"][:5], reset_history["loss"][:5])
+    assert not kept_history["loss"][5:].equals(reset_history["loss"][5:])
+
+
+def test_reset_moments_resumes_bit_for_bit_and_survives_json(series_ds, tiny, tmp_path):
+    kw = dict(data=series_ds, seed=3, batch_size=2, batch_schedule=[[7, 4]], warmup_steps=6,
+              reset_moments_on_batch_change=True, checkpoint_every=5, **tiny)
+    full = pyrossm.fit(num_steps=14, checkpoint_dir=tmp_path / "full", **kw)
+    assert full.config["trainer"]["reset_moments_on_batch_change"] is True
+    pyrossm.fit(num_steps=10, checkpoint_dir=tmp_path / "cut", **kw)    # reset at 7, stopped at 10
+    resumed = pyrossm.fit(num_steps=14, checkpoint_dir=tmp_path / "cut", resume=True, **kw)
+    assert_same_state(full.model, resumed.model)
+    pd.testing.assert_frame_equal(history_without_seconds(full.history),
+                                  history_without_seconds(resumed.history))
+
+
+def test_reset_moments_needs_a_bool_and_a_schedule():
+    with pytest.raises(ValueError, match="reset_moments_on_batch_change=True .* needs a non-empty batch_schedule"):
+        TrainerConfig(num_steps=10, reset_moments_on_batch_change=True)
+    with pytest.raises(TypeError, match="reset_moments_on_batch_change must be a bool, got int"):
+        TrainerConfig(num_steps=10, batch_schedule=[[3, 4]], reset_moments_on_batch_change=1)
