@@ -92,8 +92,9 @@ def test_cpu_ddssm_last_cycle_draws_larger_minibatches(steps):
     config = TrainerConfig(num_steps=n, **trainer_fields)
     if not config.lr_restarts:          # too short a run for cycles: one batch size throughout
         assert config.batch_schedule == () and config.batch_size_at(n - 1) == 64
+        assert not config.reset_moments_on_batch_change
         return
     last = config.lr_restarts[-1]
-    assert config.batch_schedule == ((last, 256),)
+    assert config.batch_schedule == ((last, 256),) and config.reset_moments_on_batch_change
     assert config.batch_size_at(0) == config.batch_size_at(last - 1) == 64
     assert config.batch_size_at(last) == config.batch_size_at(n - 1) == 256

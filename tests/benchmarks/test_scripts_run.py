@@ -30,6 +30,7 @@ def test_bimodal_cpu_smoke_run_writes_table_figures_and_summary(tmp_path, capsys
     fit = bimodal.pyrossm.load(tmp_path / "ddssm.pyrossm")
     assert list(fit.history["batch_size"]) == [64] * 5 + [256]
     assert fit.config["trainer"]["batch_schedule"] == [[5, 256]]
+    assert fit.config["trainer"]["reset_moments_on_batch_change"] is True
     assert len(summary["DDSSM samplers"]) == 7
     assert "DDSSM" in out and "LOCF" in out
 
