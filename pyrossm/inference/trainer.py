@@ -140,7 +140,7 @@ class TrainerConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.clip_norm is not None and (not isinstance(self.clip_norm, (int, float)) or self.clip_norm <= 0):
             raise ValueError(f"clip_norm must be > 0 or None, got {self.clip_norm!r}")
-        for name in ("clip_per_group", "reset_moments_on_batch_change"):
+        for name in ("clip_per_group", "reset_moments_on_batch_change", "keep_best", "restart_from_best"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {type(getattr(self, name)).__name__}")
         if self.reset_moments_on_batch_change and not self.batch_schedule:
@@ -160,13 +160,9 @@ class TrainerConfig:
             self.annealing = AnnealingSchedule(**self.annealing)
         if not isinstance(self.validation_metric, str) or not self.validation_metric:
             raise TypeError(f"validation_metric must be a non-empty str, got {self.validation_metric!r}")
-        if not isinstance(self.keep_best, bool):
-            raise TypeError(f"keep_best must be a bool, got {type(self.keep_best).__name__}")
         if self.keep_best and not self.validate_every:
             raise ValueError("keep_best=True keeps the parameters with the best validation: "
                              "it needs validate_every > 0 (and validation data)")
-        if not isinstance(self.restart_from_best, bool):
-            raise TypeError(f"restart_from_best must be a bool, got {type(self.restart_from_best).__name__}")
         if self.restart_from_best and not (self.keep_best and self.lr_restarts):
             raise ValueError("restart_from_best=True returns to the best validated parameters at each "
                              "of lr_restarts: it needs keep_best=True and non-empty lr_restarts")
