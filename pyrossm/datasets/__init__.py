@@ -1,0 +1,41 @@
+"""
+Synthetic systems with known truth, and loaders for the small real data sets shipped as package
+data in ``pyrossm/datasets/data/``.
+
+Synthetic systems (:mod:`pyrossm.datasets.synthetic`):
+
+- :func:`bimodal_random_walk` — the one-dimensional system of Sec. 4 of the DDSSM paper, whose
+  transition law is an exact two-component Gaussian mixture (:func:`bimodal_transition_law`);
+- :func:`linear_gaussian` — a linear Gaussian state-space model, whose exact filtering and
+  predictive distributions are given by :func:`kalman_filter` / :func:`kalman_predictive`.
+
+Real data (:mod:`pyrossm.datasets.real`; see ``pyrossm/datasets/data/README.md`` for provenance
+and licences):
+
+- :func:`geyser` — Old Faithful waiting times and durations (299 consecutive eruptions);
+- :func:`stock` — Google daily stock prices 2004-2019 (3685 trading days).
+
+All functions return :class:`xarray.Dataset` objects following the pyrossm data contract:
+dims ``("series", "time")`` (+ a ``feature`` dim for multivariate observations).
+"""
+
+from .real import DATA_DIR, STOCK_COLUMNS, geyser, stock
+from .synthetic import (
+    GaussianMixture1D,
+    bimodal_random_walk,
+    bimodal_transition_law,
+    kalman_filter,
+    kalman_predictive,
+    linear_gaussian,
+)
+
+__all__ = [
+    "GaussianMixture1D",
+    "bimodal_random_walk",
+    "bimodal_transition_law",
+    "geyser",
+    "kalman_filter",
+    "kalman_predictive",
+    "linear_gaussian",
+    "stock",
+]
