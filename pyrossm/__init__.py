@@ -12,12 +12,15 @@ import sys as _sys
 
 from . import datasets, evaluation, models, tuning
 from . import evaluation as metrics
-from .api import FitResult, fit, load
+from .api import fit
 from .data import DataContract, SeriesData
+from .inference import TrainerConfig
+from .io import load
+from .result import FitResult
 
 _sys.modules[__name__ + ".metrics"] = metrics  # so that `from pyrossm.metrics import crps` works
 
 __version__ = "0.1.0"
 
-__all__ = ["fit", "load", "FitResult", "datasets", "metrics", "evaluation", "models",
+__all__ = ["fit", "load", "FitResult", "TrainerConfig", "datasets", "metrics", "evaluation", "models",
            "DataContract", "SeriesData", "tuning", "__version__"]

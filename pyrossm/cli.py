@@ -41,6 +41,33 @@ def _write_netcdf(ds, path):
             os.unlink(tmp)
 
 
+def _trainer_settings(args) -> dict | str | None:
+    """``--trainer-config`` (a JSON file of trainer settings, flat or nested, or a preset name)
+    with the validation flags on top."""
+    trainer = None
+    if args.trainer_config:
+        path = Path(args.trainer_config)
+        if path.suffix == ".json" or path.is_file():
+            if not path.is_file():
+                raise SystemExit(f"error: no such file: {str(path)!r}")
+            try:
+                trainer = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"error: --trainer-config {str(path)!r} is not valid JSON: {exc}") from exc
+            if not isinstance(trainer, dict):
+                raise SystemExit("error: --trainer-config must hold a JSON object")
+        else:
+            trainer = args.trainer_config  # a preset name
+    flags = {"validate_every": args.validate_every, "validation_metric": args.validation_metric,
+             "keep_best": args.keep_best or None}
+    flags = {k: v for k, v in flags.items() if v is not None}
+    if flags:
+        from .inference import TrainerConfig
+
+        trainer = TrainerConfig.resolve(trainer).updated(**flags)
+    return trainer
+
+
 def _cmd_fit(args):
     import pyrossm
 
@@ -49,15 +76,16 @@ def _cmd_fit(args):
     if not isinstance(extra, dict):
         raise SystemExit("error: --model-args must be a JSON object")
     validation = _read_data(args.validation_data) if args.validation_data else None
-    if validation is None and (args.validate_every or args.keep_best or args.validation_metric != "elbo"):
+    if validation is None and (args.validate_every or args.keep_best or args.validation_metric):
         raise SystemExit("error: --validate-every, --validation-metric and --keep-best need --validation-data")
-    if validation is not None and not args.validate_every:
+    trainer = _trainer_settings(args)
+    if validation is not None and not (args.validate_every or pyrossm.TrainerConfig.resolve(trainer).selection.validate_every):
         raise SystemExit("error: --validation-data needs --validate-every N (N > 0)")
+    given = {name: getattr(args, name) for name in ("num_steps", "batch_size", "learning_rate", "seed")
+             if getattr(args, name) is not None}
     res = pyrossm.fit(model=args.model, data=data, covariates=args.covariates or None,
-                      latent_dim=args.latent_dim, order=args.order, num_steps=args.num_steps,
-                      batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
-                      validation_data=validation, validate_every=args.validate_every,
-                      validation_metric=args.validation_metric, keep_best=args.keep_best, device=args.device, progress=not args.quiet, **extra)
+                      latent_dim=args.latent_dim, order=args.order, validation_data=validation,
+                      trainer=trainer, device=args.device, progress=not args.quiet, **given, **extra)
     res.save(args.out)
     print(res)
     print(f"saved to {args.out}")
@@ -93,18 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--covariates", nargs="*", default=[], help="variables used as covariates")
     p.add_argument("--latent-dim", type=int, default=1)
     p.add_argument("--order", type=int, default=1)
-    p.add_argument("--num-steps", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--num-steps", type=int, default=None, help="training steps (default: the trainer's, 1000)")
+    p.add_argument("--batch-size", type=int, default=None, help="series per step (default: the trainer's, 128)")
+    p.add_argument("--learning-rate", type=float, default=None, help="default: the trainer's, 1e-3")
+    p.add_argument("--trainer-config", default=None,
+                   help="a JSON file of trainer settings (flat or nested by section, as "
+                        "TrainerConfig.to_dict() writes them) or a preset name, e.g. ddssm-bimodal-cpu")
     p.add_argument("--model-args", default="", help='JSON object of model arguments, e.g. \'{"init": "normal"}\'')
     p.add_argument("--validation-data", default=None, help=".nc or .csv data for the validation ELBO")
-    p.add_argument("--validate-every", type=int, default=0, help="validation ELBO every N steps")
-    p.add_argument("--validation-metric", choices=["elbo", "log_score"], default="elbo",
+    p.add_argument("--validate-every", type=int, default=None, help="validation ELBO every N steps")
+    p.add_argument("--validation-metric", choices=["elbo", "log_score"], default=None,
                    help="what --keep-best maximises: the validation ELBO or the 1-step predictive "
                         "log score of each validation series' last step")
     p.add_argument("--keep-best", action="store_true",
                    help="save the parameters of the best validation instead of the last step's")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="default: the trainer's, 0")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_fit)
@@ -133,7 +164,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, FileNotFoundError) as exc:  # user errors: one line, exit code 2
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

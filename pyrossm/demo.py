@@ -13,15 +13,15 @@ import numpy as np
 
 #: settings of the demo fits: small networks so both run in a few minutes on a 2-core CPU; the
 #: learning rates decay by a cosine to 3% (DDSSM 1-step JSD 0.43 with constant rates, 0.24 with it)
-_DECAY = dict(lr_schedule="cosine", lr_end_factor=0.03)
+_DECAY = dict(lr_schedule="cosine", lr_end_factor=0.03, batch_size=64, learning_rate=3e-3)
 DEMO_FITS = {
-    "DDSSM": dict(model="ddssm", latent_dim=1, order=1, num_steps=500, batch_size=64,
-                  learning_rate=3e-3, learning_rates={"transition": 1e-2}, warmup_steps=200, **_DECAY,
-                  channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1,
-                  diffusion_channels=16, num_diffusion_steps=32, num_noise_draws=4,
-                  sampler="ddim", num_sampling_steps=16),
-    "DKF": dict(model="dkf", latent_dim=1, order=1, num_steps=400, batch_size=64,
-                learning_rate=3e-3, warmup_steps=150, channels=8, hidden_dim=8, **_DECAY),
+    "DDSSM": dict(model="ddssm", latent_dim=1, order=1, channels=8, hidden_dim=8, encoder_layers=1,
+                  emission_layers=1, diffusion_channels=16, num_diffusion_steps=32, num_noise_draws=4,
+                  sampler="ddim", num_sampling_steps=16,
+                  trainer=dict(_DECAY, num_steps=500, learning_rates={"transition": 1e-2},
+                               annealing={"kind": "cosine", "warmup_steps": 200})),
+    "DKF": dict(model="dkf", latent_dim=1, order=1, channels=8, hidden_dim=8,
+                trainer=dict(_DECAY, num_steps=400, annealing={"kind": "cosine", "warmup_steps": 150})),
 }
 
 
@@ -49,8 +49,10 @@ def run_demo(out: Path, num_steps=None, seed=0, progress=True, n_train=1024, n_t
 
     results, one_step, fans = {}, {}, {}
     for name in models:
-        settings = dict(DEMO_FITS[name], num_steps=num_steps or DEMO_FITS[name]["num_steps"])
-        print(f"\nfitting {name} ({settings['num_steps']} SVI steps) ...", flush=True)
+        settings = dict(DEMO_FITS[name])
+        steps = num_steps or settings["trainer"]["num_steps"]
+        settings["trainer"] = dict(settings["trainer"], num_steps=steps)
+        print(f"\nfitting {name} ({steps} SVI steps) ...", flush=True)
         start = time.perf_counter()
         res = pyrossm.fit(data=train, seed=seed, progress=progress, **settings)
         fit_seconds = time.perf_counter() - start

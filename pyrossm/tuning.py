@@ -8,10 +8,11 @@ with :func:`pyrossm.fit` and scores it on validation data (lower is better).  Wi
 sampler (``pip install optuna``) with the same search space.
 
 A search space maps a name to a :class:`Choice`, :class:`IntRange` or :class:`FloatRange`; the
-names are :func:`pyrossm.fit` arguments (``lr_schedule``, ``lr_end_factor`` etc. included), plus
-``"lr_<group>"`` for the per-group learning rates (``encoder``, ``emission``, ``transition``,
-``init``) and model arguments such as
-``num_noise_draws``.  :data:`TABLE3_SPACE` is the paper's (``dec_lr`` -> ``lr_emission``,
+names are trainer settings (:class:`~pyrossm.inference.TrainerConfig`'s flat names:
+``batch_size``, ``num_particles``, ``lr_schedule``, ...), ``"lr_<group>"`` for the per-group
+learning rates (``encoder``, ``emission``, ``transition``, ``init``), the annealing ramp's
+``annealing`` (kind), ``annealing_start``, ``annealing_end`` and ``warmup_steps``, and model
+options such as ``num_noise_draws``.  :data:`TABLE3_SPACE` is the paper's (``dec_lr`` -> ``lr_emission``,
 ``trans_lr`` -> ``lr_transition``, ``zinit_lr`` -> ``lr_init``, ``S`` -> ``num_particles``,
 ``S_k`` -> ``num_noise_draws``).
 """
@@ -25,14 +26,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .inference.config import SECTION_OF
 from .progress import progress_bar
 from .validation import check_positive_int
 
 __all__ = ["Choice", "IntRange", "FloatRange", "TABLE3_SPACE", "tune", "forecast_crps_score"]
 
 LR_GROUPS = ("encoder", "emission", "transition", "init")
-#: :func:`pyrossm.fit`'s own ``lr_*`` arguments, passed through as they are (not learning-rate groups)
+#: the trainer's own ``lr_*`` settings, passed through as they are (not learning-rate groups)
 FIT_LR_ARGUMENTS = ("lr_schedule", "lr_end_factor", "lr_restarts", "lr_warmup_steps")
+#: search names of the annealing ramp -> the keys of the trainer's ``annealing`` dict
+ANNEALING_NAMES = {"annealing": "kind", "annealing_start": "start", "annealing_end": "end",
+                   "warmup_steps": "warmup_steps"}
 
 
 @dataclass(frozen=True)
@@ -132,18 +137,29 @@ def _check_space(space):
                              f"fit's own {list(FIT_LR_ARGUMENTS)} are searchable as they are)")
 
 
-def _fit_arguments(params, model):
-    """Splits a drawn configuration into :func:`pyrossm.fit` arguments (``lr_*`` -> ``learning_rates``)."""
-    out, lrs = {}, {}
+def _fit_arguments(params, model, fixed_trainer=None):
+    """Splits a drawn configuration into :func:`pyrossm.fit` arguments: trainer settings (``lr_*``
+    -> ``learning_rates``, the ramp's names -> ``annealing``) into ``trainer``, on top of the
+    ``fixed_trainer`` dict; the rest are model options."""
+    out, lrs, annealing = {}, {}, {}
+    trainer = dict(fixed_trainer or {})
     for name, value in params.items():
-        if name.startswith("lr_") and name not in FIT_LR_ARGUMENTS:
+        if name in ANNEALING_NAMES:
+            annealing[ANNEALING_NAMES[name]] = value
+        elif name.startswith("lr_") and name not in FIT_LR_ARGUMENTS:
             lrs[name[3:]] = value
+        elif name in SECTION_OF:
+            trainer[name] = value
         else:
             out[name] = value
     if model != "ddssm":
         out.pop("num_noise_draws", None)  # Table 3: diffusion transitions only
+    if annealing:
+        trainer["annealing"] = {"kind": "cosine", **annealing}
     if lrs:
-        out["learning_rates"] = lrs
+        trainer["learning_rates"] = {**trainer.get("learning_rates", {}), **lrs}
+    if trainer:
+        out["trainer"] = trainer
     return out
 
 
@@ -159,7 +175,8 @@ def tune(model, data, validation_data, *, space=None, num_trials=20, num_steps=1
     :param score: ``score(result, validation_data) -> float``, lower is better (default
         :func:`forecast_crps_score` ``(horizon=1)``).
     :param str sampler: ``"random"`` or ``"optuna"`` (TPE, 10 random start-up trials as in Table 4).
-    :param dict fixed: :func:`pyrossm.fit` arguments shared by every trial (architecture etc.).
+    :param dict fixed: :func:`pyrossm.fit` arguments shared by every trial (model options,
+        ``batch_size``, a ``trainer`` dict of settings that are not searched).
     :returns: ``pandas.DataFrame``, one row per trial sorted by ``score`` (best first), columns
         ``trial``, ``score``, ``seconds``, one per searched parameter, ``fit_arguments`` (the
         trial's :func:`pyrossm.fit` keyword arguments: ``fit(model, data,
@@ -179,15 +196,21 @@ def tune(model, data, validation_data, *, space=None, num_trials=20, num_steps=1
     if sampler not in ("random", "optuna"):
         raise ValueError(f"sampler must be 'random' or 'optuna', got {sampler!r}")
     fixed = dict(fixed or {})
+    fixed_trainer = fixed.pop("trainer", None) or {}
+    if not isinstance(fixed_trainer, dict):
+        raise TypeError(f"fixed['trainer'] must be a dict of trainer settings, got {type(fixed_trainer).__name__}")
+    searched = _fit_arguments(space, model)
     clash = ({"data", "num_steps", "seed", "progress", "validation_data"}
-             | set(_fit_arguments(space, model))) & set(fixed)
+             | (set(searched) - {"trainer"})) & set(fixed)
+    clash |= set(searched.get("trainer", {})) & set(fixed_trainer)
     if clash:
         raise ValueError(f"fixed must not set {sorted(clash)}: they are searched or set by tune()")
     score = score or forecast_crps_score()
 
     def run_trial(number, params):
         start = time.perf_counter()
-        arguments = dict(fixed, **_fit_arguments(params, model), num_steps=num_steps, seed=seed + number)
+        arguments = dict(fixed, **_fit_arguments(params, model, fixed_trainer), num_steps=num_steps,
+                         seed=seed + number)
         try:
             result = fit(model, data, progress=False, **arguments)
             value, error = float(score(result, validation_data)), ""

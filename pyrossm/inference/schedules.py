@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from ..validation import check_nonnegative_int, check_pairs
 
@@ -45,7 +45,8 @@ class AnnealingSchedule:
         ``end``) or ``"piecewise"``.
     :param float start: value at step 0 (> 0: Pyro's ``poutine.scale`` needs a positive weight).
     :param float end: value from ``warmup_steps`` on.
-    :param int warmup_steps: length of the ramp (0 = no ramp).
+    :param warmup_steps: length of the ramp (0 = no ramp; ``None`` = a third of the stage it
+        is used in, see :meth:`for_stage`).
     :param points: ``kind="piecewise"`` only: ``(step, value)`` knots with strictly increasing
         steps and values > 0; ``lambda`` is the first value before the first knot, linear between
         knots and the last value after the last one (``start``, ``end`` and ``warmup_steps`` are
@@ -55,7 +56,7 @@ class AnnealingSchedule:
     kind: str = "cosine"
     start: float = 0.01
     end: float = 1.0
-    warmup_steps: int = 0
+    warmup_steps: int | None = 0
     points: tuple = ()
 
     def __post_init__(self):
@@ -63,8 +64,9 @@ class AnnealingSchedule:
             raise ValueError("annealing kind must be 'cosine', 'linear', 'constant' or 'piecewise', "
                              f"got {self.kind!r}")
         # a numpy int is kept as an int (the schedule is saved as JSON); the dataclass is frozen
-        object.__setattr__(self, "warmup_steps",
-                           check_nonnegative_int("annealing warmup_steps", self.warmup_steps))
+        if self.warmup_steps is not None:
+            object.__setattr__(self, "warmup_steps",
+                               check_nonnegative_int("annealing warmup_steps", self.warmup_steps))
         for name in ("start", "end"):
             _check_weight(name, getattr(self, name))
         if self.kind == "piecewise":
@@ -74,7 +76,16 @@ class AnnealingSchedule:
         else:
             object.__setattr__(self, "points", ())
 
+    def for_stage(self, num_steps: int) -> "AnnealingSchedule":
+        """This schedule with an unset ``warmup_steps`` (``None``) resolved to ``num_steps // 3``."""
+        if self.warmup_steps is not None:
+            return self
+        return replace(self, warmup_steps=num_steps // 3)
+
     def __call__(self, step: int) -> float:
+        if self.warmup_steps is None and self.kind not in ("piecewise", "constant"):
+            raise ValueError("this annealing schedule's warmup_steps is unset: resolve it with "
+                             "for_stage(num_steps) first")
         if self.kind == "piecewise":
             return self._piecewise(step)
         if self.kind == "constant" or self.warmup_steps == 0 or step >= self.warmup_steps:

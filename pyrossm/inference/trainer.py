@@ -1,266 +1,143 @@
-"""Stochastic variational inference for model/guide pairs with named parameter groups.
+"""The trainer: minimises a model's objectives over its named parameter groups, stage by stage.
 
-The trainer does not know model internals: it receives a model, a guide, named parameter
-groups (e.g. encoder / emission / transition / init, the paper's enc_lr, dec_lr, trans_lr,
-zinit_lr of Appendix F) and a function giving the program arguments for a minibatch.
+The trainer does not know model internals.  It receives one
+:class:`~pyrossm.inference.objectives.Objective` (or a list of
+:class:`~pyrossm.models.base.Stage`\\ s, trained in order), named parameter groups (e.g.
+encoder / emission / transition / init, the DDSSM paper's enc_lr, dec_lr, trans_lr, zinit_lr of
+Appendix F), a :class:`~pyrossm.inference.config.TrainerConfig` and optional callbacks; ``fit``
+gets a function giving the minibatch for given series indices.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import pyro
 import torch
 
+from ..models.base import Stage
 from ..progress import progress_bar
-from ..validation import check_nonnegative_int, check_pairs, check_positive_int
 from .checkpoint import atomic_torch_save, safe_torch_load
-from .elbo import elbo_terms
+from .config import TrainerConfig
+from .objectives import Objective
 from .rng import seeded
-from .schedules import AnnealingSchedule
 
 CHECKPOINT_NAME = "checkpoint.pt"
-LR_SCHEDULES = ("constant", "cosine", "linear")
 
 
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss or gradient; the message names the step and the loss terms."""
 
 
-@dataclass
-class TrainerConfig:
-    """Settings of :class:`SVITrainer`.
+class Callback:
+    """Hooks into a :class:`Trainer` run; override what you need.  ``trainer.request_stop()``
+    ends the run after the current step (the fit then ends as after its last step)."""
 
-    :param int num_steps: optimisation steps.
-    :param batch_size: series per minibatch (``None`` = all series every step).
-    :param batch_schedule: ``[[step, batch_size], ...]``: from each ``step`` on, minibatches
-        have that many series (``batch_size`` before the first); steps strictly increasing in
-        ``(0, num_steps)``.  ``()`` (default): ``batch_size`` throughout.  Growing the batch late
-        in a run lowers the gradient noise as a decaying learning rate does, without slowing the
-        early steps (Smith et al., 2018, "Don't decay the learning rate, increase the batch size").
-    :param bool reset_moments_on_batch_change: at each ``batch_schedule`` step, clear AdamW's
-        state (both moment estimates and its step count, so that the bias correction starts over),
-        as if the optimiser were created afresh there.  The second-moment estimate otherwise
-        carries the gradient noise of the earlier minibatch size for about ``1 / (1 - beta2) =
-        1000`` steps.  Needs a ``batch_schedule``.
-    :param int num_particles: vectorised ELBO particles ``S``.
-    :param float learning_rate: default learning rate of every group.
-    :param dict learning_rates: per-group overrides, e.g. ``{"encoder": 1e-3}``.
-    :param float weight_decay: AdamW weight decay (Table 4: 0.01).
-    :param clip_norm: gradient-norm clipping threshold (``None`` disables).
-    :param bool clip_per_group: clip each parameter group's gradient by its own norm instead of
-        all groups' by their joint norm.  With one joint norm, a group with large, noisy
-        gradients (a diffusion transition's) sets the scale of every other group's update at
-        every step; per group, each is clipped only by its own.  The history records the joint
-        norm (``grad_norm``) and each group's (``grad_norm_<group>``), before clipping.
-    :param str lr_schedule: ``"constant"`` (default), ``"cosine"`` or ``"linear"``: every group's
-        learning rate is its base rate times a factor going from 1 at step 0 to ``lr_end_factor``
-        at ``num_steps`` (decaying the rate sharpens the final parameters; Loshchilov & Hutter,
-        2017), or, with ``lr_restarts``, at the end of each cycle.
-    :param float lr_end_factor: the final factor, in ``(0, 1]``.
-    :param lr_restarts: steps at which the decay starts over from 1 (warm restarts, Loshchilov &
-        Hutter, 2017): strictly increasing, each in ``(0, num_steps)``; the steps from one restart
-        to the next (or to ``num_steps``) are a cycle that decays from 1 to ``lr_end_factor``.
-        ``()`` (default): one decay over the whole run.  Needs a decaying ``lr_schedule``.  The
-        optimiser's moment estimates carry on across a restart.
-    :param int lr_warmup_steps: the factor is further multiplied by ``min(1, (step + 1) /
-        lr_warmup_steps)``: a linear warm-up of every learning rate over the first steps (0, the
-        default, disables it), usual for diffusion networks, whose first Adam steps at full rate can
-        push the denoiser into a state it does not leave.
-    :param ema_decay: ``None`` (default) or a decay in ``[0, 1)``: keep an exponential moving
-        average of the parameters, ``theta_ema <- d theta_ema + (1 - d) theta`` after every step
-        with ``d = min(ema_decay, (1 + step) / (10 + step))`` (a short warm-up), as diffusion models
-        are usually trained (Ho et al., 2020; Karras et al., 2022).  The validation ELBO is computed
-        with the averaged parameters, and they are the ones the fitted model ends with.
-    :param AnnealingSchedule annealing: schedule of the rate weight lambda.
-    :param int validate_every: validation ELBO every N steps (0 disables), plus the scores
-        passed to :meth:`SVITrainer.fit` as ``val_scores``.
-    :param str validation_metric: what ``keep_best`` maximises: ``"elbo"`` (default) or the
-        name of one of the ``val_scores`` (history column ``"val_" + name``).
-    :param bool keep_best: end with the parameters of the validation with the highest
-        ``validation_metric`` instead of the last step's (the averaged ones with ``ema_decay``):
-        the restoring kind of early stopping, for runs whose quality swings, e.g. across
-        ``lr_restarts``.  Needs ``validate_every > 0`` and validation data; the last step is a
-        candidate when ``validate_every`` divides ``num_steps``.
-    :param bool restart_from_best: at each of ``lr_restarts``, when the best validation so far
-        (by ``validation_metric``) is not the one just before the restart, go on from its
-        parameters: a cycle that did not improve on an earlier one is discarded instead of built
-        on (the optimiser's moment estimates carry on).  The history's ``restart_from`` column
-        names the step returned to.  Needs ``keep_best`` and ``lr_restarts``; with every cycle an
-        improvement it changes nothing.
-    :param int checkpoint_every: checkpoint every N steps (0 disables; needs a directory).
-    :param progress: show a tqdm bar (``None`` = only when stderr is a terminal).
-    :param int seed: seeds Pyro/torch and the minibatch sampler.
-    :param str on_nonfinite: ``"raise"`` (default) or ``"restore"`` (reload the last
-        checkpoint, halve the learning rates and go on; at most 3 times).
+    def on_stage_start(self, trainer, stage):
+        pass
+
+    def on_step_end(self, trainer, row: dict):
+        """After every step, with the history row (``val_*`` entries on validation steps)."""
+
+    def on_stage_end(self, trainer, stage):
+        pass
+
+
+class Trainer:
+    """AdamW on each stage's objective, with per-group learning rates, schedules, clipping,
+    minibatches, validation, model selection, checkpoints and resume.
+
+    :param objective: an :class:`Objective` (one stage, ``"train"``) or a list of
+        :class:`~pyrossm.models.base.Stage`.
+    :param dict groups: ``name -> list of parameters``.
+    :param TrainerConfig config: settings (a dict or preset name is resolved).
+    :param callbacks: :class:`Callback` instances.
     """
 
-    num_steps: int = 1000
-    batch_size: int | None = 128
-    batch_schedule: tuple = ()
-    reset_moments_on_batch_change: bool = False
-    num_particles: int = 1
-    learning_rate: float = 1e-3
-    learning_rates: dict = field(default_factory=dict)
-    weight_decay: float = 0.01
-    clip_norm: float | None = 10.0
-    clip_per_group: bool = False
-    lr_schedule: str = "constant"
-    lr_end_factor: float = 0.1
-    lr_restarts: tuple = ()
-    lr_warmup_steps: int = 0
-    ema_decay: float | None = None
-    annealing: AnnealingSchedule = field(default_factory=AnnealingSchedule)
-    validate_every: int = 0
-    validation_metric: str = "elbo"
-    keep_best: bool = False
-    restart_from_best: bool = False
-    checkpoint_every: int = 0
-    progress: bool | None = None
-    seed: int = 0
-    on_nonfinite: str = "raise"
-
-    def __post_init__(self):
-        # numpy ints are accepted and stored as ints (the configuration is saved as JSON)
-        for name in ("num_steps", "validate_every", "checkpoint_every", "lr_warmup_steps"):
-            setattr(self, name, check_nonnegative_int(name, getattr(self, name)))
-        self.num_particles = check_positive_int("num_particles", self.num_particles)
-        if self.batch_size is not None:
-            self.batch_size = check_positive_int("batch_size", self.batch_size)
-        self.batch_schedule = self._checked_batch_schedule(self.batch_schedule)
-        for name, lr in [("learning_rate", self.learning_rate), *self.learning_rates.items()]:
-            if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-                raise ValueError(f"learning rate {name!r} must be a finite number > 0, got {lr!r}")
-        if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if self.clip_norm is not None and (not isinstance(self.clip_norm, (int, float)) or self.clip_norm <= 0):
-            raise ValueError(f"clip_norm must be > 0 or None, got {self.clip_norm!r}")
-        for name in ("clip_per_group", "reset_moments_on_batch_change", "keep_best", "restart_from_best"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be a bool, got {type(getattr(self, name)).__name__}")
-        if self.reset_moments_on_batch_change and not self.batch_schedule:
-            raise ValueError("reset_moments_on_batch_change=True resets the optimiser where the "
-                             "minibatch size changes: it needs a non-empty batch_schedule")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        if isinstance(self.lr_end_factor, bool) or not isinstance(self.lr_end_factor, (int, float)) \
-                or not 0 < self.lr_end_factor <= 1:
-            raise ValueError(f"lr_end_factor must be a number in (0, 1], got {self.lr_end_factor!r}")
-        self.lr_restarts = self._checked_restarts(self.lr_restarts)
-        if self.ema_decay is not None and (isinstance(self.ema_decay, bool)
-                                           or not isinstance(self.ema_decay, (int, float))
-                                           or not 0 <= self.ema_decay < 1):
-            raise ValueError(f"ema_decay must be None or a number in [0, 1), got {self.ema_decay!r}")
-        if isinstance(self.annealing, dict):
-            self.annealing = AnnealingSchedule(**self.annealing)
-        if not isinstance(self.validation_metric, str) or not self.validation_metric:
-            raise TypeError(f"validation_metric must be a non-empty str, got {self.validation_metric!r}")
-        if self.keep_best and not self.validate_every:
-            raise ValueError("keep_best=True keeps the parameters with the best validation: "
-                             "it needs validate_every > 0 (and validation data)")
-        if self.restart_from_best and not (self.keep_best and self.lr_restarts):
-            raise ValueError("restart_from_best=True returns to the best validated parameters at each "
-                             "of lr_restarts: it needs keep_best=True and non-empty lr_restarts")
-        if self.on_nonfinite not in ("raise", "restore"):
-            raise ValueError(f"on_nonfinite must be 'raise' or 'restore', got {self.on_nonfinite!r}")
-
-    def _checked_restarts(self, restarts):
-        if isinstance(restarts, (str, bytes)) or not hasattr(restarts, "__iter__"):
-            raise ValueError(f"lr_restarts must be a list of steps, got {restarts!r}")
-        checked = []
-        for i, step in enumerate(restarts):
-            step = check_nonnegative_int(f"lr_restarts[{i}]", step)
-            low = checked[-1] if checked else 0
-            if not low < step < self.num_steps:
-                raise ValueError(f"lr_restarts must be strictly increasing steps in (0, num_steps="
-                                 f"{self.num_steps}), got {step} at lr_restarts[{i}]")
-            checked.append(step)
-        if checked and self.lr_schedule == "constant":
-            raise ValueError("lr_restarts restart a decay, but lr_schedule is 'constant': pick "
-                             "'cosine' or 'linear', or leave lr_restarts empty")
-        return tuple(checked)
-
-    def _checked_batch_schedule(self, schedule):
-        checked = []
-        for i, pair in enumerate(check_pairs("batch_schedule", schedule, "[step, batch_size]")):
-            step = check_nonnegative_int(f"batch_schedule[{i}][0] (step)", pair[0])
-            size = check_positive_int(f"batch_schedule[{i}][1] (batch_size)", pair[1])
-            low = checked[-1][0] if checked else 0
-            if not low < step < self.num_steps:
-                raise ValueError(f"batch_schedule steps must be strictly increasing in (0, num_steps="
-                                 f"{self.num_steps}), got {step} at batch_schedule[{i}]")
-            checked.append((step, size))
-        return tuple(checked)
-
-    def batch_size_at(self, step: int) -> int | None:
-        """The minibatch size at ``step`` (``None`` = all series): the last ``batch_schedule``
-        entry at or before ``step``, else ``batch_size``."""
-        i = bisect.bisect_right([s for s, _ in self.batch_schedule], step)
-        return self.batch_schedule[i - 1][1] if i else self.batch_size
-
-    def lr_factor(self, step: int) -> float:
-        """The factor on every base learning rate at ``step`` (1 at step 0 and at every restart,
-        ``lr_end_factor`` at the end of each cycle), times the warm-up's
-        ``min(1, (step + 1) / lr_warmup_steps)``."""
-        warmup = min(1.0, (step + 1) / self.lr_warmup_steps) if self.lr_warmup_steps else 1.0
-        if self.lr_schedule == "constant" or self.num_steps == 0:
-            return warmup
-        i = bisect.bisect_right(self.lr_restarts, step)         # cycle i: [bounds[i], bounds[i + 1])
-        bounds = (0, *self.lr_restarts, self.num_steps)
-        progress = min((step - bounds[i]) / (bounds[i + 1] - bounds[i]), 1.0)
-        if self.lr_schedule == "linear":
-            shape = 1.0 - progress
-        else:
-            shape = 0.5 * (1.0 + math.cos(math.pi * progress))
-        return warmup * (self.lr_end_factor + (1.0 - self.lr_end_factor) * shape)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["annealing"] = self.annealing.to_dict()
-        d["lr_restarts"] = list(self.lr_restarts)
-        d["batch_schedule"] = [list(pair) for pair in self.batch_schedule]
-        return d
-
-
-class SVITrainer:
-    """Minimises the (annealed) negative ELBO per series with AdamW.
-
-    :param model: Pyro model ``model(*args, annealing=lambda)``.
-    :param guide: Pyro guide with the same signature.
-    :param dict param_groups: ``name -> list of parameters``.
-    :param TrainerConfig config: settings.
-    """
-
-    def __init__(self, model, guide, param_groups, config: TrainerConfig):
-        self.model, self.guide, self.config = model, guide, config
-        unknown = set(config.learning_rates) - set(param_groups)
+    def __init__(self, objective, groups, config=None, callbacks=()):
+        self.config = config = TrainerConfig.resolve(config)
+        stages = [Stage("train", objective)] if isinstance(objective, Objective) else list(objective)
+        if not stages or not all(isinstance(s, Stage) for s in stages):
+            raise TypeError("objective must be an Objective or a non-empty list of Stage")
+        unknown = set(config.optimizer.learning_rates) - set(groups)
         if unknown:
             raise ValueError(f"learning_rates names unknown parameter groups {sorted(unknown)}; "
-                             f"groups are {sorted(param_groups)}")
-        self.group_names = [name for name, params in param_groups.items() if params]
-        self.params = {name: list(param_groups[name]) for name in self.group_names}
-        self.all_params = [p for name in self.group_names for p in self.params[name]]
-        self.optimizer = torch.optim.AdamW(
-            [{"params": self.params[name], "lr": config.learning_rates.get(name, config.learning_rate),
-              "base_lr": config.learning_rates.get(name, config.learning_rate), "name": name}
-             for name in self.group_names],
-            weight_decay=config.weight_decay, foreach=True)
+                             f"groups are {sorted(groups)}")
+        self.group_names = [name for name, params in groups.items() if params]
+        self.params = {name: list(groups[name]) for name in self.group_names}
+        self.stages, self.budgets, self.objectives, self.stage_groups = [], [], [], []
+        for stage in stages:
+            missing = set(stage.groups or ()) - set(groups)
+            if missing:
+                raise ValueError(f"stage {stage.name!r} names unknown parameter groups {sorted(missing)}; "
+                                 f"groups are {sorted(groups)}")
+            budget = config.num_steps if stage.num_steps is None else int(stage.num_steps)
+            self.stages.append(stage)
+            self.budgets.append(budget)
+            self.objectives.append(stage.objective.for_stage(budget))
+            self.stage_groups.append([g for g in (stage.groups or self.group_names) if g in self.params])
+        self.starts = [sum(self.budgets[:i]) for i in range(len(self.budgets))]
+        self.total_steps = sum(self.budgets)
+        self.callbacks = list(callbacks)
         self.batch_generator = torch.Generator().manual_seed(config.seed)
-        self.ema = None if config.ema_decay is None else [p.detach().clone() for p in self.all_params]
         self.step = 0
         self.rows: list[dict] = []
+        self.stage_index = None
+        self.optimizer = None
+        self.stage_params: list = []
+        self.ema = None
         # keep_best: {"step", "values" (the validation's val_* columns), "params"} of the best so far
         self.best: dict | None = None
+        self._stop = False
+        self._enter_stage(0)
+
+    @property
+    def all_params(self):
+        return [p for name in self.group_names for p in self.params[name]]
+
+    def request_stop(self):
+        """Ends the run after the current step."""
+        self._stop = True
+
+    # ------------------------------------------------------------------ stages
+    def stage_of(self, step: int) -> int:
+        """The index of the stage that trains global ``step`` (``len(stages)`` past the end)."""
+        for i, (start, budget) in enumerate(zip(self.starts, self.budgets)):
+            if step < start + budget:
+                return i
+        return len(self.stages)
+
+    def _enter_stage(self, i):
+        """A fresh optimiser (and average, and best) over stage ``i``'s groups."""
+        cfg = self.config
+        self.stage_index = i
+        names = self.stage_groups[i]
+        self.stage_params = [p for name in names for p in self.params[name]]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": self.params[name], "lr": cfg.learning_rate_of(name),
+              "base_lr": cfg.learning_rate_of(name), "name": name} for name in names],
+            weight_decay=cfg.optimizer.weight_decay, foreach=True)
+        self.ema = None if cfg.selection.ema_decay is None else [p.detach().clone() for p in self.stage_params]
+        self.best = None
+
+    @torch.no_grad()
+    def _end_stage(self):
+        """The stage's parameters become its best validated or its averaged ones."""
+        if self.config.selection.keep_best and self.best is not None:
+            torch._foreach_copy_(self.stage_params, self.best["params"])
+        elif self.ema is not None:
+            torch._foreach_copy_(self.stage_params, self.ema)
+        for callback in self.callbacks:
+            callback.on_stage_end(self, self.stages[self.stage_index])
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
         return {
             "step": self.step,
+            "stage": self.stage_index,
             "params": {name: [p.detach().cpu().clone() for p in ps] for name, ps in self.params.items()},
             "optimizer": self.optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(),
@@ -286,9 +163,11 @@ class SVITrainer:
                         raise ValueError(f"checkpoint parameter in group {name!r} has shape "
                                          f"{tuple(t.shape)}, the model has {tuple(p.shape)}")
                     p.copy_(t.to(p.device))
+        stage = int(state.get("stage") or 0)
+        if not 0 <= stage < len(self.stages):
+            raise ValueError(f"checkpoint is in stage {stage}, this model has {len(self.stages)} stages")
+        self._enter_stage(stage)
         self.optimizer.load_state_dict(state["optimizer"])
-        for group in self.optimizer.param_groups:  # checkpoints written before lr schedules existed
-            group.setdefault("base_lr", group["lr"])
         torch.set_rng_state(state["torch_rng"])
         cuda_rng = state.get("cuda_rng", [])
         if cuda_rng and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda_rng):
@@ -297,14 +176,12 @@ class SVITrainer:
         if self.ema is not None:
             saved = state.get("ema")
             with torch.no_grad():  # a checkpoint without an average starts one from its parameters
-                for e, p, t in zip(self.ema, self.all_params, saved or [None] * len(self.ema)):
+                for e, p, t in zip(self.ema, self.stage_params, saved or [None] * len(self.ema)):
                     e.copy_(p if t is None else t.to(p.device))
         best = state.get("best")
         self.best = None if best is None else {
-            # checkpoints written before validation_metric existed hold only the ELBO
-            "step": int(best["step"]),
-            "values": {k: float(v) for k, v in best.get("values", {"val_elbo": best.get("val_elbo")}).items()},
-            "params": [t.to(p.device) for t, p in zip(best["params"], self.all_params)]}
+            "step": int(best["step"]), "values": {k: float(v) for k, v in best["values"].items()},
+            "params": [t.to(p.device) for t, p in zip(best["params"], self.stage_params)]}
         self.step = int(state["step"])
         history = state["history"]
         keys = list(history)
@@ -322,23 +199,7 @@ class SVITrainer:
         self.load_state_dict(safe_torch_load(path))
         return True
 
-    # ------------------------------------------------------------------ training
-    def _loss(self, args, annealing):
-        loss, terms = elbo_terms(self.model, self.guide, *args, annealing=annealing,
-                                 num_particles=self.config.num_particles)
-        return loss, terms
-
-    def evaluate(self, args, num_series) -> float:
-        """ELBO per series (lambda = 1) on the given program arguments, without gradients (with the
-        averaged parameters when ``ema_decay`` is set)."""
-        with torch.no_grad():
-            self._swap_ema()
-            try:
-                _, terms = self._loss(args, 1.0)
-            finally:
-                self._swap_ema()
-        return terms["elbo_unscaled"] / num_series
-
+    # ------------------------------------------------------------------ parameters
     @torch.no_grad()
     def _clip_gradients(self):
         """Clips the gradients by ``clip_norm`` (jointly, or per group with ``clip_per_group``).
@@ -346,35 +207,47 @@ class SVITrainer:
         :returns: ``(norm, group_norms)``: the joint norm (a tensor) and ``{group: norm}`` (floats,
             read from the device in one transfer), before clipping.
         """
-        with_grad = {name: [p for p in self.params[name] if p.grad is not None] for name in self.group_names}
-        zero = torch.zeros((), device=self.all_params[0].device)
+        opt = self.config.optimizer
+        names = self.stage_groups[self.stage_index]
+        with_grad = {name: [p for p in self.params[name] if p.grad is not None] for name in names}
+        zero = torch.zeros((), device=self.stage_params[0].device)
         norms = torch.stack([torch.nn.utils.get_total_norm([p.grad for p in params]) if params else zero
                              for params in with_grad.values()])                        # (groups,)
         norm = norms.square().sum().sqrt()
-        limit = self.config.clip_norm
-        if limit is not None:
-            if self.config.clip_per_group:
+        if opt.clip_norm is not None:
+            if opt.clip_per_group:
                 for params, group_norm in zip(with_grad.values(), norms):
                     if params:
-                        torch.nn.utils.clip_grads_with_norm_(params, limit, group_norm)
+                        torch.nn.utils.clip_grads_with_norm_(params, opt.clip_norm, group_norm)
             else:
-                torch.nn.utils.clip_grads_with_norm_([p for ps in with_grad.values() for p in ps], limit, norm)
+                torch.nn.utils.clip_grads_with_norm_([p for ps in with_grad.values() for p in ps],
+                                                     opt.clip_norm, norm)
         return norm, dict(zip(with_grad, norms.tolist()))
 
     @torch.no_grad()
     def _update_ema(self):
         if self.ema is not None:
-            decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
-            torch._foreach_lerp_(self.ema, self.all_params, 1.0 - decay)
+            decay = min(self.config.selection.ema_decay, (1 + self.step) / (10 + self.step))
+            torch._foreach_lerp_(self.ema, self.stage_params, 1.0 - decay)
 
     @torch.no_grad()
     def _swap_ema(self):
         """Exchanges the live and the averaged parameters (a no-op without ``ema_decay``)."""
         if self.ema is not None:
-            for e, p in zip(self.ema, self.all_params):
+            for e, p in zip(self.ema, self.stage_params):
                 buffer = p.detach().clone()
                 p.copy_(e)
                 e.copy_(buffer)
+
+    def evaluate(self, batch) -> dict:
+        """The stage objective's validation values on ``batch``, without gradients (with the
+        averaged parameters when ``ema_decay`` is set)."""
+        with torch.no_grad():
+            self._swap_ema()
+            try:
+                return self.objectives[self.stage_index].validate(batch)
+            finally:
+                self._swap_ema()
 
     def score(self, fn) -> float:
         """``fn()`` (a validation score) with the averaged parameters when ``ema_decay`` is set,
@@ -389,114 +262,16 @@ class SVITrainer:
             finally:
                 self._swap_ema()
 
-    def fit(self, make_args, num_series, *, val_args=None, val_num_series=None, val_scores=None,
-            checkpoint_dir=None, resume=False) -> pd.DataFrame:
-        """Runs the optimisation.
-
-        :param make_args: ``indices (LongTensor) -> tuple`` of model/guide arguments for a minibatch.
-        :param int num_series: number of training series.
-        :param val_args: program arguments of the validation data (optional).
-        :param dict val_scores: ``name -> fn() -> float`` (higher is better), further validation
-            scores computed with the validation ELBO (see :meth:`score`) and recorded in the
-            history as ``"val_" + name``; ``config.validation_metric`` may name one of them.
-        :param checkpoint_dir: folder for ``checkpoint.pt`` (written atomically).
-        :param bool resume: continue from the checkpoint in ``checkpoint_dir`` if there is one.
-        :returns: the history as a DataFrame (one row per step).
-        """
-        cfg = self.config
-        if resume and checkpoint_dir is None:
-            raise ValueError("resume=True needs checkpoint_dir")
-        if not (resume and self.load_checkpoint(checkpoint_dir)):
-            pyro.set_rng_seed(cfg.seed)  # a fresh start, also when there is no checkpoint yet
-        if cfg.checkpoint_every and checkpoint_dir is None:
-            raise ValueError("checkpoint_every > 0 needs checkpoint_dir")
-        if cfg.keep_best and val_args is None:
-            raise ValueError("keep_best=True needs validation data (val_args)")
-        val_scores = dict(val_scores or {})
-        if cfg.validation_metric != "elbo" and cfg.validation_metric not in val_scores:
-            raise ValueError(f"validation_metric {cfg.validation_metric!r} is neither 'elbo' nor one "
-                             f"of the validation scores given {sorted(val_scores)}")
-        bar = progress_bar(cfg.progress, total=cfg.num_steps, initial=self.step, desc="SVI")
-        restores = 0
-        start = time.perf_counter()
-        while self.step < cfg.num_steps:
-            lam = cfg.annealing(self.step)
-            factor = cfg.lr_factor(self.step)
-            batch_size = min(cfg.batch_size_at(self.step) or num_series, num_series)
-            if cfg.reset_moments_on_batch_change and any(self.step == s for s, _ in cfg.batch_schedule):
-                self.optimizer.state.clear()
-            for group in self.optimizer.param_groups:
-                group["lr"] = group["base_lr"] * factor
-            if batch_size < num_series:
-                idx = torch.randperm(num_series, generator=self.batch_generator)[:batch_size]
-            else:
-                idx = torch.arange(num_series)
-            restart_from = self._restart_from_best()
-            loss, terms = self._loss(make_args(idx), lam)
-            loss = loss / batch_size
-            norm, group_norms = torch.tensor(float("nan")), {}
-            if torch.isfinite(loss):
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                norm, group_norms = self._clip_gradients()
-            if not (torch.isfinite(loss) and torch.isfinite(norm)):
-                # a NaN/inf gradient must not reach the parameters (nor a checkpoint)
-                detail = ", ".join(f"{k}={v / batch_size:.4g}" for k, v in terms.items())
-                if cfg.on_nonfinite == "restore" and checkpoint_dir is not None and restores < 3 \
-                        and self.load_checkpoint(checkpoint_dir):
-                    restores += 1
-                    for group in self.optimizer.param_groups:
-                        group["base_lr"] *= 0.5
-                    bar.n = self.step
-                    continue
-                bar.close()
-                what = "loss" if not torch.isfinite(loss) else "gradient"
-                raise NonFiniteLossError(f"non-finite {what} at step {self.step} (lambda={lam:.4g}): "
-                                         f"loss={float(loss.detach())}, grad_norm={float(norm)}; "
-                                         f"per-series ELBO terms: {detail}")
-            self.optimizer.step()
-            self._update_ema()
-            row = {"step": self.step, "loss": float(loss.detach()), "elbo": terms.pop("elbo_unscaled") / batch_size,
-                   "annealing": lam, "batch_size": batch_size, "grad_norm": float(norm)}
-            row.update({f"grad_norm_{name}": n for name, n in group_norms.items()})
-            row.update({f"elbo_{site}": value / batch_size for site, value in terms.items()})
-            row.update({f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups})
-            if restart_from is not None:
-                row["restart_from"] = restart_from
-            if val_args is not None and cfg.validate_every and (self.step + 1) % cfg.validate_every == 0:
-                row["val_elbo"] = self.evaluate(val_args, val_num_series)
-                for name, fn in val_scores.items():
-                    row[f"val_{name}"] = self.score(fn)
-                if cfg.keep_best:
-                    self._remember_if_best({k: v for k, v in row.items() if k.startswith("val_")})
-            row["seconds"] = time.perf_counter() - start
-            self.rows.append(row)
-            self.step += 1
-            bar.update(1)
-            if self.step % 10 == 0 or self.step == cfg.num_steps:
-                bar.set_postfix(loss=f"{row['loss']:.3f}", lam=f"{lam:.2f}")
-            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                self.save_checkpoint(checkpoint_dir)
-        bar.close()
-        with torch.no_grad():
-            # the model ends with the best validated or the averaged parameters; the live ones
-            # stay in the checkpoint
-            if cfg.keep_best and self.best is not None:
-                torch._foreach_copy_(self.all_params, self.best["params"])
-            elif self.ema is not None:
-                torch._foreach_copy_(self.all_params, self.ema)
-        return self.history()
-
     @torch.no_grad()
-    def _restart_from_best(self):
+    def _restart_from_best(self, stage_step):
         """With ``restart_from_best``, at a restart step whose best validation is older than the
         previous step, copies the best parameters into the live ones (and the average) and
         returns the best step; ``None`` otherwise."""
         cfg = self.config
-        if not (cfg.restart_from_best and self.step in cfg.lr_restarts and self.best is not None
-                and self.best["step"] != self.step - 1):
+        if not (cfg.selection.restart_from_best and stage_step in cfg.schedule.lr_restarts
+                and self.best is not None and self.best["step"] != self.step - 1):
             return None
-        torch._foreach_copy_(self.all_params, self.best["params"])
+        torch._foreach_copy_(self.stage_params, self.best["params"])
         if self.ema is not None:
             torch._foreach_copy_(self.ema, self.best["params"])
         return self.best["step"]
@@ -506,18 +281,145 @@ class SVITrainer:
         """Copies the validated parameters (the averaged ones with ``ema_decay``) when their
         ``validation_metric`` in ``values`` (``val_*`` columns) beats the best so far; a
         non-finite value never does."""
-        key = f"val_{self.config.validation_metric}"
+        key = f"val_{self.config.selection.validation_metric}"
         value = values[key]
         if not math.isfinite(value) or (self.best is not None and value <= self.best["values"].get(key, -math.inf)):
             return
-        source = self.ema if self.ema is not None else self.all_params
+        source = self.ema if self.ema is not None else self.stage_params
         if self.best is None:
             self.best = {"params": [t.detach().clone() for t in source]}
         else:
             torch._foreach_copy_(self.best["params"], [t.detach() for t in source])
         self.best.update(step=self.step, values=dict(values))
 
+    # ------------------------------------------------------------------ training
+    def _check_validation(self, val_batch, val_scores):
+        sel = self.config.selection
+        if sel.keep_best and val_batch is None:
+            raise ValueError("keep_best=True needs validation data")
+        if sel.keep_best or val_batch is not None:
+            for stage, objective in zip(self.stages, self.objectives):
+                names = set(getattr(objective, "validation_names", ())) | set(val_scores)
+                if sel.keep_best and sel.validation_metric not in names:
+                    raise ValueError(f"validation_metric {sel.validation_metric!r} is not among the "
+                                     f"validation values of stage {stage.name!r}: {sorted(names)}")
+
+    def fit(self, make_batch, num_series, *, val_batch=None, val_scores=None,
+            checkpoint_dir=None, resume=False) -> pd.DataFrame:
+        """Runs every stage.
+
+        :param make_batch: ``indices (LongTensor) -> batch`` for the objectives.
+        :param int num_series: number of training series.
+        :param val_batch: the validation data as a batch (optional).
+        :param dict val_scores: ``name -> fn() -> float`` (higher is better), further validation
+            scores recorded as ``"val_" + name``; ``validation_metric`` may name one of them.
+        :param checkpoint_dir: folder for ``checkpoint.pt`` (written atomically every
+            ``checkpoint_every`` steps and at the end of each stage).
+        :param bool resume: continue from the checkpoint in ``checkpoint_dir`` if there is one.
+        :returns: the history as a DataFrame (one row per step).
+        """
+        cfg = self.config
+        if resume and checkpoint_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir")
+        if cfg.checkpointing.checkpoint_every and checkpoint_dir is None:
+            raise ValueError("checkpoint_every > 0 needs checkpoint_dir")
+        val_scores = dict(val_scores or {})
+        self._check_validation(val_batch, val_scores)
+        if not (resume and self.load_checkpoint(checkpoint_dir)):
+            pyro.set_rng_seed(cfg.seed)  # a fresh start, also when there is no checkpoint yet
+        bar = progress_bar(cfg.progress, total=self.total_steps, initial=self.step,
+                           desc=self.stages[0].name if len(self.stages) == 1 else "stages")
+        restores = 0
+        start = time.perf_counter()
+        self._stop = False
+        while self.step < self.total_steps and not self._stop:
+            index = self.stage_of(self.step)
+            if index != self.stage_index:
+                self._end_stage()
+                self._enter_stage(index)
+            if self.step == self.starts[index]:
+                for callback in self.callbacks:
+                    callback.on_stage_start(self, self.stages[index])
+            if len(self.stages) > 1:
+                bar.set_description(self.stages[index].name)
+            stage_step = self.step - self.starts[index]
+            if self._train_step(make_batch, num_series, stage_step, val_batch, val_scores, start):
+                bar.update(1)
+                row = self.rows[-1]
+                if self.step % 10 == 0 or self.step == self.total_steps:
+                    bar.set_postfix(loss=f"{row['loss']:.3f}")
+                end_of_stage = self.step == self.starts[index] + self.budgets[index]
+                every = cfg.checkpointing.checkpoint_every
+                if checkpoint_dir is not None and ((every and self.step % every == 0) or end_of_stage):
+                    self.save_checkpoint(checkpoint_dir)
+                continue
+            # a non-finite step
+            if cfg.checkpointing.on_nonfinite == "restore" and checkpoint_dir is not None and restores < 3 \
+                    and self.load_checkpoint(checkpoint_dir):
+                restores += 1
+                for group in self.optimizer.param_groups:
+                    group["base_lr"] *= 0.5
+                bar.n = self.step
+                continue
+            bar.close()
+            raise NonFiniteLossError(self._nonfinite_message)
+        bar.close()
+        # the stage ends with the best validated or the averaged parameters; the live ones
+        # stay in the checkpoint
+        self._end_stage()
+        return self.history()
+
+    def _train_step(self, make_batch, num_series, stage_step, val_batch, val_scores, start) -> bool:
+        """One optimisation step; ``False`` (nothing changed) when the loss or gradient is not finite."""
+        cfg, index = self.config, self.stage_index
+        factor = cfg.schedule.factor(stage_step, self.budgets[index])
+        batch_size = min(cfg.batching.size_at(stage_step) or num_series, num_series)
+        if cfg.batching.reset_moments_on_batch_change and any(stage_step == s for s, _ in cfg.batching.batch_schedule):
+            self.optimizer.state.clear()
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+        if batch_size < num_series:
+            idx = torch.randperm(num_series, generator=self.batch_generator)[:batch_size]
+        else:
+            idx = torch.arange(num_series)
+        restart_from = self._restart_from_best(stage_step)
+        loss, terms = self.objectives[index].loss(make_batch(idx), stage_step)
+        norm, group_norms = torch.tensor(float("nan")), {}
+        if torch.isfinite(loss):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm, group_norms = self._clip_gradients()
+        if not (torch.isfinite(loss) and torch.isfinite(norm)):
+            # a NaN/inf gradient must not reach the parameters (nor a checkpoint)
+            detail = ", ".join(f"{k}={v:.4g}" for k, v in terms.items())
+            what = "loss" if not torch.isfinite(loss) else "gradient"
+            self._nonfinite_message = (
+                f"non-finite {what} at step {self.step} (stage {self.stages[index].name!r}): "
+                f"loss={float(loss.detach())}, grad_norm={float(norm)}; loss terms per series: {detail}")
+            return False
+        self.optimizer.step()
+        self._update_ema()
+        row = {"step": self.step, "stage": self.stages[index].name, "loss": float(loss.detach()), **terms,
+               "batch_size": batch_size, "grad_norm": float(norm)}
+        row.update({f"grad_norm_{name}": n for name, n in group_norms.items()})
+        row.update({f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups})
+        if restart_from is not None:
+            row["restart_from"] = restart_from
+        every = cfg.selection.validate_every
+        if val_batch is not None and every and (stage_step + 1) % every == 0:
+            row.update({f"val_{k}": v for k, v in self.evaluate(val_batch).items()})
+            for name, fn in val_scores.items():
+                row[f"val_{name}"] = self.score(fn)
+            if cfg.selection.keep_best:
+                self._remember_if_best({k: v for k, v in row.items() if k.startswith("val_")})
+        row["seconds"] = time.perf_counter() - start
+        self.rows.append(row)
+        self.step += 1
+        for callback in self.callbacks:
+            callback.on_step_end(self, row)
+        return True
+
     def history(self) -> pd.DataFrame:
-        """One row per step: loss (annealed -ELBO per series), elbo, per-site terms, lambda,
-        minibatch size, gradient norms, learning rates."""
+        """One row per step: step, stage, loss, the objective's terms, minibatch size, gradient
+        norms, learning rates and validation values."""
         return pd.DataFrame(self.rows)

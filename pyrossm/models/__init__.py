@@ -1,14 +1,18 @@
-"""Model/guide pairs: the composable :class:`StateSpaceModel`, its parts and presets."""
+"""Model families: the :class:`GenerativeModel` protocol, the composable :class:`StateSpaceModel`,
+its parts and presets, and the registry."""
+
+from .base import Forecasting, GenerativeModel, Smoothing, Stage, capabilities
 
 from .ddssm import DDSSM
 from .dkf import DKF
 from .emission import Emission, GaussianEmission
 from .encoder import SmoothingEncoder
 from .init import StandardNormalInit, VHPInit
-from .registry import MODELS, build_model, register_model
+from .registry import MODELS, ModelSpec, build_model, get_spec, register_model
 from .ssm import StateSpaceModel
 from .transition import DiffusionDynamics, GaussianTransition
 
-__all__ = ["DDSSM", "DiffusionDynamics", "DKF", "Emission", "GaussianEmission", "SmoothingEncoder", "StandardNormalInit",
+__all__ = ["GenerativeModel", "Stage", "Forecasting", "Smoothing", "capabilities", "ModelSpec", "get_spec",
+           "DDSSM", "DiffusionDynamics", "DKF", "Emission", "GaussianEmission", "SmoothingEncoder", "StandardNormalInit",
            "VHPInit", "StateSpaceModel", "GaussianTransition", "MODELS", "build_model",
            "register_model"]

@@ -1,31 +1,100 @@
-"""Registered model names for ``pyrossm.fit(model="...")``."""
+"""The model registry: one :class:`ModelSpec` per family, the one place to add a family.
+
+``pyrossm.fit(model=name)`` builds ``spec.factory(obs_dim=D, covariate_dim=V, **options)``;
+``pyrossm.load`` rebuilds it from the saved ``config`` after ``spec.migrate`` brought an older
+file's options up to date.
+"""
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
+from .base import CAPABILITIES, capabilities
 from .ddssm import DDSSM
 from .dkf import DKF
-
-MODELS = {"dkf": DKF, "ddssm": DDSSM}
 
 #: arguments filled from the data, not by the user
 DATA_ARGUMENTS = ("obs_dim", "covariate_dim")
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model family.
+
+    :param str name: what ``fit(model=...)`` takes (matched case-insensitively).
+    :param factory: ``factory(obs_dim=..., covariate_dim=..., **options) -> GenerativeModel``.
+    :param str summary: one line for listings.
+    :param migrate: ``migrate(options: dict) -> dict``: the saved options of an older file made
+        valid for today's factory (default: unchanged).
+    """
+
+    name: str
+    factory: object
+    summary: str = ""
+    migrate: object = None
+
+    def options(self) -> set:
+        """The keyword arguments a user may give (the factory's, less the data's)."""
+        params = inspect.signature(self.factory).parameters
+        return {p for p in params if p not in DATA_ARGUMENTS}
+
+    def capabilities(self) -> tuple:
+        """The capability names of the family's models (from the factory's class)."""
+        factory = self.factory
+        if isinstance(factory, type):
+            return tuple(name for name, cls in CAPABILITIES.items() if issubclass(factory, cls))
+        return ()
+
+    def build(self, **kwargs):
+        return self.factory(**kwargs)
+
+    def migrated(self, options: dict) -> dict:
+        return dict(options) if self.migrate is None else self.migrate(dict(options))
+
+
+def _relu_before_activation(options):
+    """Fits saved before the ``activation`` option used ReLU."""
+    options.setdefault("activation", "relu")
+    return options
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(name: str, factory, summary: str = "", migrate=None) -> ModelSpec:
+    """Registers a family under ``name`` (lower case); returns its :class:`ModelSpec`."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"model name must be a non-empty str, got {name!r}")
+    spec = ModelSpec(name.lower(), factory, summary, migrate)
+    MODELS[spec.name] = spec
+    return spec
+
+
+def get_spec(name) -> ModelSpec:
+    """The spec of a registered name (any case), or a ``ValueError`` naming the closest."""
+    from ..inference.config import closest
+
+    if not isinstance(name, str) or name.lower() not in MODELS:
+        raise ValueError(f"model must be one of {sorted(MODELS)} or a GenerativeModel instance, "
+                         f"got {name!r}{closest(name, MODELS) if isinstance(name, str) else ''}")
+    return MODELS[name.lower()]
+
+
 def model_arguments(name: str) -> set:
     """Names of the keyword arguments the registered model ``name`` accepts from users."""
-    params = inspect.signature(MODELS[name]).parameters
-    return {p for p in params if p not in DATA_ARGUMENTS}
+    return get_spec(name).options()
 
 
 def build_model(name: str, **kwargs):
     """Instantiates the registered model ``name``; unknown names raise ``ValueError``."""
-    if not isinstance(name, str) or name not in MODELS:
-        raise ValueError(f"model must be one of {sorted(MODELS)} or a StateSpaceModel instance, got {name!r}")
-    return MODELS[name](**kwargs)
+    return get_spec(name).build(**kwargs)
 
 
-def register_model(name: str, factory) -> None:
-    """Registers a model class (constructor with ``obs_dim`` and ``covariate_dim`` keywords)."""
-    MODELS[name] = factory
+register_model("dkf", DKF, "Deep Kalman Filter: Gaussian transition, structured smoothing guide",
+               migrate=_relu_before_activation)
+register_model("ddssm", DDSSM, "Diffusion-driven SSM: a conditional diffusion transition",
+               migrate=_relu_before_activation)
+
+__all__ = ["ModelSpec", "MODELS", "register_model", "get_spec", "model_arguments", "build_model",
+           "capabilities"]

@@ -7,10 +7,11 @@ import math
 import pyro
 import torch
 from pyro import poutine
-from pyro.nn import PyroModule
 
 from ..distributions import SmoothingPosterior, StateSpacePrior, rollout
 from ..distributions.windows import left_pad, padding_mask, sliding_windows
+from ..inference.objectives import AnnealedELBO
+from .base import Forecasting, GenerativeModel, Smoothing, Stage
 from .init import StandardNormalInit
 
 
@@ -22,7 +23,7 @@ def check_order_and_latent_dim(order, latent_dim) -> None:
         raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
 
 
-class StateSpaceModel(PyroModule):
+class StateSpaceModel(GenerativeModel, Forecasting, Smoothing):
     r"""A deep state-space model of Markov order ``j`` built from four parts.
 
     Generative process (Eq. 1 of the DDSSM paper), for each series::
@@ -47,7 +48,12 @@ class StateSpaceModel(PyroModule):
     :param init: :class:`StandardNormalInit` (default) or :class:`VHPInit`.
     :param int latent_dim: ``M``.  :param int order: ``j``.
     :param int obs_dim: ``D``.  :param int covariate_dim: ``V``.
+
+    A :class:`~pyrossm.models.base.GenerativeModel` with both capabilities (forecasting and
+    smoothing), trained in one stage ``"svi"`` by the :class:`~pyrossm.inference.AnnealedELBO`.
     """
+
+    min_length_name = "order"
 
     def __init__(self, transition, emission, encoder, init=None, *, latent_dim, order=1,
                  obs_dim, covariate_dim=0):
@@ -58,6 +64,18 @@ class StateSpaceModel(PyroModule):
         self.latent_dim, self.order = latent_dim, order
         self.obs_dim, self.covariate_dim = obs_dim, covariate_dim
         self.config = None  # set by presets: JSON-able constructor arguments
+
+    @property
+    def min_length(self) -> int:
+        """Every series needs at least its first ``j`` states."""
+        return self.order
+
+    def structure(self) -> dict:
+        return {name: int(getattr(self, name)) for name in ("latent_dim", "order", "obs_dim", "covariate_dim")}
+
+    def training_stages(self, settings):
+        """One stage, ``"svi"``: the annealed ELBO of :meth:`model` and :meth:`guide`."""
+        return [Stage("svi", AnnealedELBO(self.model, self.guide, settings.annealing, settings.num_particles))]
 
     # ------------------------------------------------------------------ building blocks
     def parameter_groups(self):
@@ -129,6 +147,18 @@ class StateSpaceModel(PyroModule):
         return posterior.expand(torch.Size((num_samples,)) + posterior.batch_shape).sample()
 
     @torch.no_grad()
+    def replicate(self, z, covariates):
+        """Replicated data ``x ~ p(x | z)``: ``(S, N, T, D)`` from ``z`` ``(S, N, T, M)``."""
+        return self.emission_dist(z, covariates).sample()
+
+    @torch.no_grad()
+    def predict(self, x, mask, covariates, future_covariates, horizon, num_samples):
+        """``num_samples`` draws of the ``horizon`` steps after ``x``: the latent at the end of the
+        context from the guide, then :meth:`forecast`.  :returns: ``(S, N, horizon, D)``."""
+        z = self.sample_posterior(x, mask, covariates, num_samples)
+        return self.forecast(z, covariates, future_covariates, horizon)[1]
+
+    @torch.no_grad()
     def forecast(self, z, covariates, future_covariates, horizon):
         """Rolls the transition and emission forward from the end of given latent trajectories.
 
@@ -178,7 +208,13 @@ class StateSpaceModel(PyroModule):
 
     @torch.no_grad()
     def generate(self, num_series, length, covariates=None):
-        """Unconditional samples: ``(z, x)`` of shapes ``(N, T, M)``, ``(N, T, D)``."""
+        """Unconditional samples ``x`` ``(..., N, T, D)`` (see :meth:`sample_prior`)."""
+        return self.sample_prior(num_series, length, covariates)[1]
+
+    @torch.no_grad()
+    def sample_prior(self, num_series, length, covariates=None):
+        """Unconditional samples: ``(z, x)`` of shapes ``(..., N, T, M)``, ``(..., N, T, D)``
+        (leading dims from ``covariates`` ``(..., N, T, V)``)."""
         if covariates is None:
             covariates = torch.zeros(num_series, length, self.covariate_dim,
                                      device=next(self.parameters()).device)
