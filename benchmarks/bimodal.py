@@ -56,128 +56,44 @@ import torch  # noqa: E402
 import pyrossm  # noqa: E402
 from pyrossm.datasets import bimodal_random_walk, bimodal_transition_law  # noqa: E402
 from pyrossm.evaluation import jsd_to_density, plot_predictive_density  # noqa: E402
+from pyrossm.inference import TrainerConfig  # noqa: E402
 
-# Table 3 of the DDSSM paper (the "DSSD" column is the DDSSM), paper architecture (pyrossm defaults)
+# Each model's architecture (model options) per profile; the training recipes are library
+# presets (pyrossm.inference.TRAINER_PRESETS): "dkf-table3" / "ddssm-table3" are the paper's
+# Table 3 (the "DSSD" column is the DDSSM; paper architecture = pyrossm defaults), and
+# "dkf-bimodal-cpu" / "ddssm-bimodal-cpu" the CPU recipe.  Why each piece of the CPU recipe is
+# there, with its JSD over training seeds: docs/experiments/.
 PAPER = {
-    "DKF+VHP": dict(model="dkf", init="vhp", batch_size=512, num_particles=2,
-                    annealing="cosine", warmup_steps=867, annealing_end=1.245,
-                    learning_rates=dict(encoder=0.00887, emission=0.00777, transition=0.000099,
-                                        init=0.005)),
-    "DDSSM": dict(model="ddssm", init="vhp", batch_size=128, num_particles=2, num_noise_draws=5,
-                  annealing="cosine", warmup_steps=889, annealing_end=1.243,
-                  learning_rates=dict(encoder=0.000864, emission=0.000300, transition=0.00941,
-                                      init=0.000801)),
+    "DKF+VHP": dict(model="dkf", init="vhp", trainer="dkf-table3"),
+    "DDSSM": dict(model="ddssm", init="vhp", num_noise_draws=5, trainer="ddssm-table3"),
 }
-
-# smaller networks for a CPU; one learning rate but a faster transition for DDSSM (Table 3 pattern),
-# decayed by a cosine to 3% by the last step (DDSSM 1-step JSD on 128 test series: 0.154 with a
-# constant rate, 0.107 with the decay; an EMA of the parameters on top of the decay: 0.111).
-# SiLU networks: ReLU layers died in some seeds (benchmarks/README.md, "Dead units").
-_SMALL = dict(channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1, batch_size=64,
-              learning_rate=3e-3, lr_schedule="cosine", lr_end_factor=0.03, activation="silu")
-# The DDSSM's transition diffuses the departure from a learned linear mean (residual_transition=
-# "linear") over K = 128 steps (default betas).  Its lambda warms up to 1 by step 200, then a
-# phase at 1.75 (steps 1200-4800 of the first 6000) widens the guide so that the transition can
-# pull the latent off a noisy copy of the data, then lambda returns to 1: 1-step JSD 0.038 on 128
-# test series after those 6000 steps (0.039 on all 1024), against 0.071 for the profile before
-# (ReLU, K = 32, betas 1e-4 .. 0.2, lambda 0.01 -> 1 in 200 steps) and 0.041 / 0.042 for training
-# seeds 0 / 1 with the phase at 1.5; benchmarks/README.md, "A phase with lambda above 1".  Training
-# longer in one decay does not help (9000 steps with the knots x 1.5: 0.032 / 0.041 for seeds 0 / 1)
-# but cycles did for seed 0: each of _NUM_CYCLES cycles of 1800 steps restarts the learning-rate
-# decay (lr_restarts) and repeats a shorter phase at 1.75, sharpening the transition and the guide
-# (as fine-tunes from the 6000-step fit: 0.031, 0.027, 0.024 after one, two, three), and the six
-# cycles reach 0.0203 on all 1024 test series (2.68x the floor).  Not for seed 1: its six-cycle
-# run ends at 0.047 (128 series), worse than its 6000 steps (benchmarks/README.md, "Cycles").
-# Keeping the cycle with the best validation ELBO (keep_best=True, validate_every=300) does not
-# help: the highest validation ELBO is not the sharpest predictive (seed 0: 0.041 on 1024 series at
-# the kept step 7499, val ELBO 20.75; seed 1: 0.062 on 128 at step 5099), so the profile keeps
-# the last step's parameters.  Keeping the best 1-step predictive log score of the validation
-# series (validation_metric="log_score", every 300 steps) does: 128 test series, kept / last step:
-# seed 0 0.0218 / 0.0256, seed 1 0.0455 / 0.0833, seed 2 0.0192 / 0.0192 (2026-12-01), so the
-# profile keeps that step.  Seed 1's second cycle collapsed and its later cycles built on that;
-# starting each cycle from the best parameters so far (restart_from_best=True) discards such a
-# cycle: seeds 1 / 2 / 3 0.0273 / 0.0246 / 0.0200, seed 0 0.0244 on all 1024 (the table; 0.0239
-# without it, 0.0203 in the table before it): around 3x the floor, not reliably under it.
-# Every step's gradient norm is 100-2000, so the clipping at 10 scales every step; by the joint
-# norm, the encoder's and emission's noisy gradients (median norms 480 / 410 against the
-# transition's 200) set the size of the transition's update and vice versa.  Clipping each group
-# by its own norm (clip_per_group=True, 2026-12-01): seeds 0-3 0.0163, 0.0221, 0.0290, 0.0244
-# (128 series; 0.0170 on all 1024 for seed 0, the table): mean 0.0230 against 0.0241, no clear
-# gain over seeds, but kept (0.0170 was the table then).  The gradient noise still limits the last
-# cycles: one more cycle of 1800 steps on minibatches of 256 series (batch_schedule), tried as a
-# fine-tune of the six-cycle fits of seeds 0-3 (128 series): 0.0135, 0.0175, 0.0229, 0.0196
-# against 0.0163, 0.0221, 0.0290, 0.0244 before it (mean 0.0184 = 2.4x the floor against 0.0230),
-# where seed 2's seventh cycle at 64 series gives 0.0258 and at 512 0.0238; so the profile's
-# seventh cycle draws 256 (2026-12-01; 2.25x the time per step of 64 on this CPU): seed 0
-# 0.0121 on all 1024 series (1.60x the floor; train 2242 s), seeds 2-5 0.0262, 0.0201, 0.0171,
-# 0.0183 (128).  Adam's second moments carried the 64-series gradient noise into that cycle;
-# clearing the optimiser's state at the change (reset_moments_on_batch_change=True, 2026-12-01;
-# runs identical up to step 16800): seeds 2-5 0.0211, 0.0204, 0.0162, 0.0170 (128), seed 0
-# 0.0130 on all 1024 (1.71x, the table): mean 0.0175 (2.31x) against 0.0188, every seed under 3x.
-# The knots and restarts are for STEPS["cpu"]["DDSSM"] steps; settings_for scales them to --steps.
-_PHASE = [[0, 0.01], [200, 1.0], [1000, 1.0], [1200, 1.75], [4800, 1.75], [5400, 1.0]]
-_BASE_STEPS, _CYCLE_STEPS, _NUM_CYCLES = 6000, 1800, 7
-_CYCLE = [[0, 1.0], [200, 1.75], [1200, 1.75], [1500, 1.0]]     # knots from a cycle's first step
-_RESTARTS = [_BASE_STEPS + i * _CYCLE_STEPS for i in range(_NUM_CYCLES)]
-_KNOTS = _PHASE + [[start + step, value] for start in _RESTARTS for step, value in _CYCLE]
-_BATCH_SCHEDULE = [[_RESTARTS[-1], 256]]      # the last cycle on minibatches of 256 series, not 64
+# smaller SiLU networks for a CPU (ReLU layers died in some seeds); the DDSSM's transition
+# diffuses the departure from a learned linear mean over K = 128 steps, DDIM with 16 steps to forecast
+_SMALL = dict(channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1, activation="silu")
 CPU = {
-    "DKF+VHP": dict(model="dkf", init="vhp", warmup_steps=200, **_SMALL),   # lambda 0.01 -> 1
-    "DDSSM": dict(model="ddssm", init="vhp", learning_rates={"transition": 1e-2}, diffusion_channels=16,
-                  num_diffusion_steps=128, num_noise_draws=4, sampler="ddim", num_sampling_steps=16,
-                  residual_transition="linear", **_SMALL, lr_restarts=_RESTARTS,
-                  annealing={"kind": "piecewise", "points": _KNOTS},
-                  validate_every=300, keep_best=True, validation_metric="log_score",
-                  restart_from_best=True, clip_per_group=True, batch_schedule=_BATCH_SCHEDULE,
-                  reset_moments_on_batch_change=True),
+    "DKF+VHP": dict(model="dkf", init="vhp", trainer="dkf-bimodal-cpu", **_SMALL),
+    "DDSSM": dict(model="ddssm", init="vhp", diffusion_channels=16, num_diffusion_steps=128,
+                  num_noise_draws=4, sampler="ddim", num_sampling_steps=16, residual_transition="linear",
+                  trainer="ddssm-bimodal-cpu", **_SMALL),
 }
 PROFILES = {"paper": PAPER, "cpu": CPU}
 #: latent draws per test series for the table's 1-step log score (FitResult.log_score)
 LOG_SCORE_DRAWS = 64
-#: the number of SVI steps each model of each profile is meant for
-STEPS = {"paper": {"DKF+VHP": 3000, "DDSSM": 3000},
-         "cpu": {"DKF+VHP": 6000, "DDSSM": _BASE_STEPS + _NUM_CYCLES * _CYCLE_STEPS}}
+#: the number of SVI steps each model of each profile is meant for (its preset's)
+STEPS = {profile: {name: TrainerConfig.from_preset(settings["trainer"]).num_steps
+                   for name, settings in models.items()} for profile, models in PROFILES.items()}
 
 
-def _stretch(steps, ratio, limit=None):
-    """Steps scaled by ``ratio``, rounded and kept strictly increasing (and below ``limit``)."""
-    out, last = [], -1
-    for step in steps:
-        last = max(last + 1, round(step * ratio))
-        if limit is not None and last >= limit:
-            break
-        out.append(last)
-    return out
-
-
-def settings_for(profile, name, steps=None):
-    """The fit arguments of model ``name`` in ``profile`` for ``steps`` SVI steps (default the
-    model's ``STEPS``): a piecewise lambda's knots, the learning-rate restarts and the
-    ``batch_schedule`` steps are stretched by
-    ``steps / STEPS[profile][name]`` (kept strictly increasing; restarts that would fall at or after
-    the last step are dropped, and ``restart_from_best`` with them when none is left), so a short
-    smoke run passes through the same phases."""
+def fit_arguments(profile, name, steps=None, validate_every=500):
+    """The :func:`pyrossm.fit` keyword arguments of model ``name`` in ``profile``: its
+    architecture and its preset as a :class:`TrainerConfig` stretched to ``steps`` (default the
+    preset's own; see :meth:`TrainerConfig.stretched`).  A preset without validation validates
+    every ``validate_every`` steps (at most ``steps``), for the history's validation ELBO."""
     settings = dict(PROFILES[profile][name])
-    if steps is None:
-        return settings
-    ratio = steps / STEPS[profile][name]
-    annealing = settings.get("annealing")
-    if isinstance(annealing, dict) and annealing.get("kind") == "piecewise":
-        knots = _stretch([step for step, _ in annealing["points"]], ratio)
-        settings["annealing"] = {**annealing, "points": [[step, value] for step, (_, value)
-                                                         in zip(knots, annealing["points"])]}
-    if settings.get("lr_restarts"):
-        settings["lr_restarts"] = [step for step in _stretch(settings["lr_restarts"], ratio, steps)
-                                   if step > 0]
-        if not settings["lr_restarts"]:  # (too few steps for a restart: nothing to restart from)
-            settings.pop("restart_from_best", None)
-    if settings.get("batch_schedule"):
-        sizes = [size for _, size in settings["batch_schedule"]]
-        starts = _stretch([step for step, _ in settings["batch_schedule"]], ratio, steps)
-        settings["batch_schedule"] = [[step, size] for step, size in zip(starts, sizes) if step > 0]
-        if not settings["batch_schedule"]:  # (too few steps for a change: no optimiser reset either)
-            settings.pop("reset_moments_on_batch_change", None)
-    return settings
+    config = TrainerConfig.from_preset(settings.pop("trainer"), steps)
+    if not config.selection.validate_every:
+        config = config.updated(validate_every=min(validate_every, config.num_steps))
+    return dict(settings, trainer=config)
 
 
 def mode_diagnostics(draws, centre, step=4.0):
@@ -328,7 +244,7 @@ def main(argv=None):
 
     rows, one_step, fans, recon, widths = {}, {}, {}, {}, {}
     for name in args.models:
-        settings = settings_for(args.profile, name, steps[name])
+        settings = fit_arguments(args.profile, name, steps[name], args.validate_every)
         path = out / f"{name.lower().replace('+', '_')}.pyrossm"
         if args.reuse and path.is_file():
             res = pyrossm.load(path, device=args.device)
@@ -336,11 +252,8 @@ def main(argv=None):
             print(f"{name}: loaded {path} ({len(res.history)} steps, trained in {fit_s:.0f} s)")
         else:
             start = time.perf_counter()
-            validate_every = settings.pop("validate_every", args.validate_every)
-            res = pyrossm.fit(data=train, validation_data=valid,
-                              validate_every=min(validate_every, steps[name]),
-                              num_steps=steps[name], seed=args.seed, device=args.device, progress=True,
-                              **settings)
+            res = pyrossm.fit(data=train, validation_data=valid, seed=args.seed, device=args.device,
+                              progress=True, **settings)
             fit_s = time.perf_counter() - start
             res.save(path)
         if args.train_only:
@@ -418,8 +331,10 @@ def main(argv=None):
     summary["settings"] = {"profile": args.profile, "steps": steps, "num_test": args.num_test,
                            "num_samples": args.num_samples, "device": args.device,
                            "study_series": study_series,
-                           "models": {name: settings_for(args.profile, name, steps[name])
-                                      for name in args.models}}
+                           "models": {name: {**settings, "trainer": settings["trainer"].to_dict()}
+                                      for name in args.models
+                                      for settings in [fit_arguments(args.profile, name, steps[name],
+                                                                     args.validate_every)]}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
 
     jumps = {name: s - 0.9 * latent.values[None, :, ctx1 - 1] for name, s in one_step.items()}

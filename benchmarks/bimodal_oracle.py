@@ -69,6 +69,7 @@ import pyrossm  # noqa: E402
 from bimodal import CPU  # noqa: E402
 from ddssm_ablation import parse_override, report  # noqa: E402
 from pyrossm.datasets import bimodal_random_walk  # noqa: E402
+from pyrossm.inference import TrainerConfig  # noqa: E402
 from pyrossm.models import DDSSM  # noqa: E402
 
 # the architecture part of the settings goes to the constructor, the rest to fit()
@@ -176,7 +177,9 @@ def main(argv=None):
 
     settings = {**CPU["DDSSM"], **dict(args.overrides)}
     settings.pop("model")
+    trainer = TrainerConfig.from_preset(settings.pop("trainer"), args.steps)
     architecture = {k: settings.pop(k) for k in ARCHITECTURE if k in settings}
+    trainer = trainer.updated(seed=0, **settings)  # the other overrides are trainer settings
     torch.manual_seed(0)
     model = OracleGuideDDSSM(obs_dim=1, **architecture)
     gain = args.latent_gain
@@ -186,8 +189,7 @@ def main(argv=None):
           f"latent gain {gain}, {'structured' if args.structured else 'independent'} noise, "
           f"{dict(args.overrides)}; {args.steps} steps", flush=True)
     start = time.perf_counter()
-    res = pyrossm.fit(model, data=train, validation_data=valid, validate_every=min(500, args.steps),
-                      num_steps=args.steps, device="cpu", progress=False, seed=0, **settings)
+    res = pyrossm.fit(model, data=train, validation_data=valid, trainer=trainer, device="cpu", progress=False)
     fit_s = time.perf_counter() - start
 
     report(res, test, z_test, args.num_samples, fit_s)

@@ -1,7 +1,8 @@
 """One DDSSM variant on the bimodal random walk: the cpu profile of ``bimodal.py`` plus overrides.
 
-Fits the DDSSM with ``bimodal.settings_for("cpu", "DDSSM", steps)`` (the profile, its lambda
-knots stretched to ``--steps``) updated by ``--set`` (JSON values), on the same
+Fits the DDSSM with ``bimodal.fit_arguments("cpu", "DDSSM", steps)`` (the architecture and the
+``ddssm-bimodal-cpu`` trainer preset stretched to ``--steps``) updated by ``--set`` (JSON values;
+a trainer setting or a model option, by name), on the same
 1024 training / 1024 validation series and seed as ``bimodal.py``, then scores the 1-step
 predictive of ``x_32`` on the first ``--num-test`` test series (1024 draws each) by the JSD to the
 exact law, with the mode diagnostics of ``bimodal.py``.  A quicker instrument than the full
@@ -151,11 +152,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pyrossm  # noqa: E402
-from bimodal import (STEPS, format_decomposition, mode_diagnostics, settings_for,  # noqa: E402
+from bimodal import (STEPS, fit_arguments, format_decomposition, mode_diagnostics,  # noqa: E402
                      width_decomposition)
 from pyrossm.datasets import bimodal_random_walk, bimodal_transition_law  # noqa: E402
 from pyrossm.evaluation import jsd_to_density  # noqa: E402
 from pyrossm.inference.checkpoint import safe_torch_load  # noqa: E402
+from pyrossm.inference.config import SECTION_OF  # noqa: E402
 from pyrossm.inference.trainer import CHECKPOINT_NAME  # noqa: E402
 from pyrossm.models.registry import build_model, model_arguments  # noqa: E402
 
@@ -190,13 +192,15 @@ def main(argv=None):
                         help="with keep_best: also score the last step's parameters (kept in a "
                              "temporary checkpoint)")
     args = parser.parse_args(argv)
-    settings = {"validate_every": 500, **settings_for("cpu", "DDSSM", args.steps),
-                "seed": 0}
-    if args.init_from:
-        settings.pop("lr_restarts", None)     # the profile's restarts belong to its own timeline
-    settings.update(dict(args.overrides))
+    settings = fit_arguments("cpu", "DDSSM", args.steps)
+    trainer = settings.pop("trainer")
+    if args.init_from:  # the profile's restarts belong to its own timeline
+        trainer = trainer.updated(lr_restarts=[], restart_from_best=False)
+    overrides = dict(args.overrides)
+    trainer = trainer.updated(seed=0, **{k: v for k, v in overrides.items() if k in SECTION_OF or k == "seed"})
+    settings.update({k: v for k, v in overrides.items() if not (k in SECTION_OF or k == "seed")})
     # (a run shorter than the validation interval still validates, at its last step)
-    settings["validate_every"] = min(settings["validate_every"], args.steps)
+    settings["trainer"] = trainer.updated(validate_every=min(trainer.selection.validate_every, args.steps))
     train = bimodal_random_walk(n_series=1024, length=32, seed=0)
     valid = bimodal_random_walk(n_series=1024, length=32, seed=1)
     test, latent = bimodal_random_walk(n_series=args.num_test, length=32, seed=2, return_latent=True)
@@ -211,9 +215,9 @@ def main(argv=None):
     else:
         with tempfile.TemporaryDirectory() as scratch:
             if args.last_too:
-                settings.update(checkpoint_dir=scratch, checkpoint_every=args.steps)
-            res = pyrossm.fit(data=train, validation_data=valid, num_steps=args.steps, device="cpu",
-                              progress=False, **settings)
+                settings.update(checkpoint_dir=scratch)
+                settings["trainer"] = settings["trainer"].updated(checkpoint_every=args.steps)
+            res = pyrossm.fit(data=train, validation_data=valid, device="cpu", progress=False, **settings)
             last = safe_torch_load(Path(scratch) / CHECKPOINT_NAME)["params"] if args.last_too else None
     fit_s = time.perf_counter() - start
     if args.save:
@@ -235,8 +239,8 @@ def continue_fit(path, settings, train, valid, steps):
     arch = model_arguments("ddssm")
     model = build_model("ddssm", obs_dim=1, **{k: v for k, v in settings.items() if k in arch})
     model = pyrossm.load(path, model=model).model
-    training = {k: v for k, v in settings.items() if k not in arch and k != "model"}
-    return pyrossm.fit(model=model, data=train, validation_data=valid, num_steps=steps, device="cpu", progress=False, **training)
+    return pyrossm.fit(model=model, data=train, validation_data=valid, trainer=settings["trainer"],
+                       num_steps=steps, device="cpu", progress=False)
 
 
 def report(res, test, latent, num_samples, fit_s):

@@ -19,7 +19,7 @@ What it does, on the bimodal random walk of Sec. 4 of the DDSSM paper
    every window, all ``S_k`` draws, in one denoiser call, as in pyrossm); prints both, asserts they agree to 1e-4 (relative), and
    also compares the gradients of every parameter.
 3. **Throughput.**  Times ``--steps`` optimisation steps (after ``--warmup`` steps) of
-   (a) :class:`pyrossm.inference.SVITrainer` ``.fit`` (``progress=False``) and
+   (a) :class:`pyrossm.inference.Trainer` ``.fit`` (``progress=False``) and
    (b) the pure-PyTorch loop (loss + backward + the same gradient clipping + the same AdamW).
    Both start from the same initial parameters.
 4. **Scaling.**  Cost of one training step of (a) (and of (b) for reference) as the series
@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 import pyro  # noqa: E402
 
 from pyrossm.distributions import window_log_prob  # noqa: E402  (plain torch)
-from pyrossm.inference import AnnealingSchedule, SVITrainer, TrainerConfig, elbo_terms  # noqa: E402
+from pyrossm.inference import AnnealedELBO, AnnealingSchedule, Callback, Trainer, TrainerConfig, elbo_terms  # noqa: E402
 from pyrossm.models import DDSSM, DKF  # noqa: E402
 
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -147,29 +147,29 @@ def pure_torch_loss(model, x, mask, u, annealing, num_particles):
 
 
 class PureTorchTrainer:
-    """The same optimisation step as :class:`SVITrainer`, around :func:`pure_torch_loss`."""
+    """The same optimisation step as :class:`~pyrossm.inference.Trainer`, around :func:`pure_torch_loss`."""
 
     def __init__(self, model, config: TrainerConfig):
         self.model, self.config = model, config
         groups = {k: ps for k, ps in model.parameter_groups().items() if ps}
         self.params = [p for ps in groups.values() for p in ps]
         self.optimizer = torch.optim.AdamW(
-            [{"params": ps, "lr": config.learning_rates.get(k, config.learning_rate)}
-             for k, ps in groups.items()], weight_decay=config.weight_decay, foreach=True)
+            [{"params": ps, "lr": config.learning_rate_of(k)}
+             for k, ps in groups.items()], weight_decay=config.optimizer.weight_decay, foreach=True)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
 
     def fit(self, data, num_steps):
         x, mask, u = data
         cfg, n = self.config, x.shape[0]
-        batch = min(cfg.batch_size or n, n)
+        batch = min(cfg.batching.batch_size or n, n)
         for _ in range(num_steps):
             idx = torch.randperm(n, generator=self.generator)[:batch].to(x.device)
-            lam = cfg.annealing(self.step)
-            loss = pure_torch_loss(self.model, x[idx], mask[idx], u[idx], lam, cfg.num_particles) / batch
+            lam = cfg.objective.annealing(self.step)
+            loss = pure_torch_loss(self.model, x[idx], mask[idx], u[idx], lam, cfg.objective.num_particles) / batch
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_norm or float("inf"))
+            torch.nn.utils.clip_grad_norm_(self.params, cfg.optimizer.clip_norm or float("inf"))
             self.optimizer.step()
             self.last_loss = float(loss.detach())
             self.step += 1
@@ -182,9 +182,9 @@ def sync(device):
 
 
 def make_config(args, num_steps):
-    return TrainerConfig(num_steps=num_steps, batch_size=args.batch_size,
-                         num_particles=args.num_particles, progress=False, seed=args.seed,
-                         annealing=AnnealingSchedule(kind="constant", end=args.annealing))
+    return TrainerConfig.from_dict(dict(num_steps=num_steps, batch_size=args.batch_size,
+                                        num_particles=args.num_particles, progress=False, seed=args.seed,
+                                        annealing=AnnealingSchedule(kind="constant", end=args.annealing)))
 
 
 def build_model(args, device, name):
@@ -226,8 +226,20 @@ def time_model_side(model, data, args, device, repeats):
     return float(np.median(times[1:]))
 
 
+class _StopAfter(Callback):
+    """Ends a trainer's run after ``remaining`` more steps."""
+
+    remaining = 0
+
+    def on_step_end(self, trainer, row):
+        self.remaining -= 1
+        if self.remaining <= 0:
+            trainer.request_stop()
+
+
 class OursRunner:
-    """(a): pyrossm's :class:`SVITrainer` (``progress=False``), continued ``k`` steps at a time.
+    """(a): pyrossm's :class:`~pyrossm.inference.Trainer` (``progress=False``), continued ``k``
+    steps at a time (a callback ends each call's run; the schedules are constant).
 
     Per-step times come from the trainer's own ``seconds`` column (wall clock since the start of
     each ``fit`` call, taken after the optimiser step), so they cover the whole step.
@@ -235,7 +247,10 @@ class OursRunner:
 
     def __init__(self, model, data, args, device):
         self.data, self.device = data, device
-        self.trainer = SVITrainer(model.model, model.guide, model.parameter_groups(), make_config(args, 0))
+        config = make_config(args, 10**9)
+        objective = AnnealedELBO(model.model, model.guide, config.objective.annealing, config.objective.num_particles)
+        self.stopper = _StopAfter()
+        self.trainer = Trainer(objective, model.parameter_groups(), config, callbacks=[self.stopper])
 
     def make_args(self, idx):
         x, mask, u = self.data
@@ -245,7 +260,7 @@ class OursRunner:
     def run(self, k):
         """Runs ``k`` steps; returns their durations in seconds."""
         first = len(self.trainer.rows)
-        self.trainer.config.num_steps += k
+        self.stopper.remaining = k
         self.trainer.fit(self.make_args, self.data[0].shape[0])
         secs = [0.0] + [row["seconds"] for row in self.trainer.rows[first:]]
         return [b - a for a, b in zip(secs[:-1], secs[1:])]

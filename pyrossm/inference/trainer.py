@@ -331,11 +331,14 @@ class Trainer:
                            desc=self.stages[0].name if len(self.stages) == 1 else "stages")
         restores = 0
         start = time.perf_counter()
-        self._stop = False
+        self._stop = ended = False
         while self.step < self.total_steps and not self._stop:
             index = self.stage_of(self.step)
             if index != self.stage_index:
                 self._end_stage()
+                if self._stop:  # asked for at the end of that stage
+                    ended = True
+                    break
                 self._enter_stage(index)
             if self.step == self.starts[index]:
                 for callback in self.callbacks:
@@ -366,7 +369,8 @@ class Trainer:
         bar.close()
         # the stage ends with the best validated or the averaged parameters; the live ones
         # stay in the checkpoint
-        self._end_stage()
+        if not ended:
+            self._end_stage()
         return self.history()
 
     def _train_step(self, make_batch, num_series, stage_step, val_batch, val_scores, start) -> bool:
