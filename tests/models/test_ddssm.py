@@ -19,7 +19,7 @@ from pyrossm.models.transition import DiffusionDynamics
 
 N, T, D = 3, 6, 2
 K = 16
-STEPS_LINEAR = 300
+STEPS_LINEAR = 400
 CONFIGS = list(itertools.product([1, 3], [1, 2], [0, 2]))
 IDS = [f"M{m}-j{j}-V{v}" for m, j, v in CONFIGS]
 #: tiny DDSSM architecture, for DDSSM(...) and pyrossm.fit(model="ddssm", ...)
@@ -388,7 +388,8 @@ def test_linear_shift_learns_the_linear_part_of_the_dynamics():
     with torch.no_grad():
         z = dynamics(prev, torch.zeros(6000, 2, 0)).sample().reshape(3, 2000)
     torch.testing.assert_close(z.mean(1), torch.tensor([-0.9, 0.5, 1.9]), rtol=0, atol=0.1)
-    # conditional, not marginal (sd 1.4); a tiny denoiser after 300 steps is about 1.5x too wide
+    # conditional, not marginal (sd 1.4); a tiny denoiser after 400 steps is about 1.5x too wide
+    # (after 300 its mean at z = -2 was 0.103 off with torch 2.13: too few steps, not scatter)
     assert ((z.std(1) > 0.15) & (z.std(1) < 0.4)).all(), z.std(1)
 
 
