@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: venv demo test test-slow bench tutorials clean
+.PHONY: venv demo lint test test-slow bench tutorials clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=..."; exit 1; }
@@ -18,7 +18,16 @@ venv: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/pyrossm demo --out demo_output
 
-test: venv
+# ruff: lint and format check (configured in pyproject.toml); `make format` applies both
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint
 	$(PY) -m pytest -q
 
 test-slow: venv

@@ -72,16 +72,27 @@ PAPER = {
 _SMALL = dict(channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1, activation="silu")
 CPU = {
     "DKF+VHP": dict(model="dkf", init="vhp", trainer="dkf-bimodal-cpu", **_SMALL),
-    "DDSSM": dict(model="ddssm", init="vhp", diffusion_channels=16, num_diffusion_steps=128,
-                  num_noise_draws=4, sampler="ddim", num_sampling_steps=16, residual_transition="linear",
-                  trainer="ddssm-bimodal-cpu", **_SMALL),
+    "DDSSM": dict(
+        model="ddssm",
+        init="vhp",
+        diffusion_channels=16,
+        num_diffusion_steps=128,
+        num_noise_draws=4,
+        sampler="ddim",
+        num_sampling_steps=16,
+        residual_transition="linear",
+        trainer="ddssm-bimodal-cpu",
+        **_SMALL,
+    ),
 }
 PROFILES = {"paper": PAPER, "cpu": CPU}
 #: latent draws per test series for the table's 1-step log score (FitResult.log_score)
 LOG_SCORE_DRAWS = 64
 #: the number of SVI steps each model of each profile is meant for (its preset's)
-STEPS = {profile: {name: TrainerConfig.from_preset(settings["trainer"]).num_steps
-                   for name, settings in models.items()} for profile, models in PROFILES.items()}
+STEPS = {
+    profile: {name: TrainerConfig.from_preset(settings["trainer"]).num_steps for name, settings in models.items()}
+    for profile, models in PROFILES.items()
+}
 
 
 def fit_arguments(profile, name, steps=None, validate_every=500):
@@ -115,9 +126,12 @@ def mode_diagnostics(draws, centre, step=4.0):
         if len(hi) > 1 and len(lo) > 1:
             sd.append(0.5 * (hi.std(ddof=1) + lo.std(ddof=1)))
             bias.append(0.5 * (abs(hi.mean() - step) + abs(lo.mean() + step)))
-    return {"mode_sd": float(np.median(sd)) if sd else float("nan"),
-            "mode_bias": float(np.median(bias)) if bias else float("nan"),
-            "between": float((np.abs(d) < step / 2).mean()), "upper": float(upper.mean())}
+    return {
+        "mode_sd": float(np.median(sd)) if sd else float("nan"),
+        "mode_bias": float(np.median(bias)) if bias else float("nan"),
+        "between": float((np.abs(d) < step / 2).mean()),
+        "upper": float(upper.mean()),
+    }
 
 
 def width_decomposition(result, context, z_true, num_samples=256, seed=0, step=4.0, decay=0.9):
@@ -148,22 +162,27 @@ def width_decomposition(result, context, z_true, num_samples=256, seed=0, step=4
         last = enc.covariates[..., -1:, :]
         now = model.emission_dist(z[..., -1:, :], last)
         nxt = model.emission_dist(z_next, last)
-    mu_now = now.loc[..., 0, 0].cpu().numpy().astype(np.float64) * scale + loc      # (S, N)
+    mu_now = now.loc[..., 0, 0].cpu().numpy().astype(np.float64) * scale + loc  # (S, N)
     mu_next = nxt.loc[..., 0, 0].cpu().numpy().astype(np.float64) * scale + loc
     emission_sd = now.scale[..., 0, 0].cpu().numpy().astype(np.float64) * scale
     # the step's modes are split at 0 and measured against +-step exactly as the predictive's are
     steps = mode_diagnostics(mu_next - decay * mu_now, np.zeros(mu_now.shape[1]), step)
-    return {"filter_sd": float(np.median(mu_now.std(axis=0, ddof=1))),
-            "filter_err": float(np.median(np.abs(mu_now.mean(axis=0) - np.asarray(z_true)))),
-            "step_sd": steps["mode_sd"], "step_bias": steps["mode_bias"],
-            "emission_sd": float(np.median(np.median(emission_sd, axis=0)))}
+    return {
+        "filter_sd": float(np.median(mu_now.std(axis=0, ddof=1))),
+        "filter_err": float(np.median(np.abs(mu_now.mean(axis=0) - np.asarray(z_true)))),
+        "step_sd": steps["mode_sd"],
+        "step_bias": steps["mode_bias"],
+        "emission_sd": float(np.median(np.median(emission_sd, axis=0))),
+    }
 
 
 def format_decomposition(parts):
     """One line for :func:`width_decomposition`'s dict, with the exact law's values."""
-    return (f"width: filter sd {parts['filter_sd']:.3f} err {parts['filter_err']:.3f} (exact 0), "
-            f"step sd {parts['step_sd']:.3f} bias {parts['step_bias']:.3f} (exact 0), "
-            f"emission sd {parts['emission_sd']:.3f} (exact 0.447)")
+    return (
+        f"width: filter sd {parts['filter_sd']:.3f} err {parts['filter_err']:.3f} (exact 0), "
+        f"step sd {parts['step_sd']:.3f} bias {parts['step_bias']:.3f} (exact 0), "
+        f"emission sd {parts['emission_sd']:.3f} (exact 0.447)"
+    )
 
 
 def sampler_study(result, context, z_last, num_samples, seed):
@@ -197,36 +216,59 @@ def sampler_study(result, context, z_last, num_samples, seed):
             seconds = time.perf_counter() - start
         draws = result.contract.decode(x, enc.series, time_next)["x"].values[:, :, 0]
         jsd = jsd_to_density(draws, law.pdf, **bounds)
-        rows.append((sampler, k if steps is None else steps, float(jsd.mean()),
-                     float(jsd.std(ddof=1) / np.sqrt(len(jsd))), seconds))
+        rows.append(
+            (
+                sampler,
+                k if steps is None else steps,
+                float(jsd.mean()),
+                float(jsd.std(ddof=1) / np.sqrt(len(jsd))),
+                seconds,
+            )
+        )
     return rows
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="paper",
-                        help="paper: Table 3 settings (GPU); cpu: smaller networks")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="SVI steps of every model (default: each model's own, STEPS)")
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="paper",
+        help="paper: Table 3 settings (GPU); cpu: smaller networks",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="SVI steps of every model (default: each model's own, STEPS)"
+    )
     parser.add_argument("--num-test", type=int, default=1024)
     parser.add_argument("--num-samples", type=int, default=1024)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", nargs="*", default=list(PAPER), choices=list(PAPER))
-    parser.add_argument("--validate-every", type=int, default=500,
-                        help="validation ELBO every N steps, for models whose profile sets none")
+    parser.add_argument(
+        "--validate-every",
+        type=int,
+        default=500,
+        help="validation ELBO every N steps, for models whose profile sets none",
+    )
     parser.add_argument("--out", default=None, help="default benchmarks/output/bimodal_<profile>")
-    parser.add_argument("--reuse", action="store_true",
-                        help="load the fits saved in --out by an earlier run instead of training")
-    parser.add_argument("--train-only", action="store_true",
-                        help="fit and save the models in --out, and stop (a later --reuse run scores "
-                             "them; run one process per model to train them in parallel)")
-    parser.add_argument("--study-series", type=int, default=128,
-                        help="test series of the DDSSM sampler study (all of DDPM's K calls per draw "
-                             "on all series would take as long as the rest of the benchmark)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="load the fits saved in --out by an earlier run instead of training"
+    )
+    parser.add_argument(
+        "--train-only",
+        action="store_true",
+        help="fit and save the models in --out, and stop (a later --reuse run scores "
+        "them; run one process per model to train them in parallel)",
+    )
+    parser.add_argument(
+        "--study-series",
+        type=int,
+        default=128,
+        help="test series of the DDSSM sampler study (all of DDPM's K calls per draw "
+        "on all series would take as long as the rest of the benchmark)",
+    )
     args = parser.parse_args(argv)
-    steps = {name: STEPS[args.profile][name] if args.steps is None else args.steps
-             for name in args.models}
+    steps = {name: STEPS[args.profile][name] if args.steps is None else args.steps for name in args.models}
     study_series = min(args.study_series, args.num_test)
     out = Path(args.out or f"benchmarks/output/bimodal_{args.profile}")
     out.mkdir(parents=True, exist_ok=True)
@@ -234,13 +276,15 @@ def main(argv=None):
     length, ctx1, ctx8 = 32, 31, 24
     train = bimodal_random_walk(n_series=1024, length=length, seed=args.seed)
     valid = bimodal_random_walk(n_series=1024, length=length, seed=args.seed + 1)
-    test, latent = bimodal_random_walk(n_series=args.num_test, length=length, seed=args.seed + 2,
-                                       return_latent=True)
+    test, latent = bimodal_random_walk(n_series=args.num_test, length=length, seed=args.seed + 2, return_latent=True)
     law = bimodal_transition_law(latent.values[:, ctx1 - 1])
     bounds = dict(low=law.mean - 8.0, high=law.mean + 8.0)
-    print(f"profile {args.profile!r}; bimodal random walk: 1024 train / 1024 validation / {args.num_test} test series x {length}; "
-          f"SVI steps {steps}; {args.num_samples} predictive draws; device {args.device}; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"profile {args.profile!r}; bimodal random walk: 1024 train / 1024 validation / "
+        f"{args.num_test} test series x {length}; "
+        f"SVI steps {steps}; {args.num_samples} predictive draws; device {args.device}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
 
     rows, one_step, fans, recon, widths = {}, {}, {}, {}, {}
     for name in args.models:
@@ -252,96 +296,127 @@ def main(argv=None):
             print(f"{name}: loaded {path} ({len(res.history)} steps, trained in {fit_s:.0f} s)")
         else:
             start = time.perf_counter()
-            res = pyrossm.fit(data=train, validation_data=valid, seed=args.seed, device=args.device,
-                              progress=True, **settings)
+            res = pyrossm.fit(
+                data=train, validation_data=valid, seed=args.seed, device=args.device, progress=True, **settings
+            )
             fit_s = time.perf_counter() - start
             res.save(path)
         if args.train_only:
             print(f"{name}: trained in {fit_s:.0f} s, saved {path}")
             continue
         start = time.perf_counter()
-        fc = res.forecast(test.isel(time=slice(0, ctx1)), horizon=1, num_samples=args.num_samples,
-                          seed=args.seed)
+        fc = res.forecast(test.isel(time=slice(0, ctx1)), horizon=1, num_samples=args.num_samples, seed=args.seed)
         fc_s = time.perf_counter() - start
         one_step[name] = fc["x"].values[:, :, 0]
-        fans[name] = res.forecast(test.isel(time=slice(0, ctx8)), horizon=length - ctx8,
-                                  num_samples=64, seed=args.seed)
-        recon[name] = res.posterior_predictive(test.isel(series=slice(0, 8)), num_samples=64,
-                                               seed=args.seed)
+        fans[name] = res.forecast(test.isel(time=slice(0, ctx8)), horizon=length - ctx8, num_samples=64, seed=args.seed)
+        recon[name] = res.posterior_predictive(test.isel(series=slice(0, 8)), num_samples=64, seed=args.seed)
         # the validation ELBO of the parameters the model ended with (keep_best: the kept step's)
         val = res.history["val_elbo"].dropna() if "val_elbo" in res.history else []
         kept = res.config.get("kept")
         if kept:
             metric = kept.get("metric", "elbo")
-            print(f"{name}: kept the parameters of step {kept['step']} (best validation {metric} "
-                  f"{kept['val_' + metric]:.3f}; the last validation's "
-                  f"{res.history['val_' + metric].dropna().iloc[-1]:.3f})")
-        rows[name] = dict(jsd=jsd_to_density(one_step[name], law.pdf, **bounds),
-                          **mode_diagnostics(one_step[name], law.mean), fit_s=fit_s,
-                          forecast_s=fc_s, kept_step=kept["step"] if kept else None,
-                          log_score=float(res.log_score(test.isel(time=slice(0, ctx1 + 1)),
-                                                        num_samples=LOG_SCORE_DRAWS, seed=args.seed).mean()),
-                          val_elbo=kept["val_elbo"] if kept else float(val.iloc[-1]) if len(val) else float("nan"))
-        widths[name] = width_decomposition(res, test.isel(time=slice(0, ctx1)),
-                                           latent.values[:, ctx1 - 1], seed=args.seed)
+            print(
+                f"{name}: kept the parameters of step {kept['step']} (best validation {metric} "
+                f"{kept['val_' + metric]:.3f}; the last validation's "
+                f"{res.history['val_' + metric].dropna().iloc[-1]:.3f})"
+            )
+        rows[name] = dict(
+            jsd=jsd_to_density(one_step[name], law.pdf, **bounds),
+            **mode_diagnostics(one_step[name], law.mean),
+            fit_s=fit_s,
+            forecast_s=fc_s,
+            kept_step=kept["step"] if kept else None,
+            log_score=float(
+                res.log_score(test.isel(time=slice(0, ctx1 + 1)), num_samples=LOG_SCORE_DRAWS, seed=args.seed).mean()
+            ),
+            val_elbo=kept["val_elbo"] if kept else float(val.iloc[-1]) if len(val) else float("nan"),
+        )
+        widths[name] = width_decomposition(
+            res, test.isel(time=slice(0, ctx1)), latent.values[:, ctx1 - 1], seed=args.seed
+        )
         if name == "DDSSM":
             study = slice(0, study_series)
-            samplers = sampler_study(res, test.isel(time=slice(0, ctx1), series=study),
-                                     latent.values[study, ctx1 - 1], args.num_samples, args.seed)
+            samplers = sampler_study(
+                res,
+                test.isel(time=slice(0, ctx1), series=study),
+                latent.values[study, ctx1 - 1],
+                args.num_samples,
+                args.seed,
+            )
     if args.train_only:
         return
     locf = np.repeat(test["x"].values[None, :, ctx1 - 1], args.num_samples, axis=0)
     rows["LOCF"] = dict(jsd=jsd_to_density(locf, law.pdf, **bounds))
     exact = law.sample(args.num_samples, np.random.default_rng(args.seed))
-    rows["sampling floor"] = dict(jsd=jsd_to_density(exact, law.pdf, **bounds),
-                                  **mode_diagnostics(exact, law.mean),
-                                  log_score=float(np.log(law.pdf(test["x"].values[:, ctx1])).mean()))
+    rows["sampling floor"] = dict(
+        jsd=jsd_to_density(exact, law.pdf, **bounds),
+        **mode_diagnostics(exact, law.mean),
+        log_score=float(np.log(law.pdf(test["x"].values[:, ctx1])).mean()),
+    )
 
-    print(f"\n{'model':16s} {'JSD mean':>9s} {'s.e.':>8s} {'mode sd':>8s} {'bias':>6s} {'between':>8s} "
-          f"{'val ELBO':>10s} {'log score':>10s} {'train s':>9s} {'forecast s':>11s}")
+    print(
+        f"\n{'model':16s} {'JSD mean':>9s} {'s.e.':>8s} {'mode sd':>8s} {'bias':>6s} {'between':>8s} "
+        f"{'val ELBO':>10s} {'log score':>10s} {'train s':>9s} {'forecast s':>11s}"
+    )
     summary = {}
     for name, r in rows.items():
         jsd = r["jsd"]
         se = jsd.std(ddof=1) / np.sqrt(len(jsd))
-        summary[name] = {"jsd_mean": float(jsd.mean()), "jsd_se": float(se),
-                         **{k: v for k, v in r.items() if k != "jsd"}}
+        summary[name] = {
+            "jsd_mean": float(jsd.mean()),
+            "jsd_se": float(se),
+            **{k: v for k, v in r.items() if k != "jsd"},
+        }
         fmt = lambda key, spec: format(r[key], spec) if key in r else "-"  # noqa: E731
-        print(f"{name:16s} {jsd.mean():9.4f} {se:8.4f} {fmt('mode_sd', '8.3f'):>8s} "
-              f"{fmt('mode_bias', '6.3f'):>6s} {fmt('between', '8.4f'):>8s} {fmt('val_elbo', '10.3f'):>10s} "
-              f"{fmt('log_score', '10.4f'):>10s} {fmt('fit_s', '9.1f'):>9s} {fmt('forecast_s', '11.2f'):>11s}")
+        print(
+            f"{name:16s} {jsd.mean():9.4f} {se:8.4f} {fmt('mode_sd', '8.3f'):>8s} "
+            f"{fmt('mode_bias', '6.3f'):>6s} {fmt('between', '8.4f'):>8s} {fmt('val_elbo', '10.3f'):>10s} "
+            f"{fmt('log_score', '10.4f'):>10s} {fmt('fit_s', '9.1f'):>9s} {fmt('forecast_s', '11.2f'):>11s}"
+        )
     if "DDSSM" in summary and "DKF+VHP" in summary:
         ratio = summary["DDSSM"]["jsd_mean"] / summary["DKF+VHP"]["jsd_mean"]
         floor = summary["DDSSM"]["jsd_mean"] / summary["sampling floor"]["jsd_mean"]
         print(f"DDSSM / DKF JSD = {ratio:.3f} (target <= 0.3); DDSSM / floor = {floor:.2f} (target <= 3)")
-        print(f"log score: mean log-density of the test series' x_32 under the 1-step predictive "
-              f"({LOG_SCORE_DRAWS} latent draws; the floor's row: under the exact law given z_31)")
-        print("mode sd: median within-mode sd of x_32 (exact 0.447); bias: median distance of the modes' "
-              "means from 0.9 z_31 +- 4; between: share of draws within 2 of 0.9 z_31")
+        print(
+            f"log score: mean log-density of the test series' x_32 under the 1-step predictive "
+            f"({LOG_SCORE_DRAWS} latent draws; the floor's row: under the exact law given z_31)"
+        )
+        print(
+            "mode sd: median within-mode sd of x_32 (exact 0.447); bias: median distance of the modes' "
+            "means from 0.9 z_31 +- 4; between: share of draws within 2 of 0.9 z_31"
+        )
     for name, parts in widths.items():
         print(f"{name} {format_decomposition(parts)}")
         summary[name]["width"] = parts
     if "DDSSM" in args.models:
-        print(f"\nDDSSM forecast sampler: quality and time ({args.num_samples} draws x "
-              f"{study_series} series, 1 step)")
+        print(f"\nDDSSM forecast sampler: quality and time ({args.num_samples} draws x {study_series} series, 1 step)")
         print(f"{'sampler':8s} {'denoiser calls':>15s} {'JSD mean':>9s} {'s.e.':>8s} {'sampling s':>11s}")
         for sampler, calls, jsd_mean, jsd_se, seconds in samplers:
             print(f"{sampler:8s} {calls:15d} {jsd_mean:9.4f} {jsd_se:8.4f} {seconds:11.2f}")
-        summary["DDSSM samplers"] = [dict(zip(("sampler", "denoiser_calls", "jsd_mean", "jsd_se",
-                                               "sampling_s"), row)) for row in samplers]
-    summary["settings"] = {"profile": args.profile, "steps": steps, "num_test": args.num_test,
-                           "num_samples": args.num_samples, "device": args.device,
-                           "study_series": study_series,
-                           "models": {name: {**settings, "trainer": settings["trainer"].to_dict()}
-                                      for name in args.models
-                                      for settings in [fit_arguments(args.profile, name, steps[name],
-                                                                     args.validate_every)]}}
+        summary["DDSSM samplers"] = [
+            dict(zip(("sampler", "denoiser_calls", "jsd_mean", "jsd_se", "sampling_s"), row)) for row in samplers
+        ]
+    summary["settings"] = {
+        "profile": args.profile,
+        "steps": steps,
+        "num_test": args.num_test,
+        "num_samples": args.num_samples,
+        "device": args.device,
+        "study_series": study_series,
+        "models": {
+            name: {**settings, "trainer": settings["trainer"].to_dict()}
+            for name in args.models
+            for settings in [fit_arguments(args.profile, name, steps[name], args.validate_every)]
+        },
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
 
     jumps = {name: s - 0.9 * latent.values[None, :, ctx1 - 1] for name, s in one_step.items()}
     grid = np.linspace(-8, 8, 400)
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    plot_predictive_density(jumps, grid=grid, ax=ax,
-                            pdf=lambda g: bimodal_transition_law(np.zeros(1)).pdf(g[:, None])[:, 0])
+    plot_predictive_density(
+        jumps, grid=grid, ax=ax, pdf=lambda g: bimodal_transition_law(np.zeros(1)).pdf(g[:, None])[:, 0]
+    )
     ax.set_xlabel("x_32 - 0.9 z_31")
     ax.set_title("Average 1-step predictive vs the exact law (cf. DDSSM paper Fig. 1a)")
     fig.tight_layout()

@@ -9,9 +9,10 @@ This script trains the same DDSSM (cpu profile of ``bimodal.py``: networks, K = 
 learning rates, decay, seed) with the learned guide replaced by an oracle:
 ``q(z_t) = N(g z_t^true, (g sigma_q)^2)`` independently for each ``t``, with ``z^true`` and
 ``sigma_q`` standardised like the data and ``g`` latent units per standardised unit (3 by
-default, so that a latent unit is about 3 data units: the scale fitted DDSSMs choose).  Transition, emission and VHP are learned by the same
-ELBO.  It prints the 1-step JSD (128 test series x 1024 draws, the oracle also supplying
-``z_31``), the width decomposition and the validation ELBO, to set against the learned guide's.
+default, so that a latent unit is about 3 data units: the scale fitted DDSSMs choose).
+Transition, emission and VHP are learned by the same ELBO.  It prints the 1-step JSD (128 test
+series x 1024 draws, the oracle also supplying ``z_31``), the width decomposition and the
+validation ELBO, to set against the learned guide's.
 
     python benchmarks/bimodal_oracle.py                  # sigma_q = 0.15 data units
     python benchmarks/bimodal_oracle.py --sigma-q 0.05
@@ -65,9 +66,10 @@ from pyro.distributions import TorchDistribution
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pyrossm  # noqa: E402
 from bimodal import CPU  # noqa: E402
 from ddssm_ablation import parse_override, report  # noqa: E402
+
+import pyrossm  # noqa: E402
 from pyrossm.datasets import bimodal_random_walk  # noqa: E402
 from pyrossm.inference import TrainerConfig  # noqa: E402
 from pyrossm.models import DDSSM  # noqa: E402
@@ -142,8 +144,7 @@ class OracleGuideDDSSM(DDSSM):
         truth = self._true_latents(x)
         with pyro.plate("series", x.shape[-3], dim=-1), poutine.scale(scale=annealing):
             z = pyro.sample("z", self._oracle(truth))
-            pyro.sample("z_aux", self.init.aux_posterior(z[..., :self.order, :],
-                                                         covariates[..., :self.order, :]))
+            pyro.sample("z_aux", self.init.aux_posterior(z[..., : self.order, :], covariates[..., : self.order, :]))
         return z
 
     @torch.no_grad()
@@ -154,13 +155,22 @@ class OracleGuideDDSSM(DDSSM):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sigma-q", type=float, default=0.15, help="oracle guide sd, data units")
-    parser.add_argument("--latent-gain", type=float, default=3.0,
-                        help="latent units per standardised data unit")
-    parser.add_argument("--structured", action="store_true",
-                        help="carry the oracle's noise along the path (delta_t = 0.9 delta_{t-1} + "
-                             "sigma_q eps_t) instead of drawing it independently per step")
-    parser.add_argument("--set", dest="overrides", action="append", type=parse_override, default=[],
-                        metavar="KEY=JSON", help="override a setting of the cpu profile")
+    parser.add_argument("--latent-gain", type=float, default=3.0, help="latent units per standardised data unit")
+    parser.add_argument(
+        "--structured",
+        action="store_true",
+        help="carry the oracle's noise along the path (delta_t = 0.9 delta_{t-1} + "
+        "sigma_q eps_t) instead of drawing it independently per step",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=parse_override,
+        default=[],
+        metavar="KEY=JSON",
+        help="override a setting of the cpu profile",
+    )
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--num-test", type=int, default=128)
     parser.add_argument("--num-samples", type=int, default=1024)
@@ -183,16 +193,24 @@ def main(argv=None):
     torch.manual_seed(0)
     model = OracleGuideDDSSM(obs_dim=1, **architecture)
     gain = args.latent_gain
-    model.register((xs - loc) / scale, gain * (zs - loc) / scale, gain * args.sigma_q / scale,
-                   decay=0.9 if args.structured else 0.0)
-    print(f"DDSSM (cpu profile) with an oracle guide, sigma_q {args.sigma_q} data units, "
-          f"latent gain {gain}, {'structured' if args.structured else 'independent'} noise, "
-          f"{dict(args.overrides)}; {args.steps} steps", flush=True)
+    model.register(
+        (xs - loc) / scale,
+        gain * (zs - loc) / scale,
+        gain * args.sigma_q / scale,
+        decay=0.9 if args.structured else 0.0,
+    )
+    print(
+        f"DDSSM (cpu profile) with an oracle guide, sigma_q {args.sigma_q} data units, "
+        f"latent gain {gain}, {'structured' if args.structured else 'independent'} noise, "
+        f"{dict(args.overrides)}; {args.steps} steps",
+        flush=True,
+    )
     start = time.perf_counter()
     res = pyrossm.fit(model, data=train, validation_data=valid, trainer=trainer, device="cpu", progress=False)
     fit_s = time.perf_counter() - start
 
     report(res, test, z_test, args.num_samples, fit_s)
+
 
 if __name__ == "__main__":
     main()

@@ -13,7 +13,7 @@ eps]``, so each term of the bound is at its minimum; the expectation over ``eps`
 Carlo per step ``k`` (all ``K`` terms, no sampling of ``k``), in float64; ``H(p)`` by quadrature.
 
 Per schedule it prints the gap for the noisy copy's width (0.60 data units) and for sharp widths,
-and the per-step ELBO each solution then reaches (``benchmarks/README.md``, "How much the ELBO can
+and the per-step ELBO each solution then reaches (``docs/experiments/2026-11-30-bound-gap.md``, "How much the ELBO can
 prefer a clean latent"): ``-1.61 - gap(0.60)`` for the noisy copy and, for a clean latent whose
 guide noise of fresh sd ``w`` is carried along the path, ``-1.31 - 13.2 w^2 - gap(w)``, best over
 ``w`` and over the latent scale ``s``.  The clean latent wins when its figure is the larger.
@@ -61,9 +61,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pyrossm.diffusion import NoiseSchedule  # noqa: E402
 from pyrossm.diffusion.preconditioning import karras_coefficients  # noqa: E402
 
-NOISY_WIDTH = 0.60          # data units: sd of x_t - 0.9 x_{t-1} within a mode, sqrt(1.81 * 0.2)
+NOISY_WIDTH = 0.60  # data units: sd of x_t - 0.9 x_{t-1} within a mode, sqrt(1.81 * 0.2)
 SHARP_WIDTHS = (0.02, 0.05, 0.1, 0.2)
-SCALES = (0.1, 0.2, 0.35, 0.6, 1.0, 2.0, 3.5, 6.0, 10.0)   # latent units per data unit
+SCALES = (0.1, 0.2, 0.35, 0.6, 1.0, 2.0, 3.5, 6.0, 10.0)  # latent units per data unit
 STEP = 4.0
 
 SCHEDULES = {
@@ -86,17 +86,20 @@ def mixture_entropy(a, tau):
     """``H(0.5 N(-a, tau^2) + 0.5 N(a, tau^2))`` in nats, by quadrature on a fine grid."""
     half = a + 12 * tau
     grid = torch.linspace(-half, half, 400_001, dtype=torch.float64)
-    logp = torch.logaddexp(-(grid - a) ** 2 / (2 * tau ** 2), -(grid + a) ** 2 / (2 * tau ** 2)) \
-        - math.log(2) - 0.5 * math.log(2 * math.pi * tau ** 2)
+    logp = (
+        torch.logaddexp(-((grid - a) ** 2) / (2 * tau**2), -((grid + a) ** 2) / (2 * tau**2))
+        - math.log(2)
+        - 0.5 * math.log(2 * math.pi * tau**2)
+    )
     return float(-(logp.exp() * logp).sum() * (grid[1] - grid[0]))
 
 
 def posterior_mean(y, sigma, a, tau):
     """``E[z^0 | z^0 + sigma eps = y]`` for the mixture; ``y`` and ``sigma`` broadcast."""
-    var = tau ** 2 + sigma ** 2
-    w_up = torch.sigmoid(2 * a * y / var)                    # posterior weight of the +a component
-    mean_up = (tau ** 2 * y + sigma ** 2 * a) / var
-    mean_down = (tau ** 2 * y - sigma ** 2 * a) / var
+    var = tau**2 + sigma**2
+    w_up = torch.sigmoid(2 * a * y / var)  # posterior weight of the +a component
+    mean_up = (tau**2 * y + sigma**2 * a) / var
+    mean_down = (tau**2 * y - sigma**2 * a) / var
     return w_up * mean_up + (1 - w_up) * mean_down
 
 
@@ -111,10 +114,10 @@ def expected_bound(schedule, a, tau, draws, generator):
     sigmas = schedule.sigmas.double()
     weights = schedule.loss_weights.double()
     noise = torch.randn(schedule.num_steps, draws, generator=generator, dtype=torch.float64)
-    y = z0 + sigmas[:, None] * noise                                            # (K, draws)
+    y = z0 + sigmas[:, None] * noise  # (K, draws)
     _, c_out, _, _ = karras_coefficients(sigmas)
     err = (posterior_mean(y, sigmas[:, None], a, tau) - z0) ** 2 / c_out[:, None] ** 2
-    per_draw = (weights[:, None] * err).sum(0)                                  # (draws,)
+    per_draw = (weights[:, None] * err).sum(0)  # (draws,)
     total = per_draw + schedule.forward_kl(z0.unsqueeze(-1)) + schedule.constant_per_dim
     return float(total.mean())
 
@@ -131,8 +134,10 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     gen = torch.Generator().manual_seed(args.seed)
-    print("gap = E[bound] - H(law) in nats per latent dimension, exact denoiser; "
-          "widths in data units; best over latent scales " + ", ".join(map(str, SCALES)))
+    print(
+        "gap = E[bound] - H(law) in nats per latent dimension, exact denoiser; "
+        "widths in data units; best over latent scales " + ", ".join(map(str, SCALES))
+    )
     head = f"{'schedule':<44} {'gap noisy':>9} " + " ".join(f"{'gap ' + str(w):>8}" for w in SHARP_WIDTHS)
     print(head + f" {'ELBO noisy':>10} {'ELBO clean':>10} {'clean w':>7}")
     for name, kwargs in SCHEDULES.items():
@@ -143,16 +148,20 @@ def main(argv=None):
             noisy = gap(schedule, NOISY_WIDTH, scale, args.draws, gen)
             sharp = [gap(schedule, w, scale, args.draws, gen) for w in SHARP_WIDTHS]
             elbo_noisy = -1.61 - noisy
-            clean = [(-1.31 - 13.2 * w ** 2 - g, w) for w, g in zip(SHARP_WIDTHS, sharp)]
+            clean = [(-1.31 - 13.2 * w**2 - g, w) for w, g in zip(SHARP_WIDTHS, sharp)]
             elbo_clean, w_best = max(clean)
             if elbo_noisy > best_noisy:
                 best_noisy, gaps_at_best = elbo_noisy, (noisy, sharp, scale)
             if elbo_clean > best_clean:
                 best_clean, clean_w, clean_scale = elbo_clean, w_best, scale
         noisy, sharp, scale = gaps_at_best
-        print(f"{name:<44} {noisy:9.3f} " + " ".join(f"{g:8.3f}" for g in sharp)
-              + f" {best_noisy:10.3f} {best_clean:10.3f} {clean_w:7.2f}"
-              + f"   (scales: noisy {scale}, clean {clean_scale})", flush=True)
+        print(
+            f"{name:<44} {noisy:9.3f} "
+            + " ".join(f"{g:8.3f}" for g in sharp)
+            + f" {best_noisy:10.3f} {best_clean:10.3f} {clean_w:7.2f}"
+            + f"   (scales: noisy {scale}, clean {clean_scale})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -117,10 +117,10 @@ diffusion_beta_end=null`` on the profile, plus the stated change ("2 l." = ``cha
 hidden_dim=16 encoder_layers=2``); the K = 128 rows the same with 128.  Every row above used ReLU
 networks (the profile pins ``activation="relu"``) except those marked ``"silu"`` (the last two
 with the small guide and K = 128's default betas); the runs
-that "collapsed" were dead ReLU layers (``dead_units.py``, ``benchmarks/README.md``, "Dead
+that "collapsed" were dead ReLU layers (``dead_units.py``, ``docs/experiments/2026-11-30-dead-units.md``, "Dead
 units").  The piecewise lambda is ``--set annealing='{"kind": "piecewise", "points": [[0, 0.01],
 [200, 1], [1000, 1], [1200, 1.5], [2400, 1.5], [2700, 1]]}'`` (a phase at 1.5, then back to 1;
-``benchmarks/README.md``, "A phase with lambda above 1"); the rows under it ramp lambda as stated
+``docs/experiments/2026-11-30-lambda-phase.md``); the rows under it ramp lambda as stated
 over 1000 steps (the last over 200).  The cycle rows continue the 6000-step fit of the profile as
 it was then (the phase at 1.75, seed 0; now the profile's first 6000 steps), each from the one
 before, with ``--init-from FIT --steps 1800 --set annealing='{"kind": "piecewise", "points":
@@ -151,9 +151,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bimodal import STEPS, fit_arguments, format_decomposition, mode_diagnostics, width_decomposition  # noqa: E402
+
 import pyrossm  # noqa: E402
-from bimodal import (STEPS, fit_arguments, format_decomposition, mode_diagnostics,  # noqa: E402
-                     width_decomposition)
 from pyrossm.datasets import bimodal_random_walk, bimodal_transition_law  # noqa: E402
 from pyrossm.evaluation import jsd_to_density  # noqa: E402
 from pyrossm.inference.checkpoint import safe_torch_load  # noqa: E402
@@ -175,22 +175,38 @@ def parse_override(text):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--set", dest="overrides", action="append", type=parse_override, default=[],
-                        metavar="KEY=JSON", help="override a fit argument of the cpu profile")
-    parser.add_argument("--steps", type=int, default=STEPS["cpu"]["DDSSM"],
-                        help="SVI steps (the profile's lambda knots are stretched to them)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=parse_override,
+        default=[],
+        metavar="KEY=JSON",
+        help="override a fit argument of the cpu profile",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=STEPS["cpu"]["DDSSM"],
+        help="SVI steps (the profile's lambda knots are stretched to them)",
+    )
     parser.add_argument("--num-test", type=int, default=128)
     parser.add_argument("--num-samples", type=int, default=1024)
     parser.add_argument("--save", default=None, help="save the fit to this path")
     parser.add_argument("--load", default=None, help="score a fit saved by --save instead of training")
-    parser.add_argument("--init-from", default=None,
-                        help="start from the parameters of a fit saved by --save (same architecture) "
-                             "and train it --steps more under this run's settings; the optimiser, "
-                             "the learning-rate decay and the lambda schedule start afresh (one "
-                             "decay: the profile's lr_restarts are dropped unless --set)")
-    parser.add_argument("--last-too", action="store_true",
-                        help="with keep_best: also score the last step's parameters (kept in a "
-                             "temporary checkpoint)")
+    parser.add_argument(
+        "--init-from",
+        default=None,
+        help="start from the parameters of a fit saved by --save (same architecture) "
+        "and train it --steps more under this run's settings; the optimiser, "
+        "the learning-rate decay and the lambda schedule start afresh (one "
+        "decay: the profile's lr_restarts are dropped unless --set)",
+    )
+    parser.add_argument(
+        "--last-too",
+        action="store_true",
+        help="with keep_best: also score the last step's parameters (kept in a temporary checkpoint)",
+    )
     args = parser.parse_args(argv)
     settings = fit_arguments("cpu", "DDSSM", args.steps)
     trainer = settings.pop("trainer")
@@ -239,8 +255,15 @@ def continue_fit(path, settings, train, valid, steps):
     arch = model_arguments("ddssm")
     model = build_model("ddssm", obs_dim=1, **{k: v for k, v in settings.items() if k in arch})
     model = pyrossm.load(path, model=model).model
-    return pyrossm.fit(model=model, data=train, validation_data=valid, trainer=settings["trainer"],
-                       num_steps=steps, device="cpu", progress=False)
+    return pyrossm.fit(
+        model=model,
+        data=train,
+        validation_data=valid,
+        trainer=settings["trainer"],
+        num_steps=steps,
+        device="cpu",
+        progress=False,
+    )
 
 
 def report(res, test, latent, num_samples, fit_s):
@@ -252,15 +275,19 @@ def report(res, test, latent, num_samples, fit_s):
     jsd = jsd_to_density(draws, law.pdf, low=law.mean - 8, high=law.mean + 8)
     modes = mode_diagnostics(draws, law.mean)
     val = res.history["val_elbo"].dropna().to_numpy()
-    print(f"JSD {jsd.mean():.4f} +- {jsd.std(ddof=1) / np.sqrt(len(jsd)):.4f}; mode sd {modes['mode_sd']:.3f} "
-          f"(exact 0.447), bias {modes['mode_bias']:.3f}, between {modes['between']:.4f}; "
-          f"val ELBO {np.round(val, 2).tolist()}; fit {fit_s:.0f} s")
+    print(
+        f"JSD {jsd.mean():.4f} +- {jsd.std(ddof=1) / np.sqrt(len(jsd)):.4f}; mode sd {modes['mode_sd']:.3f} "
+        f"(exact 0.447), bias {modes['mode_bias']:.3f}, between {modes['between']:.4f}; "
+        f"val ELBO {np.round(val, 2).tolist()}; fit {fit_s:.0f} s"
+    )
     if "val_log_score" in res.history:
         print(f"val 1-step log score {np.round(res.history['val_log_score'].dropna().to_numpy(), 3).tolist()}")
     if "kept" in res.config:
         kept = res.config["kept"]
-        print(f"kept the parameters of step {kept['step']} (val ELBO {kept['val_elbo']:.2f}"
-              + (f", log score {kept['val_log_score']:.3f})" if "val_log_score" in kept else ")"))
+        print(
+            f"kept the parameters of step {kept['step']} (val ELBO {kept['val_elbo']:.2f}"
+            + (f", log score {kept['val_log_score']:.3f})" if "val_log_score" in kept else ")")
+        )
     print(format_decomposition(width_decomposition(res, context, latent.values[:, 30])))
 
 

@@ -4,7 +4,7 @@ A unit followed by a ReLU that is negative for every input passes no gradient an
 When all units before a network's output projection die, that network returns a constant: for the
 DDSSM's denoiser this means ``D = c_skip z^`` plus a constant, whose samples are unimodal -- the
 transition "collapses" to the DKF's level (1-step JSD about 0.556) although the guide's latent
-still has two modes.  ``benchmarks/README.md``, "Dead units", has the measurements.
+still has two modes.  ``docs/experiments/2026-11-30-dead-units.md`` has the measurements.
 
 The script loads a fit saved by ``ddssm_ablation.py --save`` (or ``bimodal.py``), runs the ELBO of
 the model/guide pair on the first ``--num-series`` training series of the bimodal benchmark
@@ -61,9 +61,11 @@ def count_alive(model, run):
     """Runs ``run()`` with hooks on :func:`activated_layers`; returns ``{name: (alive, width)}``."""
     positive, handles = {}, []
     for name, layer in activated_layers(model).items():
+
         def hook(module, inputs, output, name=name):
             seen = (output.detach() > 0).reshape(-1, output.shape[-1]).any(0)
             positive[name] = positive.get(name, torch.zeros_like(seen)) | seen
+
         handles.append(layer.register_forward_hook(hook))
     try:
         with torch.no_grad():
@@ -86,10 +88,16 @@ def main(argv=None):
     parser.add_argument("fit", help="a saved fit (FitResult.save)")
     parser.add_argument("--num-series", type=int, default=256)
     parser.add_argument("--num-particles", type=int, default=4)
-    parser.add_argument("--noise-levels", action="store_true",
-                        help="also run the denoiser at every step k of the schedule")
-    parser.add_argument("--retrain-transition", type=int, default=0, metavar="N",
-                        help="train the transition alone for N steps, as fitted and re-initialised")
+    parser.add_argument(
+        "--noise-levels", action="store_true", help="also run the denoiser at every step k of the schedule"
+    )
+    parser.add_argument(
+        "--retrain-transition",
+        type=int,
+        default=0,
+        metavar="N",
+        help="train the transition alone for N steps, as fitted and re-initialised",
+    )
     args = parser.parse_args(argv)
     res = pyrossm.load(args.fit)
     model = res.model
@@ -97,16 +105,19 @@ def main(argv=None):
     enc = res.contract.encode(data).to(res.device)
     tensors = (enc.filled_values, enc.mask, enc.covariates)
     torch.manual_seed(0)
-    counts = count_alive(model, lambda: elbo_terms(model.model, model.guide, *tensors,
-                                                   num_particles=args.num_particles))
-    print(f"{args.fit}: units positive for at least one input ({args.num_series} series x "
-          f"{args.num_particles} guide draws)")
+    counts = count_alive(
+        model, lambda: elbo_terms(model.model, model.guide, *tensors, num_particles=args.num_particles)
+    )
+    print(
+        f"{args.fit}: units positive for at least one input ({args.num_series} series x "
+        f"{args.num_particles} guide draws)"
+    )
     print_counts(counts)
     transition = model.transition
     if not (args.noise_levels or args.retrain_transition) or not hasattr(transition, "schedule"):
         return
     # (z_{t-1}, z_t) pairs of guide draws, as order-1 transition contexts without covariates
-    z = model.sample_posterior(*tensors, args.num_particles)                  # (S, N, T, M)
+    z = model.sample_posterior(*tensors, args.num_particles)  # (S, N, T, M)
     history = z[..., :-1, :].reshape(-1, 1, z.shape[-1])
     target = z[..., 1:, :].reshape(-1, z.shape[-1])
     cov = torch.zeros(len(history), 2, enc.covariates.shape[-1], device=res.device)
@@ -146,8 +157,11 @@ def retrain_transition(transition, history, target, cov, steps, lr=1e-2, batch=2
             departure = (sample if offset is None else sample - offset).flatten()
             bound = transition(history[:4000], cov[:4000]).log_prob(target[:4000]).mean()
         counts = torch.histc(departure, bins=16).int().tolist()
-        print(f"    {tag:<24} log_prob {bound:7.3f}; departures {float(departure.min()):.2f}.."
-              f"{float(departure.max()):.2f}: {counts}", flush=True)
+        print(
+            f"    {tag:<24} log_prob {bound:7.3f}; departures {float(departure.min()):.2f}.."
+            f"{float(departure.max()):.2f}: {counts}",
+            flush=True,
+        )
 
     report("before")
     optimizer = torch.optim.Adam(transition.parameters(), lr=lr)

@@ -16,8 +16,8 @@ What it does, on the bimodal random walk of Sec. 4 of the DDSSM paper
    ...)`` divided by the batch size -- and (b) the loss of a hand-written pure-PyTorch ELBO that
    calls the *same* submodules (``model.encoder``, ``model.transition``, ``model.emission``,
    ``model.init``) with no Pyro tracing (for DDSSM the transition term is the diffusion bound of
-   every window, all ``S_k`` draws, in one denoiser call, as in pyrossm); prints both, asserts they agree to 1e-4 (relative), and
-   also compares the gradients of every parameter.
+   every window, all ``S_k`` draws, in one denoiser call, as in pyrossm); prints both, asserts
+   they agree to 1e-4 (relative), and also compares the gradients of every parameter.
 3. **Throughput.**  Times ``--steps`` optimisation steps (after ``--warmup`` steps) of
    (a) :class:`pyrossm.inference.Trainer` ``.fit`` (``progress=False``) and
    (b) the pure-PyTorch loop (loss + backward + the same gradient clipping + the same AdamW).
@@ -68,6 +68,7 @@ def bimodal_data(num_series, length, seed, device):
     source = "pyrossm.datasets.bimodal_random_walk"
     try:
         from pyrossm.datasets import bimodal_random_walk
+
         x = np.asarray(bimodal_random_walk(n_series=num_series, length=length, seed=seed)["x"].values)
     except Exception:  # noqa: BLE001  (module missing or being rewritten: fall back)
         source = "numpy (in this script)"
@@ -107,17 +108,17 @@ def pure_torch_loss(model, x, mask, u, annealing, num_particles):
     b = s * n
 
     # guide: q(z_{1:T} | x) -- future summary, then z_t sequentially, reparameterised
-    summary = enc.summarize(x, mask, u)                                               # (N, T, C)
+    summary = enc.summarize(x, mask, u)  # (N, T, C)
     summary = summary.expand(s, *summary.shape).reshape(b, length, -1)
-    u_pad = torch.cat([u.new_zeros(n, j, v), u], dim=1)                               # (N, j+T, V)
+    u_pad = torch.cat([u.new_zeros(n, j, v), u], dim=1)  # (N, j+T, V)
     u_pad = u_pad.expand(s, *u_pad.shape).reshape(b, j + length, v)
     steps = torch.arange(length, device=x.device).unsqueeze(-1)
-    pads = ((steps - j + torch.arange(j, device=x.device)) >= 0).to(x.dtype)          # (T, j)
+    pads = ((steps - j + torch.arange(j, device=x.device)) >= 0).to(x.dtype)  # (T, j)
     noise = torch.randn(s, n, length, m, dtype=x.dtype, device=x.device)
-    history = x.new_zeros(b, j, m)                                                    # left padding
+    history = x.new_zeros(b, j, m)  # left padding
     zs, log_q = [], 0.0
     for t in range(length):
-        loc, scale = enc.step(history, pads[t].expand(b, j), summary[:, t], u_pad[:, t:t + j + 1])
+        loc, scale = enc.step(history, pads[t].expand(b, j), summary[:, t], u_pad[:, t : t + j + 1])
         z_t = loc + scale * noise[:, :, t].reshape(b, m)
         log_q = log_q + normal_log_prob(z_t, loc, scale).sum(-1)
         zs.append(z_t)
@@ -130,7 +131,7 @@ def pure_torch_loss(model, x, mask, u, annealing, num_particles):
     # the order in which Pyro's trace evaluates them
     if init.auxiliary:
         q_aux = init.aux_posterior(z[..., :j, :], u[..., :j, :])
-        z_aux = q_aux.rsample()                                                       # (S, N, j, M)
+        z_aux = q_aux.rsample()  # (S, N, j, M)
         log_q_aux = normal_log_prob(z_aux, q_aux.base_dist.loc, q_aux.base_dist.scale).sum((-2, -1))
         log_p_aux = normal_log_prob(z_aux, torch.zeros_like(z_aux), torch.ones_like(z_aux)).sum((-2, -1))
         log_p_init = init.prior(u[..., :j, :], z_aux).log_prob(z[..., :j, :])
@@ -139,8 +140,8 @@ def pure_torch_loss(model, x, mask, u, annealing, num_particles):
         z_init = z[..., :j, :]
         log_p_init = normal_log_prob(z_init, torch.zeros_like(z_init), torch.ones_like(z_init)).sum((-2, -1))
         rate_aux = 0.0
-    log_p = window_log_prob(model.transition, z, u, j)                                # (S, N)
-    log_lik = model.emission_dist(z, u).log_prob(x)                                   # (S, N, T, D)
+    log_p = window_log_prob(model.transition, z, u, j)  # (S, N)
+    log_lik = model.emission_dist(z, u).log_prob(x)  # (S, N, T, D)
     recon = torch.where(mask, log_lik, log_lik.new_zeros(())).sum()
     rate = (log_p_init + log_p - log_q + rate_aux).sum()
     return -(recon + annealing * rate) / s
@@ -154,8 +155,10 @@ class PureTorchTrainer:
         groups = {k: ps for k, ps in model.parameter_groups().items() if ps}
         self.params = [p for ps in groups.values() for p in ps]
         self.optimizer = torch.optim.AdamW(
-            [{"params": ps, "lr": config.learning_rate_of(k)}
-             for k, ps in groups.items()], weight_decay=config.optimizer.weight_decay, foreach=True)
+            [{"params": ps, "lr": config.learning_rate_of(k)} for k, ps in groups.items()],
+            weight_decay=config.optimizer.weight_decay,
+            foreach=True,
+        )
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
 
@@ -182,29 +185,49 @@ def sync(device):
 
 
 def make_config(args, num_steps):
-    return TrainerConfig.from_dict(dict(num_steps=num_steps, batch_size=args.batch_size,
-                                        num_particles=args.num_particles, progress=False, seed=args.seed,
-                                        annealing=AnnealingSchedule(kind="constant", end=args.annealing)))
+    return TrainerConfig.from_dict(
+        dict(
+            num_steps=num_steps,
+            batch_size=args.batch_size,
+            num_particles=args.num_particles,
+            progress=False,
+            seed=args.seed,
+            annealing=AnnealingSchedule(kind="constant", end=args.annealing),
+        )
+    )
 
 
 def build_model(args, device, name):
     torch.manual_seed(args.seed)
-    common = dict(obs_dim=1, latent_dim=args.latent_dim, order=args.order, init=args.init,
-                  channels=args.channels, hidden_dim=args.hidden_dim)
+    common = dict(
+        obs_dim=1,
+        latent_dim=args.latent_dim,
+        order=args.order,
+        init=args.init,
+        channels=args.channels,
+        hidden_dim=args.hidden_dim,
+    )
     if name == "dkf":
         return DKF(**common).to(device)
-    return DDSSM(**common, num_diffusion_steps=args.num_diffusion_steps,
-                 num_noise_draws=args.num_noise_draws,
-                 diffusion_channels=args.diffusion_channels).to(device)
+    return DDSSM(
+        **common,
+        num_diffusion_steps=args.num_diffusion_steps,
+        num_noise_draws=args.num_noise_draws,
+        diffusion_channels=args.diffusion_channels,
+    ).to(device)
 
 
 def describe(name, args):
     if name == "dkf":
-        return (f"DKF(init={args.init!r}, channels={args.channels}, hidden_dim={args.hidden_dim}, "
-                f"latent_dim={args.latent_dim}, order={args.order})")
-    return (f"DDSSM(init={args.init!r}, channels={args.channels}, hidden_dim={args.hidden_dim}, "
-            f"latent_dim={args.latent_dim}, order={args.order}, K={args.num_diffusion_steps}, "
-            f"S_k={args.num_noise_draws}, diffusion_channels={args.diffusion_channels})")
+        return (
+            f"DKF(init={args.init!r}, channels={args.channels}, hidden_dim={args.hidden_dim}, "
+            f"latent_dim={args.latent_dim}, order={args.order})"
+        )
+    return (
+        f"DDSSM(init={args.init!r}, channels={args.channels}, hidden_dim={args.hidden_dim}, "
+        f"latent_dim={args.latent_dim}, order={args.order}, K={args.num_diffusion_steps}, "
+        f"S_k={args.num_noise_draws}, diffusion_channels={args.diffusion_channels})"
+    )
 
 
 def time_model_side(model, data, args, device, repeats):
@@ -299,8 +322,10 @@ def compare(model, data, args, device, warmup, steps, round_size=5):
     optimisers never touch the same tensors; interleaving spreads any background load evenly.
     :returns: ``{"a": (step_seconds, last_loss), "b": ...}``.
     """
-    runners = {"a": OursRunner(copy.deepcopy(model), data, args, device),
-               "b": PureRunner(copy.deepcopy(model), data, args, device)}
+    runners = {
+        "a": OursRunner(copy.deepcopy(model), data, args, device),
+        "b": PureRunner(copy.deepcopy(model), data, args, device),
+    }
     for r in runners.values():
         r.run(warmup)
     times = {k: [] for k in runners}
@@ -337,8 +362,7 @@ def check_equivalence(model, data, args):
     rel = abs(a - b) / max(abs(a), 1e-12)
     if set(grads_a) != set(grads_b):
         raise AssertionError(f"different parameters received gradients: {set(grads_a) ^ set(grads_b)}")
-    grad_rel = max(float((grads_a[k] - grads_b[k]).norm() / grads_a[k].norm().clamp_min(1e-12))
-                   for k in grads_a)
+    grad_rel = max(float((grads_a[k] - grads_b[k]).norm() / grads_a[k].norm().clamp_min(1e-12)) for k in grads_a)
     print(f"  (a) pyrossm elbo_terms loss / batch : {a:.8f}")
     print(f"  (b) pure-PyTorch loss / batch       : {b:.8f}")
     print(f"  relative difference                 : {rel:.2e}   (must be <= 1e-4)")
@@ -378,26 +402,38 @@ def run_model(name, data, args, device):
     if args.check_only:
         return
 
-    print(f"\n2. Throughput (T = {args.length}; (a) and (b) interleaved in rounds of 5 steps, "
-          f"each on its own copy of the initial model)")
+    print(
+        f"\n2. Throughput (T = {args.length}; (a) and (b) interleaved in rounds of 5 steps, "
+        f"each on its own copy of the initial model)"
+    )
     res = compare(model, data, args, device, args.warmup, args.steps)
     rows, med = [], {}
     for key, label in [("a", "(a) pyrossm SVITrainer"), ("b", "(b) pure PyTorch")]:
         secs, loss = res[key]
         med[key], mean = float(np.median(secs)), float(np.mean(secs))
-        rows.append([label, f"{1 / med[key]:.2f}", f"{args.batch_size / med[key]:.0f}",
-                     f"{1e3 * med[key]:.1f}", f"{1e3 * mean:.1f}", f"{1e3 * min(secs):.1f}", f"{loss:.3f}"])
+        rows.append(
+            [
+                label,
+                f"{1 / med[key]:.2f}",
+                f"{args.batch_size / med[key]:.0f}",
+                f"{1e3 * med[key]:.1f}",
+                f"{1e3 * mean:.1f}",
+                f"{1e3 * min(secs):.1f}",
+                f"{loss:.3f}",
+            ]
+        )
     table(rows, ["", "steps/s", "seqs/s", "ms/step", "mean ms", "min ms", "last loss"])
     ratio = med["a"] / med["b"]
     print(f"  (steps/s, seqs/s and ms/step from the median step; seqs/s = steps/s x batch {args.batch_size})")
-    print(f"  ratio (a)/(b) time per step: {ratio:.2f}x   (goal <= 1.3x: "
-          f"{'met' if ratio <= 1.3 else 'NOT met'})")
+    print(f"  ratio (a)/(b) time per step: {ratio:.2f}x   (goal <= 1.3x: {'met' if ratio <= 1.3 else 'NOT met'})")
 
     lengths = [int(v) for v in args.scaling_lengths.split(",") if v.strip()]
     if not lengths:
         return
-    print(f"\n3. Cost of one training step vs series length T (batch {args.batch_size}, "
-          f"{args.num_series} series; 1 warm-up + {args.scaling_steps} timed steps each, median)")
+    print(
+        f"\n3. Cost of one training step vs series length T (batch {args.batch_size}, "
+        f"{args.num_series} series; 1 warm-up + {args.scaling_steps} timed steps each, median)"
+    )
     rows, base = [], None
     for length in lengths:
         data_t, _ = bimodal_data(args.num_series, length, args.seed, device)
@@ -405,20 +441,44 @@ def run_model(name, data, args, device):
         ms_a, ms_b = (1e3 * float(np.median(res[k][0])) for k in ("a", "b"))
         ms_model = 1e3 * time_model_side(model, data_t, args, device, args.scaling_steps)
         base = base or ms_a
-        rows.append([length, f"{ms_a:.1f}", f"{ms_a / length:.2f}", f"{ms_a / base:.2f}",
-                     f"{args.batch_size * 1e3 / ms_a:.0f}", f"{ms_b:.1f}", f"{ms_a / ms_b:.2f}",
-                     f"{ms_model:.1f}", f"{ms_model / length:.3f}"])
-    table(rows, ["T", "(a) ms/step", "(a) ms per t", f"(a) vs T={lengths[0]}", "(a) seqs/s",
-                 "(b) ms/step", "(a)/(b)", "model side ms", "model ms per t"])
+        rows.append(
+            [
+                length,
+                f"{ms_a:.1f}",
+                f"{ms_a / length:.2f}",
+                f"{ms_a / base:.2f}",
+                f"{args.batch_size * 1e3 / ms_a:.0f}",
+                f"{ms_b:.1f}",
+                f"{ms_a / ms_b:.2f}",
+                f"{ms_model:.1f}",
+                f"{ms_model / length:.3f}",
+            ]
+        )
+    table(
+        rows,
+        [
+            "T",
+            "(a) ms/step",
+            "(a) ms per t",
+            f"(a) vs T={lengths[0]}",
+            "(a) seqs/s",
+            "(b) ms/step",
+            "(a)/(b)",
+            "model side ms",
+            "model ms per t",
+        ],
+    )
     print("  (model side = transition log-density of all T - j windows, forward + backward, one call)")
 
 
 # --------------------------------------------------------------------------------------- main
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--models", nargs="+", choices=("dkf", "ddssm"), default=["dkf", "ddssm"],
-                   help="models to benchmark")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument(
+        "--models", nargs="+", choices=("dkf", "ddssm"), default=["dkf", "ddssm"], help="models to benchmark"
+    )
     p.add_argument("--steps", type=int, default=30, help="timed optimisation steps")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps before timing")
     p.add_argument("--batch-size", type=int, default=128, help="series per minibatch")
@@ -426,24 +486,34 @@ def main(argv=None):
     p.add_argument("--length", type=int, default=32, help="series length T")
     p.add_argument("--num-particles", type=int, default=1, help="vectorised ELBO particles S")
     p.add_argument("--channels", type=int, default=16, help="context channels C")
-    p.add_argument("--hidden-dim", type=int, default=16,
-                   help="hidden_dim (MLP width, GRU width and Context Producer seq_dim)")
+    p.add_argument(
+        "--hidden-dim", type=int, default=16, help="hidden_dim (MLP width, GRU width and Context Producer seq_dim)"
+    )
     p.add_argument("--latent-dim", type=int, default=1, help="latent dimension M")
     p.add_argument("--order", type=int, default=1, help="Markov order j")
     p.add_argument("--init", choices=("vhp", "normal"), default="vhp", help="initial-state prior")
     p.add_argument("--num-diffusion-steps", type=int, default=128, help="DDSSM diffusion steps K")
     p.add_argument("--num-noise-draws", type=int, default=2, help="DDSSM noise draws S_k per transition")
     p.add_argument("--diffusion-channels", type=int, default=16, help="DDSSM denoiser channels")
-    p.add_argument("--annealing", type=float, default=0.5,
-                   help="constant rate weight lambda (not 1, so the check exercises the scaling)")
+    p.add_argument(
+        "--annealing",
+        type=float,
+        default=0.5,
+        help="constant rate weight lambda (not 1, so the check exercises the scaling)",
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch.set_num_threads; 0 keeps torch's default (one per core). 1 by default: "
-                        "these small ops gain little from intra-op threads, and on a shared machine "
-                        "two OpenMP threads competing with other processes make timings erratic")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch.set_num_threads; 0 keeps torch's default (one per core). 1 by default: "
+        "these small ops gain little from intra-op threads, and on a shared machine "
+        "two OpenMP threads competing with other processes make timings erratic",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the data, the model and the check")
-    p.add_argument("--scaling-lengths", default="16,32,64,128",
-                   help="comma-separated T for the scaling table ('' skips it)")
+    p.add_argument(
+        "--scaling-lengths", default="16,32,64,128", help="comma-separated T for the scaling table ('' skips it)"
+    )
     p.add_argument("--check-only", action="store_true", help="only run the equivalence check")
     p.add_argument("--scaling-steps", type=int, default=8, help="timed steps per length in the scaling table")
     args = p.parse_args(argv)
@@ -464,20 +534,31 @@ def main(argv=None):
     print("pyrossm training throughput (" + ", ".join(m.upper() for m in args.models) + ")")
     print(f"  torch {torch.__version__}, pyro {pyro.__version__}, python {platform.python_version()}")
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-    print(f"  device {device} ({dev_name}); torch threads {torch.get_num_threads()} "
-          f"(--threads {args.threads}; torch default {default_threads}), "
-          f"cpu count {os.cpu_count()}"
-          + (f", load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""))
+    print(
+        f"  device {device} ({dev_name}); torch threads {torch.get_num_threads()} "
+        f"(--threads {args.threads}; torch default {default_threads}), "
+        f"cpu count {os.cpu_count()}"
+        + (f", load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "")
+    )
     data, source = bimodal_data(args.num_series, args.length, args.seed, device)
     print(f"  data: bimodal random walk, {args.num_series} series x length {args.length} (from {source})")
-    print(f"  step: batch {args.batch_size}, particles {args.num_particles}, lambda {args.annealing}, "
-          f"AdamW lr 1e-3 wd 0.01, grad clip 10; {args.warmup} warm-up + {args.steps} timed steps")
+    print(
+        f"  step: batch {args.batch_size}, particles {args.num_particles}, lambda {args.annealing}, "
+        f"AdamW lr 1e-3 wd 0.01, grad clip 10; {args.warmup} warm-up + {args.steps} timed steps"
+    )
     for name in args.models:
         run_model(name, data, args, device)
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    print(f"\n  total {time.perf_counter() - t0:.0f} s" +
-          (f"; load average at end {load[0]:.2f} on {os.cpu_count()} cpus "
-           f"(> cpus means other processes competed for the CPU: figures are noisy)" if load else ""))
+    print(
+        f"\n  total {time.perf_counter() - t0:.0f} s"
+        + (
+            f"; load average at end {load[0]:.2f} on {os.cpu_count()} cpus "
+            f"(> cpus means other processes competed for the CPU: figures are noisy)"
+            if load
+            else ""
+        )
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -22,5 +22,17 @@ _sys.modules[__name__ + ".metrics"] = metrics  # so that `from pyrossm.metrics i
 
 __version__ = "0.1.0"
 
-__all__ = ["fit", "load", "FitResult", "TrainerConfig", "datasets", "metrics", "evaluation", "models",
-           "DataContract", "SeriesData", "tuning", "__version__"]
+__all__ = [
+    "fit",
+    "load",
+    "FitResult",
+    "TrainerConfig",
+    "datasets",
+    "metrics",
+    "evaluation",
+    "models",
+    "DataContract",
+    "SeriesData",
+    "tuning",
+    "__version__",
+]

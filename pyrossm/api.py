@@ -64,19 +64,39 @@ def _check_model_options(model, options, fit_names):
         if name in allowed:
             continue
         if name in SECTION_OF or name in SECTIONS:
-            raise TypeError(f"fit() got {name}={options[name]!r}: {name!r} is a trainer setting, pass "
-                            f"trainer={{{name!r}: {options[name]!r}}} (or a TrainerConfig)")
+            raise TypeError(
+                f"fit() got {name}={options[name]!r}: {name!r} is a trainer setting, pass "
+                f"trainer={{{name!r}: {options[name]!r}}} (or a TrainerConfig)"
+            )
         if isinstance(model, GenerativeModel):
-            raise TypeError(f"fit() got an unexpected keyword argument {name!r}{closest(name, fit_names)}: "
-                            "model options only apply to registered model names")
-        raise TypeError(f"fit() got an unexpected keyword argument {name!r}"
-                        f"{closest(name, [*fit_names, *allowed])}; options of model {model!r} are "
-                        f"{sorted(allowed)}")
+            raise TypeError(
+                f"fit() got an unexpected keyword argument {name!r}{closest(name, fit_names)}: "
+                "model options only apply to registered model names"
+            )
+        raise TypeError(
+            f"fit() got an unexpected keyword argument {name!r}"
+            f"{closest(name, [*fit_names, *allowed])}; options of model {model!r} are "
+            f"{sorted(allowed)}"
+        )
 
 
-def fit(model="dkf", data=None, *, covariates=None, validation_data=None, num_steps=FROM_TRAINER,
-        batch_size=FROM_TRAINER, learning_rate=FROM_TRAINER, trainer=None, checkpoint_dir=None,
-        resume=False, device="auto", seed=FROM_TRAINER, progress=FROM_TRAINER, **model_options) -> FitResult:
+def fit(
+    model="dkf",
+    data=None,
+    *,
+    covariates=None,
+    validation_data=None,
+    num_steps=FROM_TRAINER,
+    batch_size=FROM_TRAINER,
+    learning_rate=FROM_TRAINER,
+    trainer=None,
+    checkpoint_dir=None,
+    resume=False,
+    device="auto",
+    seed=FROM_TRAINER,
+    progress=FROM_TRAINER,
+    **model_options,
+) -> FitResult:
     """Fits a generative model to time series: trains each of its stages in order.
 
     :param model: a registered name (``"dkf"``, ``"ddssm"``, ...; any case) or a
@@ -118,35 +138,44 @@ def fit(model="dkf", data=None, *, covariates=None, validation_data=None, num_st
     fit_names = [name for name in inspect.signature(fit).parameters if name != "model_options"]
     _check_model_options(model, model_options, fit_names)
     options = {name: _as_python(value) for name, value in model_options.items()}
-    config = _trainer_config(trainer, num_steps, dict(batch_size=batch_size, learning_rate=learning_rate,
-                                                      seed=seed, progress=progress))
+    config = _trainer_config(
+        trainer, num_steps, dict(batch_size=batch_size, learning_rate=learning_rate, seed=seed, progress=progress)
+    )
     selection = config.selection
     if selection.keep_best and validation_data is None:
-        raise ValueError("keep_best=True keeps the parameters with the best validation: "
-                         "it needs validation_data (and validate_every > 0)")
+        raise ValueError(
+            "keep_best=True keeps the parameters with the best validation: "
+            "it needs validation_data (and validate_every > 0)"
+        )
     if selection.validation_metric == "log_score" and (validation_data is None or not selection.validate_every):
-        raise ValueError("validation_metric='log_score' is computed on validation_data "
-                         "every validate_every steps: give both")
+        raise ValueError(
+            "validation_metric='log_score' is computed on validation_data every validate_every steps: give both"
+        )
     dev = draws.resolve_device(device)
 
     contract, train = DataContract.fit(data, covariates=covariates)
     if isinstance(model, GenerativeModel):
         if model.obs_dim != contract.num_channels:
-            raise ValueError(f"model has obs_dim={model.obs_dim} but data has "
-                             f"{contract.num_channels} target channels")
+            raise ValueError(f"model has obs_dim={model.obs_dim} but data has {contract.num_channels} target channels")
         if model.covariate_dim != contract.num_covariates:
-            raise ValueError(f"model has covariate_dim={model.covariate_dim} but data has "
-                             f"{contract.num_covariates} covariate columns")
+            raise ValueError(
+                f"model has covariate_dim={model.covariate_dim} but data has "
+                f"{contract.num_covariates} covariate columns"
+            )
         model_name, net = None, model
     else:
         model_name = get_spec(model).name
         torch.manual_seed(config.seed)
-        net = get_spec(model).build(obs_dim=contract.num_channels, covariate_dim=contract.num_covariates,
-                                    **options)
+        net = get_spec(model).build(obs_dim=contract.num_channels, covariate_dim=contract.num_covariates, **options)
     # every series needs the model's minimum length (e.g. its first j states)
     contract._check_lengths(train.lengths.numpy(), train.series, net.min_length, net.min_length_name)
-    val = (contract.encode(validation_data, min_length=net.min_length, min_length_name=net.min_length_name,
-                           data_name="validation_data") if validation_data is not None else None)
+    val = (
+        contract.encode(
+            validation_data, min_length=net.min_length, min_length_name=net.min_length_name, data_name="validation_data"
+        )
+        if validation_data is not None
+        else None
+    )
     net = net.to(dev).train()  # a fitted model (FitResult sets eval mode) trains on in train mode
     runner = Trainer(net.training_stages(config.objective), net.parameter_groups(), config)
     train = train.to(dev)
@@ -157,18 +186,34 @@ def fit(model="dkf", data=None, *, covariates=None, validation_data=None, num_st
         require(net, "forecasting", "validation_metric='log_score'")
         draws.check_longer_than(val, net.min_length, "validation_data", net.min_length_name)
         if not bool(val.mask[:, -1, :].any()):
-            raise ValueError("validation_metric='log_score' scores the last time step of "
-                             "validation_data, which has no observed value")
+            raise ValueError(
+                "validation_metric='log_score' scores the last time step of "
+                "validation_data, which has no observed value"
+            )
 
         def log_score():
             return float(draws.one_step_log_score(net, contract, val, LOG_SCORE_SAMPLES, dev).nanmean())
 
         val_scores["log_score"] = log_score
-    history = runner.fit(lambda idx: train.select(idx.to(dev)), len(train), val_batch=val,
-                         val_scores=val_scores, checkpoint_dir=checkpoint_dir, resume=resume)
-    result_config = {"model": model_name, "model_config": net.config, "trainer": config.to_dict(),
-                     "covariates": list(contract.covariate_names), "structure": net.structure()}
+    history = runner.fit(
+        lambda idx: train.select(idx.to(dev)),
+        len(train),
+        val_batch=val,
+        val_scores=val_scores,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+    )
+    result_config = {
+        "model": model_name,
+        "model_config": net.config,
+        "trainer": config.to_dict(),
+        "covariates": list(contract.covariate_names),
+        "structure": net.structure(),
+    }
     if runner.best is not None:
-        result_config["kept"] = {"step": runner.best["step"], "metric": selection.validation_metric,
-                                 **runner.best["values"]}
+        result_config["kept"] = {
+            "step": runner.best["step"],
+            "metric": selection.validation_metric,
+            **runner.best["values"],
+        }
     return FitResult(net, contract, history, result_config, dev)

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 
-
 def _read_data(path):
     """Reads NetCDF (``.nc``) as a Dataset or CSV (long or wide) as a DataFrame."""
     import pandas as pd
@@ -58,13 +57,20 @@ def _trainer_settings(args) -> dict | str | None:
                 raise SystemExit("error: --trainer-config must hold a JSON object")
         else:
             trainer = args.trainer_config  # a preset name
-    flags = {"validate_every": args.validate_every, "validation_metric": args.validation_metric,
-             "keep_best": args.keep_best or None}
+    flags = {
+        "validate_every": args.validate_every,
+        "validation_metric": args.validation_metric,
+        "keep_best": args.keep_best or None,
+    }
     flags = {k: v for k, v in flags.items() if v is not None}
     if flags:
         from .inference import TrainerConfig
 
-        trainer = TrainerConfig.resolve(trainer).updated(**flags)
+        if isinstance(trainer, str):  # a preset: stretched to --num-steps as fit() would
+            config = TrainerConfig.from_preset(trainer, args.num_steps)
+        else:
+            config = TrainerConfig.resolve(trainer)
+        trainer = config.updated(**flags)
     return trainer
 
 
@@ -79,13 +85,27 @@ def _cmd_fit(args):
     if validation is None and (args.validate_every or args.keep_best or args.validation_metric):
         raise SystemExit("error: --validate-every, --validation-metric and --keep-best need --validation-data")
     trainer = _trainer_settings(args)
-    if validation is not None and not (args.validate_every or pyrossm.TrainerConfig.resolve(trainer).selection.validate_every):
+    validate_every = args.validate_every or pyrossm.TrainerConfig.resolve(trainer).selection.validate_every
+    if validation is not None and not validate_every:
         raise SystemExit("error: --validation-data needs --validate-every N (N > 0)")
-    given = {name: getattr(args, name) for name in ("num_steps", "batch_size", "learning_rate", "seed")
-             if getattr(args, name) is not None}
-    res = pyrossm.fit(model=args.model, data=data, covariates=args.covariates or None,
-                      latent_dim=args.latent_dim, order=args.order, validation_data=validation,
-                      trainer=trainer, device=args.device, progress=not args.quiet, **given, **extra)
+    given = {
+        name: getattr(args, name)
+        for name in ("num_steps", "batch_size", "learning_rate", "seed")
+        if getattr(args, name) is not None
+    }
+    res = pyrossm.fit(
+        model=args.model,
+        data=data,
+        covariates=args.covariates or None,
+        latent_dim=args.latent_dim,
+        order=args.order,
+        validation_data=validation,
+        trainer=trainer,
+        device=args.device,
+        progress=not args.quiet,
+        **given,
+        **extra,
+    )
     res.save(args.out)
     print(res)
     print(f"saved to {args.out}")
@@ -97,8 +117,9 @@ def _cmd_forecast(args):
     res = pyrossm.load(args.model_file, device=args.device)
     context = _read_data(args.context)
     future = _read_data(args.future_covariates) if args.future_covariates else None
-    fc = res.forecast(context, horizon=args.horizon, num_samples=args.num_samples,
-                      future_covariates=future, seed=args.seed)
+    fc = res.forecast(
+        context, horizon=args.horizon, num_samples=args.num_samples, future_covariates=future, seed=args.seed
+    )
     _write_netcdf(fc, args.out)
     print(f"wrote forecast {dict(fc.sizes)} to {args.out}")
 
@@ -110,8 +131,9 @@ def _cmd_demo(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pyrossm", description="Deep state-space models with "
-                                     "diffusion dynamics: fit, forecast, demo.")
+    parser = argparse.ArgumentParser(
+        prog="pyrossm", description="Deep state-space models with diffusion dynamics: fit, forecast, demo."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("fit", help="fit a model to a NetCDF or CSV data set and save it")
@@ -124,17 +146,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-steps", type=int, default=None, help="training steps (default: the trainer's, 1000)")
     p.add_argument("--batch-size", type=int, default=None, help="series per step (default: the trainer's, 128)")
     p.add_argument("--learning-rate", type=float, default=None, help="default: the trainer's, 1e-3")
-    p.add_argument("--trainer-config", default=None,
-                   help="a JSON file of trainer settings (flat or nested by section, as "
-                        "TrainerConfig.to_dict() writes them) or a preset name, e.g. ddssm-bimodal-cpu")
+    p.add_argument(
+        "--trainer-config",
+        default=None,
+        help="a JSON file of trainer settings (flat or nested by section, as "
+        "TrainerConfig.to_dict() writes them) or a preset name, e.g. ddssm-bimodal-cpu",
+    )
     p.add_argument("--model-args", default="", help='JSON object of model arguments, e.g. \'{"init": "normal"}\'')
     p.add_argument("--validation-data", default=None, help=".nc or .csv data for the validation ELBO")
     p.add_argument("--validate-every", type=int, default=None, help="validation ELBO every N steps")
-    p.add_argument("--validation-metric", choices=["elbo", "log_score"], default=None,
-                   help="what --keep-best maximises: the validation ELBO or the 1-step predictive "
-                        "log score of each validation series' last step")
-    p.add_argument("--keep-best", action="store_true",
-                   help="save the parameters of the best validation instead of the last step's")
+    p.add_argument(
+        "--validation-metric",
+        choices=["elbo", "log_score"],
+        default=None,
+        help="what --keep-best maximises: the validation ELBO or the 1-step predictive "
+        "log score of each validation series' last step",
+    )
+    p.add_argument(
+        "--keep-best", action="store_true", help="save the parameters of the best validation instead of the last step's"
+    )
     p.add_argument("--seed", type=int, default=None, help="default: the trainer's, 0")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

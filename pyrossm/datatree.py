@@ -13,8 +13,10 @@ def history_dataset(history: pd.DataFrame) -> xr.Dataset:
     steps = history["step"].to_numpy() if "step" in history.columns else np.arange(len(history))
     if len(np.unique(steps)) != len(steps):
         steps = np.arange(len(history))
-    return xr.Dataset({str(col): ("step", history[col].to_numpy()) for col in history.columns if col != "step"},
-                      coords={"step": steps})
+    return xr.Dataset(
+        {str(col): ("step", history[col].to_numpy()) for col in history.columns if col != "step"},
+        coords={"step": steps},
+    )
 
 
 def fit_datatree(groups: dict, model_name: str) -> xr.DataTree:
@@ -22,6 +24,5 @@ def fit_datatree(groups: dict, model_name: str) -> xr.DataTree:
     from . import __version__
 
     tree = xr.DataTree.from_dict(groups)
-    tree.attrs = {"inference_library": "pyrossm", "inference_library_version": __version__,
-                  "model": model_name}
+    tree.attrs = {"inference_library": "pyrossm", "inference_library_version": __version__, "model": model_name}
     return tree

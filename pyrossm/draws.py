@@ -53,9 +53,11 @@ def check_longer_than(data, min_length, name, what="order"):
     """The 1-step log score scores each series' last step given the steps before it: a
     :class:`SeriesData` ``data`` (called ``name`` in the error) needs more than ``min_length`` steps."""
     if data.values.shape[1] <= min_length:
-        raise ValueError(f"the 1-step log score scores the last step of each series given the steps "
-                         f"before it: {name} needs more than {what}={min_length} time steps, "
-                         f"got {data.values.shape[1]}")
+        raise ValueError(
+            f"the 1-step log score scores the last step of each series given the steps "
+            f"before it: {name} needs more than {what}={min_length} time steps, "
+            f"got {data.values.shape[1]}"
+        )
 
 
 def one_step_log_score(model, contract, data, num_samples, device):
@@ -72,7 +74,7 @@ def one_step_log_score(model, contract, data, num_samples, device):
         counts.append(chunk)
     weights = torch.tensor(counts, dtype=parts[0].dtype, device=parts[0].device).log()
     score = torch.logsumexp(torch.stack(parts) + weights[:, None], dim=0) - math.log(num_samples)
-    last = data.mask[:, -1, :]                                                          # (N, D)
+    last = data.mask[:, -1, :]  # (N, D)
     log_scale = torch.as_tensor(np.log(contract.scale), dtype=score.dtype, device=score.device)
     score = score - (last * log_scale).sum(-1)
     return torch.where(last.any(-1), score, torch.full_like(score, math.nan))

@@ -32,7 +32,8 @@ def save_fit(result: FitResult, path) -> Path:
     """Writes ``result`` to ``path`` atomically (a temporary file renamed into place)."""
     history = {col: result.history[col].tolist() for col in result.history.columns}  # keeps int "step"
     payload = {
-        "format": FORMAT, "version": FORMAT_VERSION,
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
         "config": json.dumps(result.config),
         "contract": json.dumps(result.contract.to_dict()),
         "history": json.dumps(history),
@@ -72,14 +73,17 @@ def read_fit(path) -> dict:
         raise ValueError(f"{str(path)!r} is not a pyrossm fit file")
     version = payload.get("version")
     if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
-        raise ValueError(f"{str(path)!r} has format version {version!r}, this pyrossm reads versions "
-                         f"1 to {FORMAT_VERSION}")
+        raise ValueError(
+            f"{str(path)!r} has format version {version!r}, this pyrossm reads versions 1 to {FORMAT_VERSION}"
+        )
     while payload["version"] < FORMAT_VERSION:
         payload = MIGRATIONS[payload["version"]](payload)
-    return {"config": json.loads(payload["config"]),
-            "contract": DataContract.from_dict(json.loads(payload["contract"])),
-            "history": pd.DataFrame(json.loads(payload["history"])),
-            "state_dict": payload["state_dict"]}
+    return {
+        "config": json.loads(payload["config"]),
+        "contract": DataContract.from_dict(json.loads(payload["contract"])),
+        "history": pd.DataFrame(json.loads(payload["history"])),
+        "state_dict": payload["state_dict"],
+    }
 
 
 def load(path, model=None, device="cpu") -> FitResult:
@@ -93,8 +97,10 @@ def load(path, model=None, device="cpu") -> FitResult:
     config, contract = fit["config"], fit["contract"]
     if model is None:
         if config.get("model") is None:
-            raise ValueError("this file holds a user-built model: pass an instance with the same "
-                             "architecture as load(path, model=...)")
+            raise ValueError(
+                "this file holds a user-built model: pass an instance with the same "
+                "architecture as load(path, model=...)"
+            )
         spec = get_spec(config["model"])
         model = spec.build(**spec.migrated(config["model_config"]))
     elif not isinstance(model, GenerativeModel):
@@ -105,8 +111,7 @@ def load(path, model=None, device="cpu") -> FitResult:
     saved.setdefault("obs_dim", contract.num_channels)
     saved.setdefault("covariate_dim", contract.num_covariates)
     structure = model.structure()
-    mismatch = {name: (structure.get(name), value) for name, value in saved.items()
-                if structure.get(name) != value}
+    mismatch = {name: (structure.get(name), value) for name, value in saved.items() if structure.get(name) != value}
     if mismatch:
         detail = ", ".join(f"{name}={got} (the fit has {want})" for name, (got, want) in mismatch.items())
         raise ValueError(f"model does not match the saved fit: {detail}")

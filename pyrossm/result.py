@@ -54,25 +54,31 @@ class FitResult:
             metric = kept.get("metric", "elbo")
             last += f", kept step {kept['step']} (val {metric}={kept['val_' + metric]:.4g})"
         dims = "".join(f"{k}={v}, " for k, v in structure.items())
-        return (f"FitResult(model={name!r}, {dims}targets={self.contract.target_vars}, "
-                f"covariates={self.contract.covariate_names}, steps={steps}{last}, "
-                f"capabilities={list(self.capabilities)}, device={str(self.device)!r})")
+        return (
+            f"FitResult(model={name!r}, {dims}targets={self.contract.target_vars}, "
+            f"covariates={self.contract.covariate_names}, steps={steps}{last}, "
+            f"capabilities={list(self.capabilities)}, device={str(self.device)!r})"
+        )
 
     # ------------------------------------------------------------------ helpers
     def _encode(self, data):
-        return self.contract.encode(data, min_length=self.model.min_length,
-                                    min_length_name=self.model.min_length_name).to(self.device)
+        return self.contract.encode(
+            data, min_length=self.model.min_length, min_length_name=self.model.min_length_name
+        ).to(self.device)
 
-    def _covariates(self, covariates, num_series, length, series=None, what="future_covariates",
-                    expected="the context has {n}"):
+    def _covariates(
+        self, covariates, num_series, length, series=None, what="future_covariates", expected="the context has {n}"
+    ):
         """Encoded covariates ``(N, length, V)`` (``V = 0`` without covariates)."""
         if self.contract.num_covariates == 0:
             if covariates is not None:
                 raise ValueError(f"{what} given but the model was fitted without covariates")
             return torch.zeros(num_series, length, 0, device=self.device)
         if covariates is None:
-            raise ValueError(f"this model uses covariates {self.contract.covariate_names}: "
-                             f"{what} with {length} time steps are required")
+            raise ValueError(
+                f"this model uses covariates {self.contract.covariate_names}: "
+                f"{what} with {length} time steps are required"
+            )
         # aligned to the context's series by coordinate, not by position
         cov = self.contract.encode_covariates(covariates, length, series=series).to(self.device)
         if cov.shape[0] != num_series:
@@ -93,10 +99,10 @@ class FitResult:
         check_positive_int("length", length)
         check_positive_int("num_samples", num_samples)
         if length < self.model.min_length:
-            raise ValueError(f"length must be >= the model's {self.model.min_length_name} "
-                             f"{self.model.min_length}, got {length}")
-        cov = self._covariates(covariates, num_series, length, what="covariates",
-                               expected="num_series is {n}")
+            raise ValueError(
+                f"length must be >= the model's {self.model.min_length_name} {self.model.min_length}, got {length}"
+            )
+        cov = self._covariates(covariates, num_series, length, what="covariates", expected="num_series is {n}")
         with draws.seeded_on(seed, self.device):
             x = self.model.generate(num_series, length, cov.expand((num_samples,) + cov.shape))
         return self.contract.decode(x, np.arange(num_series), np.arange(length))
@@ -150,8 +156,9 @@ class FitResult:
         enc = self._encode(data)
         with draws.seeded_on(seed, self.device):
             score = draws.one_step_log_score(self.model, self.contract, enc, num_samples, self.device)
-        return xr.DataArray(score.cpu().numpy().astype(np.float64), dims=("series",),
-                            coords={"series": enc.series}, name="log_score")
+        return xr.DataArray(
+            score.cpu().numpy().astype(np.float64), dims=("series",), coords={"series": enc.series}, name="log_score"
+        )
 
     # ------------------------------------------------------------------ smoothing
     def _draw_posterior(self, data, num_samples, seed, replicate):
@@ -172,14 +179,21 @@ class FitResult:
         z = torch.cat(zs)
         latents = xr.Dataset(
             {"z": (("draw", "series", "time", "latent"), z.cpu().numpy())},
-            coords={"draw": np.arange(num_samples), "series": enc.series, "time": enc.time,
-                    "latent": np.arange(z.shape[-1])})
+            coords={
+                "draw": np.arange(num_samples),
+                "series": enc.series,
+                "time": enc.time,
+                "latent": np.arange(z.shape[-1]),
+            },
+        )
         if not replicate:
             return latents, None
         groups = {
             "posterior_predictive": self.contract.decode(torch.cat(xs), enc.series, enc.time).expand_dims(chain=[0]),
-            "observed_data": self.contract.decode(torch.where(enc.mask, enc.values, torch.nan)[None],
-                                                  enc.series, enc.time).isel(draw=0, drop=True)}
+            "observed_data": self.contract.decode(
+                torch.where(enc.mask, enc.values, torch.nan)[None], enc.series, enc.time
+            ).isel(draw=0, drop=True),
+        }
         return latents, groups
 
     def smooth(self, data, num_samples=100, seed=None):

@@ -36,8 +36,12 @@ LR_GROUPS = ("encoder", "emission", "transition", "init")
 #: the trainer's own ``lr_*`` settings, passed through as they are (not learning-rate groups)
 FIT_LR_ARGUMENTS = ("lr_schedule", "lr_end_factor", "lr_restarts", "lr_warmup_steps")
 #: search names of the annealing ramp -> the keys of the trainer's ``annealing`` dict
-ANNEALING_NAMES = {"annealing": "kind", "annealing_start": "start", "annealing_end": "end",
-                   "warmup_steps": "warmup_steps"}
+ANNEALING_NAMES = {
+    "annealing": "kind",
+    "annealing_start": "start",
+    "annealing_end": "end",
+    "warmup_steps": "warmup_steps",
+}
 
 
 @dataclass(frozen=True)
@@ -113,13 +117,11 @@ def forecast_crps_score(horizon=1, num_samples=256):
     def score(result, data):
         length = data.sizes["time"]
         if length <= horizon:
-            raise ValueError(f"validation_data has {length} time steps; the score needs more than "
-                             f"horizon={horizon}")
+            raise ValueError(f"validation_data has {length} time steps; the score needs more than horizon={horizon}")
         context = data.isel(time=slice(0, length - horizon))
         future = data.isel(time=slice(length - horizon, None))
         forecast = result.forecast(context, horizon, num_samples=num_samples, seed=0)
-        values = [crps(forecast[v].values, future[v].values).mean()
-                  for v in result.contract.target_vars]
+        values = [crps(forecast[v].values, future[v].values).mean() for v in result.contract.target_vars]
         return float(np.mean(values))
 
     return score
@@ -130,11 +132,12 @@ def _check_space(space):
         raise TypeError("space must be a non-empty dict of name -> Choice / IntRange / FloatRange")
     for name, dist in space.items():
         if not isinstance(dist, (Choice, IntRange, FloatRange)):
-            raise TypeError(f"space[{name!r}] must be a Choice, IntRange or FloatRange, "
-                            f"got {type(dist).__name__}")
+            raise TypeError(f"space[{name!r}] must be a Choice, IntRange or FloatRange, got {type(dist).__name__}")
         if name.startswith("lr_") and name not in FIT_LR_ARGUMENTS and name[3:] not in LR_GROUPS:
-            raise ValueError(f"space[{name!r}]: learning-rate groups are {list(LR_GROUPS)} (and "
-                             f"fit's own {list(FIT_LR_ARGUMENTS)} are searchable as they are)")
+            raise ValueError(
+                f"space[{name!r}]: learning-rate groups are {list(LR_GROUPS)} (and "
+                f"fit's own {list(FIT_LR_ARGUMENTS)} are searchable as they are)"
+            )
 
 
 def _fit_arguments(params, model, fixed_trainer=None):
@@ -163,8 +166,20 @@ def _fit_arguments(params, model, fixed_trainer=None):
     return out
 
 
-def tune(model, data, validation_data, *, space=None, num_trials=20, num_steps=1500,
-         score=None, sampler="random", seed=0, fixed=None, progress=None):
+def tune(
+    model,
+    data,
+    validation_data,
+    *,
+    space=None,
+    num_trials=20,
+    num_steps=1500,
+    score=None,
+    sampler="random",
+    seed=0,
+    fixed=None,
+    progress=None,
+):
     """Searches hyperparameters: ``num_trials`` fits, each scored on ``validation_data``.
 
     :param str model: a registered model name (``"dkf"``, ``"ddssm"``).
@@ -200,8 +215,7 @@ def tune(model, data, validation_data, *, space=None, num_trials=20, num_steps=1
     if not isinstance(fixed_trainer, dict):
         raise TypeError(f"fixed['trainer'] must be a dict of trainer settings, got {type(fixed_trainer).__name__}")
     searched = _fit_arguments(space, model)
-    clash = ({"data", "num_steps", "seed", "progress", "validation_data"}
-             | (set(searched) - {"trainer"})) & set(fixed)
+    clash = ({"data", "num_steps", "seed", "progress", "validation_data"} | (set(searched) - {"trainer"})) & set(fixed)
     clash |= set(searched.get("trainer", {})) & set(fixed_trainer)
     if clash:
         raise ValueError(f"fixed must not set {sorted(clash)}: they are searched or set by tune()")
@@ -209,8 +223,7 @@ def tune(model, data, validation_data, *, space=None, num_trials=20, num_steps=1
 
     def run_trial(number, params):
         start = time.perf_counter()
-        arguments = dict(fixed, **_fit_arguments(params, model, fixed_trainer), num_steps=num_steps,
-                         seed=seed + number)
+        arguments = dict(fixed, **_fit_arguments(params, model, fixed_trainer), num_steps=num_steps, seed=seed + number)
         try:
             result = fit(model, data, progress=False, **arguments)
             value, error = float(score(result, validation_data)), ""
@@ -218,8 +231,14 @@ def tune(model, data, validation_data, *, space=None, num_trials=20, num_steps=1
             value, error = math.inf, str(exc).splitlines()[0]
         if not math.isfinite(value):
             value = math.inf
-        return {"trial": number, "score": value, "seconds": time.perf_counter() - start,
-                **params, "fit_arguments": arguments, "error": error}
+        return {
+            "trial": number,
+            "score": value,
+            "seconds": time.perf_counter() - start,
+            **params,
+            "fit_arguments": arguments,
+            "error": error,
+        }
 
     rows = []
     bar = progress_bar(progress, total=num_trials, desc="tuning", unit="trial")
@@ -240,8 +259,9 @@ def tune(model, data, validation_data, *, space=None, num_trials=20, num_steps=1
             bar.update(1)
             return row["score"]
 
-        study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=min(10, num_trials)))
+        study = optuna.create_study(
+            direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, num_trials))
+        )
         study.optimize(objective, n_trials=num_trials)
     bar.close()
     return pd.DataFrame(rows).sort_values(["score", "trial"]).reset_index(drop=True)

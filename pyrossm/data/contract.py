@@ -17,14 +17,6 @@ from .timeaxis import _infer_freq, _median_step, _plain, _time_kind, extend_time
 # ---------------------------------------------------------------------------------------------
 
 
-
-
-
-
-
-
-
-
 def _format_series(series: np.ndarray, bad: np.ndarray, limit: int = 5) -> str:
     labels = [_plain(s) for s in np.asarray(series)[bad][:limit]]
     more = f" (and {int(bad.sum()) - limit} more)" if bad.sum() > limit else ""
@@ -54,9 +46,7 @@ def _check_covariate_names(covariates, available: list[str]) -> list[str]:
         raise ValueError(f"covariates {list(covariates)} contain duplicates")
     missing = [c for c in covariates if c not in available]
     if missing:
-        raise ValueError(
-            f"covariates {missing} are not variables of data; available variables: {available}"
-        )
+        raise ValueError(f"covariates {missing} are not variables of data; available variables: {available}")
     return list(covariates)
 
 
@@ -156,8 +146,9 @@ class DataContract:
     # -- fitting ---------------------------------------------------------------------------
 
     @classmethod
-    def fit(cls, data, covariates=None, min_length=1, *, min_length_name="min_length",
-            data_name="data") -> tuple["DataContract", SeriesData]:
+    def fit(
+        cls, data, covariates=None, min_length=1, *, min_length_name="min_length", data_name="data"
+    ) -> tuple[DataContract, SeriesData]:
         """
         Fit a contract on training data and encode that data.
 
@@ -225,8 +216,9 @@ class DataContract:
 
     # -- encoding --------------------------------------------------------------------------
 
-    def encode(self, data, *, min_length=1, require_covariates=True, min_length_name="min_length",
-               data_name="data") -> SeriesData:
+    def encode(
+        self, data, *, min_length=1, require_covariates=True, min_length_name="min_length", data_name="data"
+    ) -> SeriesData:
         """
         Encode new data with the same variables using this contract's scaling.
 
@@ -255,9 +247,7 @@ class DataContract:
             raise ValueError(f"data is missing target variables {missing}; expected {self.target_vars}")
         missing_cov = [v for v in self.covariate_names if v not in available]
         if missing_cov and require_covariates:
-            raise ValueError(
-                f"data is missing covariate variables {missing_cov}; expected {self.covariate_names}"
-            )
+            raise ValueError(f"data is missing covariate variables {missing_cov}; expected {self.covariate_names}")
         _check_nonempty(ds, self.target_vars)
         targets = self._extract(ds, self.target_vars)
         lengths = _series_lengths(~np.isnan(targets))
@@ -284,9 +274,7 @@ class DataContract:
         horizon = check_nonnegative_int("horizon", horizon)
         if data is None:
             if self.num_covariates:
-                raise ValueError(
-                    f"future covariates {self.covariate_names} are required for a forecast; got None"
-                )
+                raise ValueError(f"future covariates {self.covariate_names} are required for a forecast; got None")
             if series is None:
                 raise ValueError("encode_covariates(None, ...) needs `series` to know N")
             return torch.zeros(len(series), horizon, 0)
@@ -295,13 +283,9 @@ class DataContract:
             ds = _align_series(ds, series)
         missing = [v for v in self.covariate_names if v not in ds.data_vars]
         if missing:
-            raise ValueError(
-                f"future covariates are missing variables {missing}; expected {self.covariate_names}"
-            )
+            raise ValueError(f"future covariates are missing variables {missing}; expected {self.covariate_names}")
         if ds.sizes[TIME] != horizon:
-            raise ValueError(
-                f"future covariates have {ds.sizes[TIME]} time steps; expected exactly horizon={horizon}"
-            )
+            raise ValueError(f"future covariates have {ds.sizes[TIME]} time steps; expected exactly horizon={horizon}")
         covs = self._extract(ds, self.covariate_names)
         bad = np.isnan(covs).any(axis=(0, 1))
         if bad.any():
@@ -325,24 +309,20 @@ class DataContract:
             if var not in self.feature_dims:
                 if da.ndim != 2:
                     raise ValueError(
-                        f"variable {var!r} has dims {da.dims}; expected ('series', 'time') as in "
-                        "the training data"
+                        f"variable {var!r} has dims {da.dims}; expected ('series', 'time') as in the training data"
                     )
                 columns.append(da.values[..., None])
                 continue
             dim, coords = self.feature_dims[var]
             if da.ndim != 3 or da.dims[2] != dim:
                 raise ValueError(
-                    f"variable {var!r} has dims {da.dims}; expected ('series', 'time', {dim!r}) "
-                    "as in the training data"
+                    f"variable {var!r} has dims {da.dims}; expected ('series', 'time', {dim!r}) as in the training data"
                 )
             labels = [_plain(c) for c in ds[dim].values.tolist()]
             position = {c: i for i, c in enumerate(labels)}
             absent = [c for c in coords if c not in position]
             if absent or len(labels) != len(coords):
-                raise ValueError(
-                    f"variable {var!r} has {dim!r} coordinates {labels}; expected {coords}"
-                )
+                raise ValueError(f"variable {var!r} has {dim!r} coordinates {labels}; expected {coords}")
             columns.append(da.values[:, :, [position[c] for c in coords]])
         if not columns:
             return np.zeros((num_series, num_time, 0))
@@ -411,13 +391,10 @@ class DataContract:
         if values.ndim != expected_ndim:
             raise ValueError(f"values have shape {values.shape}; expected {names}")
         if values.shape[-1] != self.num_channels:
-            raise ValueError(
-                f"values have {values.shape[-1]} channels (last dim); expected D={self.num_channels}"
-            )
+            raise ValueError(f"values have {values.shape[-1]} channels (last dim); expected D={self.num_channels}")
         if values.shape[-3] != len(series) or values.shape[-2] != len(time):
             raise ValueError(
-                f"values have shape {values.shape}; expected N=len(series)={len(series)} and "
-                f"T=len(time)={len(time)}"
+                f"values have shape {values.shape}; expected N=len(series)={len(series)} and T=len(time)={len(time)}"
             )
         values = values * self.scale + self.loc
         lead = () if sample_dim is None else (sample_dim,)
@@ -473,7 +450,7 @@ class DataContract:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DataContract":
+    def from_dict(cls, d: dict) -> DataContract:
         """Rebuild a contract from :meth:`to_dict` output."""
         step = d.get("time_step")
         if d["time_kind"] == "datetime" and step is not None:

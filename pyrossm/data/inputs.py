@@ -64,8 +64,7 @@ def _check_variable(name, da: xr.DataArray) -> xr.DataArray:
     dims = tuple(da.dims)
     if SERIES not in dims or TIME not in dims:
         raise ValueError(
-            f"variable {name!r} has dims {dims}; expected ('series', 'time') plus at most one "
-            "extra feature dim"
+            f"variable {name!r} has dims {dims}; expected ('series', 'time') plus at most one extra feature dim"
         )
     extra = [d for d in dims if d not in (SERIES, TIME)]
     if len(extra) > 1:
@@ -126,9 +125,7 @@ def _dataarray_to_dataset(da: xr.DataArray) -> xr.Dataset:
         name = da.name if isinstance(da.name, str) else "x"
         return da.to_dataset(name=name)
     if da.ndim != 3 or SERIES not in dims or TIME not in dims:
-        raise ValueError(
-            f"DataArray has dims {dims}; expected ('series', 'time', feature) or ('series', 'time')"
-        )
+        raise ValueError(f"DataArray has dims {dims}; expected ('series', 'time', feature) or ('series', 'time')")
     feature = next(d for d in dims if d not in (SERIES, TIME))
     labels = da[feature].values
     names = [str(v) for v in labels]
@@ -144,9 +141,7 @@ def _numeric_column(df: pd.DataFrame, column) -> np.ndarray:
         if pd.api.types.is_complex_dtype(col.dtype):
             raise TypeError(f"column {column!r} is complex; expected a real numeric column")
         return col.to_numpy(dtype=np.float64, na_value=np.nan)
-    raise TypeError(
-        f"column {column!r} has non-numeric dtype {col.dtype}; expected a numeric or bool column"
-    )
+    raise TypeError(f"column {column!r} has non-numeric dtype {col.dtype}; expected a numeric or bool column")
 
 
 def _factorize(df: pd.DataFrame, column, sort: bool = True):
@@ -175,10 +170,7 @@ def _dataframe_to_dataset(df: pd.DataFrame) -> xr.Dataset:
     if long_form:
         extra = [c for c in columns if c not in _LONG_COLUMNS]
         if extra:
-            raise ValueError(
-                f"long-form DataFrame has extra columns {extra}; expected exactly "
-                f"{list(_LONG_COLUMNS)}"
-            )
+            raise ValueError(f"long-form DataFrame has extra columns {extra}; expected exactly {list(_LONG_COLUMNS)}")
         keys = [SERIES, TIME, "variable"]
     else:
         keys = [SERIES, TIME]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+
 @dataclass
 class SeriesData:
     """
@@ -67,7 +68,7 @@ class SeriesData:
         """
         return torch.where(self.mask, self.values, torch.zeros_like(self.values))
 
-    def select(self, index) -> "SeriesData":
+    def select(self, index) -> SeriesData:
         """
         Select a subset of series.
 
@@ -86,9 +87,7 @@ class SeriesData:
                 np_index = np_index.astype(np.int64)
             if np_index.dtype == bool:
                 if np_index.shape != (self.num_series,):
-                    raise ValueError(
-                        f"boolean index has shape {np_index.shape}; expected ({self.num_series},)"
-                    )
+                    raise ValueError(f"boolean index has shape {np_index.shape}; expected ({self.num_series},)")
                 np_index = np.flatnonzero(np_index)
             elif np_index.dtype.kind not in "iu":
                 raise TypeError(f"index must hold integers or bools; got dtype {np_index.dtype}")
@@ -102,7 +101,7 @@ class SeriesData:
             time=self.time,
         )
 
-    def to(self, device) -> "SeriesData":
+    def to(self, device) -> SeriesData:
         """Return a copy with every tensor moved to ``device``."""
         return replace(
             self,

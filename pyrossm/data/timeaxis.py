@@ -7,6 +7,7 @@ import pandas as pd
 
 from ..validation import check_nonnegative_int
 
+
 def _plain(value):
     """numpy scalar -> python scalar (for JSON and hashing)."""
     return value.item() if isinstance(value, np.generic) else value
@@ -41,8 +42,7 @@ def _infer_freq(time: np.ndarray):
         return None
 
 
-def extend_time(time: np.ndarray, horizon: int, known_kind=None, known_step=None,
-                known_freq=None) -> np.ndarray:
+def extend_time(time: np.ndarray, horizon: int, known_kind=None, known_step=None, known_freq=None) -> np.ndarray:
     """
     The ``horizon`` time coordinate values following ``time[-1]``.
 
@@ -77,8 +77,7 @@ def extend_time(time: np.ndarray, horizon: int, known_kind=None, known_step=None
             step = known_step
         if step is None:
             raise ValueError(
-                "cannot extend a datetime time coordinate with a single value: the contract "
-                "knows no time step"
+                "cannot extend a datetime time coordinate with a single value: the contract knows no time step"
             )
         return (time[-1] + ahead * step).astype(time.dtype)
     if kind in "iu":

@@ -19,7 +19,7 @@ All functions return :class:`xarray.Dataset` objects following the pyrossm data 
 dims ``("series", "time")`` (+ a ``feature`` dim for multivariate observations).
 """
 
-from .real import DATA_DIR, STOCK_COLUMNS, geyser, stock
+from .real import DATA_DIR, STOCK_COLUMNS, geyser, stock  # noqa: F401  (DATA_DIR, STOCK_COLUMNS: for users)
 from .synthetic import (
     GaussianMixture1D,
     bimodal_random_walk,

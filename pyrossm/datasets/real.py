@@ -65,8 +65,7 @@ def geyser() -> xr.Dataset:
     frame = _read_csv("geyser.csv", index_col=0)
     coords = {"series": np.array(["geyser"]), "time": np.arange(len(frame))}
     variables = {
-        name: (("series", "time"), frame[name].to_numpy(dtype=np.float64)[None])
-        for name in ("waiting", "duration")
+        name: (("series", "time"), frame[name].to_numpy(dtype=np.float64)[None]) for name in ("waiting", "duration")
     }
     ds = xr.Dataset(variables, coords=coords)
     ds["waiting"].attrs["units"] = "min"
@@ -96,9 +95,7 @@ def stock() -> xr.Dataset:
     if missing:
         raise ValueError(f"stock_goog.csv lacks columns {missing}")
     coords = {"series": np.array(["goog"]), "time": np.arange(len(frame))}
-    variables = {
-        name: (("series", "time"), frame[name].to_numpy(dtype=np.float64)[None]) for name in STOCK_COLUMNS
-    }
+    variables = {name: (("series", "time"), frame[name].to_numpy(dtype=np.float64)[None]) for name in STOCK_COLUMNS}
     ds = xr.Dataset(variables, coords=coords)
     ds.attrs = {
         "title": "Google daily stock prices 2004-2019 (TimeGAN 'Stock' benchmark)",

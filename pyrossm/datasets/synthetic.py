@@ -251,7 +251,9 @@ def _lgssm_params(A, C, Q, R, m0, P0):
         elif value.ndim == 1:
             value = np.diag(value)
         if value.shape != (size, size):
-            raise ValueError(f"{name} must be a scalar, a ({size},) diagonal or a ({size}, {size}) matrix; got shape {value.shape}")
+            raise ValueError(
+                f"{name} must be a scalar, a ({size},) diagonal or a ({size}, {size}) matrix; got shape {value.shape}"
+            )
         if not np.allclose(value, value.T) or np.linalg.eigvalsh(value).min() < -1e-12:
             raise ValueError(f"{name} must be a symmetric positive semi-definite matrix")
         return value
@@ -317,20 +319,24 @@ def linear_gaussian(
         z[:, t] = z[:, t - 1] @ A.T + rng.standard_normal((n_series, k)) @ q_sqrt.T
     x = z @ C.T + rng.standard_normal((n_series, length, d)) @ _psd_sqrt(R).T
     coords = {"series": np.arange(n_series), "time": np.arange(length)}
-    attrs = {"system": "linear Gaussian state-space model", "latent_dim": k, "obs_dim": d,
-             "seed": -1 if seed is None else int(seed)}
+    attrs = {
+        "system": "linear Gaussian state-space model",
+        "latent_dim": k,
+        "obs_dim": d,
+        "seed": -1 if seed is None else int(seed),
+    }
     if d == 1:
         ds = xr.Dataset({"x": (("series", "time"), x[..., 0])}, coords=coords, attrs=attrs)
     else:
-        ds = xr.Dataset({"x": (("series", "time", "feature"), x)},
-                        coords={**coords, "feature": np.arange(d)}, attrs=attrs)
+        ds = xr.Dataset(
+            {"x": (("series", "time", "feature"), x)}, coords={**coords, "feature": np.arange(d)}, attrs=attrs
+        )
     if not return_latent:
         return ds
     if k == 1:
         latent = xr.DataArray(z[..., 0], dims=("series", "time"), coords=coords, name="z")
     else:
-        latent = xr.DataArray(z, dims=("series", "time", "latent"),
-                              coords={**coords, "latent": np.arange(k)}, name="z")
+        latent = xr.DataArray(z, dims=("series", "time", "latent"), coords={**coords, "latent": np.arange(k)}, name="z")
     return ds, latent
 
 

@@ -4,5 +4,12 @@ from .preconditioning import denoise, diffusion_bound, karras_coefficients, regr
 from .samplers import ddim_sample, ddpm_sample
 from .schedules import NoiseSchedule
 
-__all__ = ["NoiseSchedule", "karras_coefficients", "denoise", "regression_target",
-           "diffusion_bound", "ddpm_sample", "ddim_sample"]
+__all__ = [
+    "NoiseSchedule",
+    "karras_coefficients",
+    "denoise",
+    "regression_target",
+    "diffusion_bound",
+    "ddpm_sample",
+    "ddim_sample",
+]

@@ -11,7 +11,7 @@ def karras_coefficients(sigma: torch.Tensor):
     ``c_skip = 1 / (sigma^2 + 1)``, ``c_out = sigma / sqrt(sigma^2 + 1)``,
     ``c_in = 1 / sqrt(sigma^2 + 1)``, ``c_noise = log(sigma) / 4``.
     """
-    s2 = sigma ** 2 + 1
+    s2 = sigma**2 + 1
     return 1 / s2, sigma / s2.sqrt(), 1 / s2.sqrt(), 0.25 * torch.log(sigma)
 
 
@@ -52,10 +52,10 @@ def diffusion_bound(network, schedule, z0, context, num_draws=1, include_constan
     b, d = z0.shape
     k = torch.randint(0, schedule.num_steps, (num_draws, b), device=z0.device)
     noise = torch.randn(num_draws, b, d, device=z0.device, dtype=z0.dtype)
-    sigma = schedule.sigmas[k]                                                        # (S_k, B)
+    sigma = schedule.sigmas[k]  # (S_k, B)
     z_hat = z0.unsqueeze(0) + sigma.unsqueeze(-1) * noise
     z0_rep = z0.unsqueeze(0).expand(num_draws, b, d)
-    flat = lambda t: t.reshape((num_draws * b,) + t.shape[2:])                       # noqa: E731
+    flat = lambda t: t.reshape((num_draws * b,) + t.shape[2:])  # noqa: E731
     ctx = _repeat(context, num_draws)
     _, out = denoise(network, flat(z_hat), flat(sigma), ctx)
     target = regression_target(flat(z0_rep), flat(z_hat), flat(sigma))

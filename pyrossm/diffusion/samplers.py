@@ -14,10 +14,12 @@ import torch
 def _check_steps(schedule, num_sampling_steps):
     if num_sampling_steps is None:
         return schedule.num_steps
-    if isinstance(num_sampling_steps, bool) or not isinstance(num_sampling_steps, int) \
-            or not 1 <= num_sampling_steps <= schedule.num_steps:
-        raise ValueError(f"num_sampling_steps must be an int in [1, {schedule.num_steps}], "
-                         f"got {num_sampling_steps!r}")
+    if (
+        isinstance(num_sampling_steps, bool)
+        or not isinstance(num_sampling_steps, int)
+        or not 1 <= num_sampling_steps <= schedule.num_steps
+    ):
+        raise ValueError(f"num_sampling_steps must be an int in [1, {schedule.num_steps}], got {num_sampling_steps!r}")
     return num_sampling_steps
 
 
@@ -33,7 +35,7 @@ def ddpm_sample(denoiser, schedule, shape, *, device=None, progress=None, genera
     :returns: ``z^0`` of shape ``shape``.
     """
     K = schedule.num_steps
-    z = torch.randn(shape, device=device, generator=generator)                       # z~^K
+    z = torch.randn(shape, device=device, generator=generator)  # z~^K
     for i in reversed(range(K)):
         abar = schedule.alpha_bars[i]
         d = denoiser(z / abar.sqrt(), i)
@@ -46,8 +48,7 @@ def ddpm_sample(denoiser, schedule, shape, *, device=None, progress=None, genera
     return z
 
 
-def ddim_sample(denoiser, schedule, shape, *, num_sampling_steps=None, device=None, progress=None,
-                generator=None):
+def ddim_sample(denoiser, schedule, shape, *, num_sampling_steps=None, device=None, progress=None, generator=None):
     r"""Deterministic DDIM sampling (eta = 0) on an evenly spaced sub-sequence of steps.
 
     In the rescaled space each step is ``z^_{prev} = D + sigma_prev (z^ - D) / sigma``, the Euler

@@ -28,7 +28,7 @@ def _karras_betas(num_steps, sigma_min, sigma_max, rho=7.0):
         ramp = torch.linspace(0, 1, num_steps, dtype=torch.float64)
         low, high = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
         sigmas = (low + ramp * (high - low)) ** rho
-    abar = 1 / (1 + sigmas ** 2)
+    abar = 1 / (1 + sigmas**2)
     abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
     return 1 - abar / abar_prev
 
@@ -64,17 +64,25 @@ class NoiseSchedule(nn.Module):
         ``0 < sigma_min < sigma_max``.
     """
 
-    def __init__(self, num_steps: int = 128, kind: str = "linear", beta_start: float | None = None,
-                 beta_end: float | None = None, sigma_min: float | None = None,
-                 sigma_max: float | None = None):
+    def __init__(
+        self,
+        num_steps: int = 128,
+        kind: str = "linear",
+        beta_start: float | None = None,
+        beta_end: float | None = None,
+        sigma_min: float | None = None,
+        sigma_max: float | None = None,
+    ):
         super().__init__()
         if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
             raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
         if kind not in SCHEDULE_KINDS:
             raise ValueError(f"schedule kind must be one of {SCHEDULE_KINDS}, got {kind!r}")
         if kind != "linear" and (beta_start is not None or beta_end is not None):
-            raise ValueError(f"beta_start and beta_end set a linear schedule; the {kind} schedule "
-                             f"has no free betas (got beta_start={beta_start}, beta_end={beta_end})")
+            raise ValueError(
+                f"beta_start and beta_end set a linear schedule; the {kind} schedule "
+                f"has no free betas (got beta_start={beta_start}, beta_end={beta_end})"
+            )
         if kind != "karras" and (sigma_min is not None or sigma_max is not None):
             raise ValueError(f"sigma_min and sigma_max set a karras schedule, not a {kind} one")
         self.num_steps, self.kind = num_steps, kind
@@ -132,7 +140,7 @@ class NoiseSchedule(nn.Module):
         """
         abar = self.alpha_bars[-1]
         d = z0.shape[-1]
-        return 0.5 * (abar * (z0 ** 2).sum(-1) - d * abar - d * torch.log1p(-abar))
+        return 0.5 * (abar * (z0**2).sum(-1) - d * abar - d * torch.log1p(-abar))
 
     def add_noise(self, z0, k_index, noise):
         """The rescaled noisy latent ``z^0 + sigma_k eps`` (Eq. 36); ``k_index`` is 0-based ``(...)``."""

@@ -56,9 +56,21 @@ class DiffusionTransition(TorchDistribution):
     support = constraints.independent(constraints.real, 1)
     has_rsample = False
 
-    def __init__(self, network, schedule, history, covariates, num_noise_draws=1, sampler="ddpm",
-                 num_sampling_steps=None, include_constant=True, batch_shape=None,
-                 validate_args=None, residual=False, shift=None):
+    def __init__(
+        self,
+        network,
+        schedule,
+        history,
+        covariates,
+        num_noise_draws=1,
+        sampler="ddpm",
+        num_sampling_steps=None,
+        include_constant=True,
+        batch_shape=None,
+        validate_args=None,
+        residual=False,
+        shift=None,
+    ):
         check_diffusion_arguments(schedule, num_noise_draws, sampler, num_sampling_steps)
         if residual and shift is not None:
             raise ValueError("give either residual=True or a shift, not both")
@@ -71,14 +83,22 @@ class DiffusionTransition(TorchDistribution):
         self.residual, self.shift = bool(residual), shift
         if batch_shape is None:
             batch_shape = torch.broadcast_shapes(history.shape[:-2], covariates.shape[:-2])
-        super().__init__(torch.Size(batch_shape), torch.Size(history.shape[-1:]),
-                         validate_args=validate_args)
+        super().__init__(torch.Size(batch_shape), torch.Size(history.shape[-1:]), validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        return DiffusionTransition(self.network, self.schedule, self.history, self.covariates,
-                                   self.num_noise_draws, self.sampler, self.num_sampling_steps,
-                                   self.include_constant, batch_shape=torch.Size(batch_shape),
-                                   residual=self.residual, shift=self.shift)
+        return DiffusionTransition(
+            self.network,
+            self.schedule,
+            self.history,
+            self.covariates,
+            self.num_noise_draws,
+            self.sampler,
+            self.num_sampling_steps,
+            self.include_constant,
+            batch_shape=torch.Size(batch_shape),
+            residual=self.residual,
+            shift=self.shift,
+        )
 
     def _offset(self, history, covariates):
         """``m(c_t)`` for the flattened context, ``(B, M)``; ``None`` without a shift."""
@@ -106,8 +126,9 @@ class DiffusionTransition(TorchDistribution):
         offset = self._offset(history, covariates)
         if offset is not None:
             z = z - offset
-        bound = diffusion_bound(self.network, self.schedule, z, (history, covariates),
-                                self.num_noise_draws, self.include_constant)
+        bound = diffusion_bound(
+            self.network, self.schedule, z, (history, covariates), self.num_noise_draws, self.include_constant
+        )
         return -bound.reshape(batch)
 
     def sample(self, sample_shape=torch.Size()):
@@ -124,8 +145,13 @@ class DiffusionTransition(TorchDistribution):
             if self.sampler == "ddpm":
                 z = ddpm_sample(denoiser, self.schedule, flat_shape, device=history.device)
             else:
-                z = ddim_sample(denoiser, self.schedule, flat_shape, device=history.device,
-                                num_sampling_steps=self.num_sampling_steps)
+                z = ddim_sample(
+                    denoiser,
+                    self.schedule,
+                    flat_shape,
+                    device=history.device,
+                    num_sampling_steps=self.num_sampling_steps,
+                )
             offset = self._offset(history, covariates)
         if offset is not None:
             z = z + offset

@@ -35,9 +35,9 @@ def window_log_prob(conditional, trajectory, covariates, order):
     steps = length - order
     if steps <= 0:
         return trajectory.new_zeros(trajectory.shape[:-2])
-    history = sliding_windows(trajectory[..., :-1, :], order)           # (..., steps, j, M)
-    cov = sliding_windows(covariates, order + 1)                         # (..., steps, j+1, V)
-    target = trajectory[..., order:, :]                                  # (..., steps, M)
+    history = sliding_windows(trajectory[..., :-1, :], order)  # (..., steps, j, M)
+    cov = sliding_windows(covariates, order + 1)  # (..., steps, j+1, V)
+    target = trajectory[..., order:, :]  # (..., steps, M)
     batch = _broadcast_batch(history.shape[:-2], cov.shape[:-2], target.shape[:-1])
     h, c, z = flatten_batch(history, cov, target, batch_shape=batch, keep_dims=(2, 2, 1))
     log_p = conditional(h, c).log_prob(z)
@@ -59,7 +59,7 @@ def rollout(conditional, history, covariates, steps, reparameterized=True):
     cov = covariates.expand(batch + covariates.shape[-2:])
     new = []
     for t in range(steps):
-        h, c = flatten_batch(window, cov[..., t:t + order + 1, :], batch_shape=batch, keep_dims=(2, 2))
+        h, c = flatten_batch(window, cov[..., t : t + order + 1, :], batch_shape=batch, keep_dims=(2, 2))
         d = conditional(h, c)
         z_t = d.rsample() if (reparameterized and d.has_rsample) else d.sample()
         z_t = z_t.reshape(batch + z_t.shape[-1:])
@@ -88,16 +88,16 @@ class MarkovChain(TorchDistribution):
         self.order, self.length = history.shape[-2], length
         if batch_shape is None:
             batch_shape = _broadcast_batch(history.shape[:-2], covariates.shape[:-2])
-        super().__init__(torch.Size(batch_shape), torch.Size((length, history.shape[-1])),
-                         validate_args=validate_args)
+        super().__init__(torch.Size(batch_shape), torch.Size((length, history.shape[-1])), validate_args=validate_args)
 
     @property
     def has_rsample(self):
         return True
 
     def expand(self, batch_shape, _instance=None):
-        return MarkovChain(self.conditional, self.history, self.covariates, self.length,
-                           batch_shape=torch.Size(batch_shape))
+        return MarkovChain(
+            self.conditional, self.history, self.covariates, self.length, batch_shape=torch.Size(batch_shape)
+        )
 
     def log_prob(self, value):
         # broadcast value and history against each other (either may have more batch dims)
@@ -140,21 +140,20 @@ class StateSpacePrior(TorchDistribution):
             raise ValueError(f"length {length} is shorter than the Markov order {self.order}")
         if batch_shape is None:
             batch_shape = _broadcast_batch(init.batch_shape, covariates.shape[:-2])
-        super().__init__(torch.Size(batch_shape), torch.Size((length, latent_dim)),
-                         validate_args=validate_args)
+        super().__init__(torch.Size(batch_shape), torch.Size((length, latent_dim)), validate_args=validate_args)
 
     @property
     def has_rsample(self):
         return self.init.has_rsample
 
     def expand(self, batch_shape, _instance=None):
-        return StateSpacePrior(self.init, self.transition, self.covariates, self.length,
-                               batch_shape=torch.Size(batch_shape))
+        return StateSpacePrior(
+            self.init, self.transition, self.covariates, self.length, batch_shape=torch.Size(batch_shape)
+        )
 
     def log_prob(self, value):
         j = self.order
-        return self.init.log_prob(value[..., :j, :]) + window_log_prob(
-            self.transition, value, self.covariates, j)
+        return self.init.log_prob(value[..., :j, :]) + window_log_prob(self.transition, value, self.covariates, j)
 
     def rsample(self, sample_shape=torch.Size()):
         shape = torch.Size(sample_shape) + self.batch_shape

@@ -31,26 +31,32 @@ class SmoothingPosterior(TorchDistribution):
     support = constraints.independent(constraints.real, 2)
     has_rsample = True
 
-    def __init__(self, encoder, summary, covariates, order, latent_dim, batch_shape=None,
-                 validate_args=None):
+    def __init__(self, encoder, summary, covariates, order, latent_dim, batch_shape=None, validate_args=None):
         self.encoder, self.summary, self.covariates = encoder, summary, covariates
         self.order, self.latent_dim = order, latent_dim
         self._cache = None
         if batch_shape is None:
             batch_shape = torch.broadcast_shapes(summary.shape[:-2], covariates.shape[:-2])
-        super().__init__(torch.Size(batch_shape), torch.Size((summary.shape[-2], latent_dim)),
-                         validate_args=validate_args)
+        super().__init__(
+            torch.Size(batch_shape), torch.Size((summary.shape[-2], latent_dim)), validate_args=validate_args
+        )
 
     def expand(self, batch_shape, _instance=None):
-        return SmoothingPosterior(self.encoder, self.summary, self.covariates, self.order,
-                                  self.latent_dim, batch_shape=torch.Size(batch_shape))
+        return SmoothingPosterior(
+            self.encoder,
+            self.summary,
+            self.covariates,
+            self.order,
+            self.latent_dim,
+            batch_shape=torch.Size(batch_shape),
+        )
 
     def _covariate_windows(self):
         return sliding_windows(left_pad(self.covariates, self.order), self.order + 1)  # (..., T, j+1, V)
 
     @staticmethod
     def _normal_log_prob(value, loc, scale):
-        var = scale ** 2
+        var = scale**2
         return (-0.5 * (value - loc) ** 2 / var - scale.log() - 0.9189385332046727).sum(-1)
 
     def rsample(self, sample_shape=torch.Size()):
@@ -65,8 +71,7 @@ class SmoothingPosterior(TorchDistribution):
         noise = torch.randn(shape + (length, m), dtype=summary.dtype, device=summary.device)
         samples, log_q = [], 0.0
         for t in range(length):
-            h, c = flatten_batch(summary[..., t, :], cov_windows[..., t, :, :],
-                                 batch_shape=shape, keep_dims=(1, 2))
+            h, c = flatten_batch(summary[..., t, :], cov_windows[..., t, :, :], batch_shape=shape, keep_dims=(1, 2))
             pad = pads[t].expand(h.shape[0], j)
             loc, scale = self.encoder.step(history.reshape(-1, j, m), pad, h, c)
             loc, scale = loc.reshape(shape + (m,)), scale.reshape(shape + (m,))
@@ -87,12 +92,12 @@ class SmoothingPosterior(TorchDistribution):
             return self._cache[1]
         j = self.order
         length = value.shape[-2]
-        history = sliding_windows(left_pad(value, j)[..., :-1, :], j)      # (..., T, j, M)
+        history = sliding_windows(left_pad(value, j)[..., :-1, :], j)  # (..., T, j, M)
         cov_windows = self._covariate_windows()
         batch = torch.broadcast_shapes(history.shape[:-3], self.summary.shape[:-2], cov_windows.shape[:-3])
         hist, summ, cov, target = flatten_batch(
-            history, self.summary, cov_windows, value,
-            batch_shape=batch + (length,), keep_dims=(2, 1, 2, 1))
+            history, self.summary, cov_windows, value, batch_shape=batch + (length,), keep_dims=(2, 1, 2, 1)
+        )
         pad = history_mask(length, j, device=value.device)
         pad = pad.expand(batch + pad.shape).reshape(-1, j)
         loc, scale = self.encoder.step(hist, pad, summ, cov)

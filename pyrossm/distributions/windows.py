@@ -39,7 +39,7 @@ def flatten_batch(*tensors, batch_shape, keep_dims):
     for n in batch_shape:
         size *= n
     for tensor, keep in zip(tensors, keep_dims):
-        trailing = tensor.shape[tensor.dim() - keep:] if keep else torch.Size()
+        trailing = tensor.shape[tensor.dim() - keep :] if keep else torch.Size()
         out.append(tensor.expand(tuple(batch_shape) + tuple(trailing)).reshape((size,) + tuple(trailing)))
     return out
 

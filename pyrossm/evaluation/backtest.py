@@ -19,10 +19,12 @@ from .metrics import METRICS, evaluate
 
 __all__ = ["backtest"]
 
-_EXPECTED = ("a fit callable fit(train_data, seed) -> forecaster (e.g. lambda d, seed: "
-             "pyrossm.fit(model=\"dkf\", data=d, seed=seed, progress=False)) or a fitted "
-             "forecaster with a forecast(context, horizon, num_samples=..., "
-             "future_covariates=..., seed=...) method (e.g. a pyrossm.FitResult)")
+_EXPECTED = (
+    "a fit callable fit(train_data, seed) -> forecaster (e.g. lambda d, seed: "
+    'pyrossm.fit(model="dkf", data=d, seed=seed, progress=False)) or a fitted '
+    "forecaster with a forecast(context, horizon, num_samples=..., "
+    "future_covariates=..., seed=...) method (e.g. a pyrossm.FitResult)"
+)
 
 
 def _check_forecaster(obj, what):
@@ -38,9 +40,11 @@ def _check_forecaster(obj, what):
     try:
         signature.bind(None, 1, num_samples=1, future_covariates=None, seed=0)
     except TypeError:
-        raise TypeError(f"{what} has a forecast method that does not take (context, horizon, "
-                        f"num_samples=..., future_covariates=..., seed=...) (an unfitted model?); "
-                        f"it must be {_EXPECTED}, got {type(obj).__name__}") from None
+        raise TypeError(
+            f"{what} has a forecast method that does not take (context, horizon, "
+            f"num_samples=..., future_covariates=..., seed=...) (an unfitted model?); "
+            f"it must be {_EXPECTED}, got {type(obj).__name__}"
+        ) from None
 
 
 def _roles(forecaster, covariates, variables, what):
@@ -74,8 +78,20 @@ def _windows(num_time, train_window, min_train_window, test_window, stride):
     return windows
 
 
-def backtest(fit, data, *, train_window=None, min_train_window=1, test_window, stride=1,
-             metrics=None, num_samples=100, covariates=None, seed=0, progress=None) -> pd.DataFrame:
+def backtest(
+    fit,
+    data,
+    *,
+    train_window=None,
+    min_train_window=1,
+    test_window,
+    stride=1,
+    metrics=None,
+    num_samples=100,
+    covariates=None,
+    seed=0,
+    progress=None,
+) -> pd.DataFrame:
     """
     Backtests a forecaster on rolling forecast origins along the ``time`` dim of ``data``
     (in the spirit of :func:`pyro.contrib.forecast.backtest`, whose ``model_fn`` is our ``fit``).
@@ -182,40 +198,46 @@ def backtest(fit, data, *, train_window=None, min_train_window=1, test_window, s
             raise ValueError(f"metrics has unknown names {unknown}; valid names are {list(METRICS)}")
 
     ds = as_dataset(data)
-    if covariates is not None and (isinstance(covariates, str)
-                                   or not all(isinstance(c, str) for c in covariates)):
+    if covariates is not None and (isinstance(covariates, str) or not all(isinstance(c, str) for c in covariates)):
         raise TypeError(f"covariates must be a list of variable names, got {covariates!r}")
     covariates = None if covariates is None else list(covariates)
     if covariates:
         absent = [c for c in covariates if c not in ds.data_vars]
         if absent:
-            raise ValueError(f"covariates {absent} are not variables of data "
-                             f"(variables: {list(ds.data_vars)})")
+            raise ValueError(f"covariates {absent} are not variables of data (variables: {list(ds.data_vars)})")
     if fitted is not None:
         targets, known = _roles(fitted, covariates, list(ds.data_vars), "the fitted forecaster")
         needed = targets + known
         absent = [v for v in needed if v not in ds.data_vars]
         if absent:
-            raise ValueError(f"data has no variables {absent} that the fitted forecaster uses "
-                             f"(targets {targets}, covariates {known})")
+            raise ValueError(
+                f"data has no variables {absent} that the fitted forecaster uses "
+                f"(targets {targets}, covariates {known})"
+            )
         ds = ds[needed]
 
     num_time = ds.sizes["time"]
     windows = _windows(num_time, train_window, min_train_window, test_window, stride)
     if not windows:
-        layout = (f"min_train_window={min_train_window}" if train_window is None else
-                  f"train_window={train_window}, min_train_window={min_train_window}")
-        raise ValueError(f"no backtest window fits: data has T={num_time} time steps, but "
-                         f"{layout} plus test_window={test_window} need at least "
-                         f"{_first_origin(train_window, min_train_window) + test_window}")
+        layout = (
+            f"min_train_window={min_train_window}"
+            if train_window is None
+            else f"train_window={train_window}, min_train_window={min_train_window}"
+        )
+        raise ValueError(
+            f"no backtest window fits: data has T={num_time} time steps, but "
+            f"{layout} plus test_window={test_window} need at least "
+            f"{_first_origin(train_window, min_train_window) + test_window}"
+        )
 
     # a fit callable's order is unknown before it fits (the fit itself checks its data)
     order = getattr(getattr(fitted, "model", None), "order", None)
     shortest = min(t1 - t0 for t0, t1, _ in windows)
     if isinstance(order, (int, np.integer)) and shortest < order:
         which = "min_train_window" if train_window is None else "train_window"
-        raise ValueError(f"{which} gives a training window of {shortest} steps, shorter than the "
-                         f"forecaster's Markov order {order}")
+        raise ValueError(
+            f"{which} gives a training window of {shortest} steps, shorter than the forecaster's Markov order {order}"
+        )
 
     # ---------------------------------------------------------------- the windows
     rows = []
@@ -227,18 +249,24 @@ def backtest(fit, data, *, train_window=None, min_train_window=1, test_window, s
             forecaster = fit(ds.isel(time=slice(t0, t1)), seed)
             train_seconds = _time.perf_counter() - start
             _check_forecaster(forecaster, f"the result of fit on window {index}")
-        targets, known = _roles(forecaster, covariates, list(ds.data_vars),
-                                f"the forecaster fitted on window {index}")
+        targets, known = _roles(forecaster, covariates, list(ds.data_vars), f"the forecaster fitted on window {index}")
 
         start = _time.perf_counter()
         test = ds.isel(time=slice(t1, t2))
         future = test[known] if known else None
-        forecast = forecaster.forecast(ds[targets + known].isel(time=slice(t0, t1)), test_window,
-                                       num_samples=num_samples, future_covariates=future, seed=seed)
+        forecast = forecaster.forecast(
+            ds[targets + known].isel(time=slice(t0, t1)),
+            test_window,
+            num_samples=num_samples,
+            future_covariates=future,
+            seed=seed,
+        )
         missing = [v for v in targets if v not in forecast.data_vars]
         if missing:
-            raise ValueError(f"the forecast of window {index} has no variables {missing} (targets "
-                             f"{targets}, covariates {known}); it has {list(forecast.data_vars)}")
+            raise ValueError(
+                f"the forecast of window {index} has no variables {missing} (targets "
+                f"{targets}, covariates {known}); it has {list(forecast.data_vars)}"
+            )
         # only the targets are scored; step k of the forecast is position t1 + k of data (also
         # for an irregular time grid)
         forecast = forecast[targets].assign_coords(time=test["time"].values)
@@ -250,10 +278,17 @@ def backtest(fit, data, *, train_window=None, min_train_window=1, test_window, s
             scores = scores.rename(columns={scores.columns[0]: "variable"})
         metric_columns = [c for c in scores.columns if c != "variable"]
         times = test["time"].values
-        frame = pd.DataFrame({"window": index, "t0": t0, "t1": t1, "t2": t2,
-                              "time_start": [times[0]] * len(scores),
-                              "time_end": [times[-1]] * len(scores),
-                              "variable": scores["variable"].values})
+        frame = pd.DataFrame(
+            {
+                "window": index,
+                "t0": t0,
+                "t1": t1,
+                "t2": t2,
+                "time_start": [times[0]] * len(scores),
+                "time_end": [times[-1]] * len(scores),
+                "variable": scores["variable"].values,
+            }
+        )
         for column in metric_columns:
             frame[column] = scores[column].values
         frame["train_seconds"] = train_seconds

@@ -20,15 +20,14 @@ from ..validation import check_positive_int
 __all__ = ["jsd", "jsd_to_density", "wasserstein", "sliced_wasserstein", "mmd"]
 
 SAMPLE_DIM = "draw"
-_CHUNK_ELEMENTS = 2 ** 23  # bound on the size of pairwise/projection intermediates per chunk
+_CHUNK_ELEMENTS = 2**23  # bound on the size of pairwise/projection intermediates per chunk
 
 
 # ------------------------------------------------------------------ input helpers
 def _to_numpy(a, name):
     """float64 numpy copy of an array-like / tensor / DataArray, or a ``TypeError`` naming ``name``."""
     if isinstance(a, xr.Dataset):
-        raise TypeError(f"{name} must be an array, tensor or DataArray, not an xarray.Dataset "
-                        "(select one variable)")
+        raise TypeError(f"{name} must be an array, tensor or DataArray, not an xarray.Dataset (select one variable)")
     if isinstance(a, xr.DataArray):
         a = a.values
     elif isinstance(a, torch.Tensor):
@@ -36,8 +35,7 @@ def _to_numpy(a, name):
     try:
         out = np.asarray(a, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be a numeric array, tensor or DataArray; "
-                        f"got {type(a).__name__}") from err
+        raise TypeError(f"{name} must be a numeric array, tensor or DataArray; got {type(a).__name__}") from err
     return out if out.flags.writeable else out.copy()  # torch refuses read-only views
 
 
@@ -59,8 +57,7 @@ def _like(other, name, dims, with_samples):
         if dims is not None:
             target = ((SAMPLE_DIM,) if with_samples else ()) + tuple(dims)
             if set(other.dims) != set(target):
-                raise ValueError(f"{name} DataArray has dims {other.dims}; expected the dims of "
-                                 f"samples {target}")
+                raise ValueError(f"{name} DataArray has dims {other.dims}; expected the dims of samples {target}")
             other = other.transpose(*target)
         elif with_samples:
             other = other.transpose(SAMPLE_DIM, ...)
@@ -76,12 +73,15 @@ def _sample_pair(samples, reference, min_samples=1):
     if r.ndim == 1:
         r = r[:, None]
     if s.shape[1:] != r.shape[1:]:
-        raise ValueError(f"reference shape {r.shape} does not match samples shape {s.shape} after "
-                         "the leading sample dim (expected (S2,) + samples.shape[1:])")
+        raise ValueError(
+            f"reference shape {r.shape} does not match samples shape {s.shape} after "
+            "the leading sample dim (expected (S2,) + samples.shape[1:])"
+        )
     for name, a in (("samples", s), ("reference", r)):
         if a.shape[0] < min_samples:
-            raise ValueError(f"{name} needs at least {min_samples} draws along the leading sample "
-                             f"dim; got {a.shape[0]}")
+            raise ValueError(
+                f"{name} needs at least {min_samples} draws along the leading sample dim; got {a.shape[0]}"
+            )
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{name} contains NaN or infinite values")
     return s, r
@@ -190,11 +190,11 @@ def jsd_to_density(samples, pdf, bins=100, low=None, high=None):
     if low is None or high is None:
         pad = 0.1 * (hi - lo) + 1e-6
         lo, hi = (lo - pad if low is None else lo), (hi + pad if high is None else hi)
-    edges = lo + (hi - lo) * np.linspace(0.0, 1.0, bins + 1)[:, None]                 # (bins+1, N)
+    edges = lo + (hi - lo) * np.linspace(0.0, 1.0, bins + 1)[:, None]  # (bins+1, N)
     width = (hi - lo) / bins
-    p = _histogram(s, lo, hi, bins)                                                  # (bins, N)
+    p = _histogram(s, lo, hi, bins)  # (bins, N)
     sub = (np.arange(20) + 0.5) / 20
-    points = edges[:-1, None, :] + sub[None, :, None] * width                       # (bins, 20, N)
+    points = edges[:-1, None, :] + sub[None, :, None] * width  # (bins, 20, N)
     q = np.asarray(pdf(points.reshape(bins * 20, -1)), dtype=np.float64).reshape(bins, 20, -1).mean(1)
     q = q / q.sum(0, keepdims=True)
     return _jsd_discrete(p, q)
@@ -261,7 +261,7 @@ def sliced_wasserstein(samples, reference, num_projections=128, seed=0):
     theta /= np.linalg.norm(theta, axis=1, keepdims=True)
     out = np.empty(num_series)
     for c in _chunks(num_series, (s.shape[0] + r.shape[0]) * num_projections):
-        ps, pr = s[:, c] @ theta.T, r[:, c] @ theta.T                                  # (S, C, P)
+        ps, pr = s[:, c] @ theta.T, r[:, c] @ theta.T  # (S, C, P)
         w = _w1(ps.reshape(ps.shape[0], -1), pr.reshape(pr.shape[0], -1))
         out[c] = w.reshape(-1, num_projections).mean(axis=1)
     return out
@@ -290,14 +290,18 @@ def mmd(samples, reference, bandwidth=None):
     """
     s, r = _sample_pair(samples, reference, min_samples=2)
     num_series, m, n = s.shape[1], s.shape[0], r.shape[0]
-    x = torch.as_tensor(s.reshape(m, num_series, -1)).transpose(0, 1)                   # (N, m, D)
+    x = torch.as_tensor(s.reshape(m, num_series, -1)).transpose(0, 1)  # (N, m, D)
     y = torch.as_tensor(r.reshape(n, num_series, -1)).transpose(0, 1)
     if bandwidth is not None:
-        bw = np.broadcast_to(_to_numpy(bandwidth, "bandwidth"), (num_series,)) \
-            if np.ndim(bandwidth) <= 1 and np.size(bandwidth) in (1, num_series) else None
+        bw = (
+            np.broadcast_to(_to_numpy(bandwidth, "bandwidth"), (num_series,))
+            if np.ndim(bandwidth) <= 1 and np.size(bandwidth) in (1, num_series)
+            else None
+        )
         if bw is None:
-            raise ValueError(f"bandwidth must be a scalar or have shape ({num_series},); "
-                             f"got shape {np.shape(bandwidth)}")
+            raise ValueError(
+                f"bandwidth must be a scalar or have shape ({num_series},); got shape {np.shape(bandwidth)}"
+            )
         if not np.all(np.isfinite(bw) & (bw > 0)):
             raise ValueError(f"bandwidth must be positive and finite; got {bandwidth!r}")
     mode = "donot_use_mm_for_euclid_dist"  # exact distances: the diagonal is exactly 0
@@ -312,15 +316,18 @@ def mmd(samples, reference, bandwidth=None):
             h = np.where(h > 0, h, 1.0)
         else:
             h = bw[c]
-        scale = torch.as_tensor(2.0 * h ** 2)[:, None, None]
+        scale = torch.as_tensor(2.0 * h**2)[:, None, None]
 
         def kernel_sum(a, b, drop_diagonal):
-            k = torch.exp(-torch.cdist(a, b, compute_mode=mode) ** 2 / scale)
+            k = torch.exp(-(torch.cdist(a, b, compute_mode=mode) ** 2) / scale)
             if drop_diagonal:
                 k = k - torch.diag_embed(torch.diagonal(k, dim1=-2, dim2=-1))
             return k.sum((-2, -1))
 
-        value = (kernel_sum(xc, xc, True) / (m * (m - 1)) + kernel_sum(yc, yc, True) / (n * (n - 1))
-                 - 2.0 * kernel_sum(xc, yc, False) / (m * n))
+        value = (
+            kernel_sum(xc, xc, True) / (m * (m - 1))
+            + kernel_sum(yc, yc, True) / (n * (n - 1))
+            - 2.0 * kernel_sum(xc, yc, False) / (m * n)
+        )
         out[c] = value.numpy()
     return out

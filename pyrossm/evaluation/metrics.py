@@ -27,11 +27,33 @@ import torch
 import xarray as xr
 from pyro.ops.stats import crps_empirical, energy_score_empirical, quantile
 
-from .divergences import (SAMPLE_DIM, _chunks, _like, _samples_first, jsd, jsd_to_density, mmd,
-                          sliced_wasserstein, wasserstein)
+from .divergences import (
+    SAMPLE_DIM,
+    _chunks,
+    _like,
+    _samples_first,
+    jsd,
+    jsd_to_density,
+    mmd,
+    sliced_wasserstein,
+    wasserstein,
+)
 
-__all__ = ["crps", "crps_sum", "energy_score", "coverage", "interval_width", "mae", "rmse",
-           "jsd", "jsd_to_density", "wasserstein", "sliced_wasserstein", "mmd", "evaluate"]
+__all__ = [
+    "crps",
+    "crps_sum",
+    "energy_score",
+    "coverage",
+    "interval_width",
+    "mae",
+    "rmse",
+    "jsd",
+    "jsd_to_density",
+    "wasserstein",
+    "sliced_wasserstein",
+    "mmd",
+    "evaluate",
+]
 
 #: metric names accepted by :func:`evaluate`, in its default column order
 METRICS = ("crps", "crps_sum", "energy_score", "coverage", "interval_width", "mae", "rmse")
@@ -45,8 +67,9 @@ def _forecast_pair(samples, observed):
     if s.ndim < 2:
         raise ValueError(f"samples must have shape (S, N, ...) with a leading sample dim; got shape {s.shape}")
     if s.shape[1:] != o.shape:
-        raise ValueError(f"samples shape {s.shape} does not match observed shape {o.shape} "
-                         "after the leading sample dim")
+        raise ValueError(
+            f"samples shape {s.shape} does not match observed shape {o.shape} after the leading sample dim"
+        )
     return torch.as_tensor(s), torch.as_tensor(o)
 
 
@@ -138,9 +161,10 @@ def crps_sum(samples, observed, reduce=True, normalize=True, quantile_levels=Non
     else:
         levels = torch.as_tensor(np.asarray(quantile_levels, dtype=np.float64)).reshape(-1)
         if levels.numel() == 0 or not bool(((levels > 0) & (levels < 1)).all()):
-            raise ValueError(f"quantile_levels must be a non-empty sequence of numbers in (0, 1); "
-                             f"got {quantile_levels!r}")
-        q = quantile(total, levels, dim=0)                                              # (Q, N, T)
+            raise ValueError(
+                f"quantile_levels must be a non-empty sequence of numbers in (0, 1); got {quantile_levels!r}"
+            )
+        q = quantile(total, levels, dim=0)  # (Q, N, T)
         tau = levels.reshape(-1, 1, 1)
         score = (2.0 * ((q - target) * ((target <= q).double() - tau)).abs()).mean(0)
     score = torch.where(missing, torch.nan, score).numpy()
@@ -166,10 +190,12 @@ def energy_score(samples, observed, reduce=True):
     """
     s, o = _forecast_pair(samples, observed)
     if s.ndim < 3:
-        raise ValueError(f"samples must have shape (S, N, ..., D) with a feature dim last; got "
-                         f"{tuple(s.shape)} (add a trailing dim of size 1 for one feature)")
+        raise ValueError(
+            f"samples must have shape (S, N, ..., D) with a feature dim last; got "
+            f"{tuple(s.shape)} (add a trailing dim of size 1 for one feature)"
+        )
     num_samples, dim = s.shape[0], s.shape[-1]
-    pred = s.reshape(num_samples, -1, dim).transpose(0, 1)                               # (M, S, D)
+    pred = s.reshape(num_samples, -1, dim).transpose(0, 1)  # (M, S, D)
     truth = o.reshape(-1, dim)
     missing = torch.isnan(truth).any(-1)
     truth = torch.where(torch.isnan(truth), 0.0, truth)
@@ -256,14 +282,17 @@ def _evaluation_arrays(forecast, truth, var):
     core = (SAMPLE_DIM, "series", "time")
     extra = [d for d in fc.dims if d not in core]
     if not set(core) <= set(fc.dims) or len(extra) > 1:
-        raise ValueError(f"forecast variable {var!r} has dims {fc.dims}; expected "
-                         "('draw', 'series', 'time') plus at most one feature dim")
+        raise ValueError(
+            f"forecast variable {var!r} has dims {fc.dims}; expected "
+            "('draw', 'series', 'time') plus at most one feature dim"
+        )
     if var not in truth.data_vars:
         raise ValueError(f"truth has no variable {var!r}; it has {list(truth.data_vars)}")
     tr = truth[var]
     if set(tr.dims) != {"series", "time", *extra}:
-        raise ValueError(f"truth variable {var!r} has dims {tr.dims}; expected "
-                         f"{('series', 'time', *extra)} like the forecast")
+        raise ValueError(
+            f"truth variable {var!r} has dims {tr.dims}; expected {('series', 'time', *extra)} like the forecast"
+        )
     selection = {}
     for dim in ("series", "time", *extra):
         if dim in fc.coords and dim in tr.coords:
@@ -272,12 +301,16 @@ def _evaluation_arrays(forecast, truth, var):
                 raise ValueError(f"truth variable {var!r} has duplicate {dim!r} coordinates")
             absent = wanted[~wanted.isin(have)]
             if len(absent):
-                raise ValueError(f"truth variable {var!r} does not cover the forecast's {dim!r} "
-                                 f"coordinates: {len(absent)} missing, e.g. {list(absent[:3])}")
+                raise ValueError(
+                    f"truth variable {var!r} does not cover the forecast's {dim!r} "
+                    f"coordinates: {len(absent)} missing, e.g. {list(absent[:3])}"
+                )
             selection[dim] = wanted.values
         elif fc.sizes[dim] != tr.sizes[dim]:
-            raise ValueError(f"truth variable {var!r} has {tr.sizes[dim]} {dim!r} entries, the "
-                             f"forecast {fc.sizes[dim]} (and no coordinates to match them by)")
+            raise ValueError(
+                f"truth variable {var!r} has {tr.sizes[dim]} {dim!r} entries, the "
+                f"forecast {fc.sizes[dim]} (and no coordinates to match them by)"
+            )
     tr = tr.sel(selection).transpose("series", "time", *extra)
     samples = fc.transpose(*core, *extra).values.astype(np.float64)
     observed = tr.values.astype(np.float64)
@@ -316,8 +349,7 @@ def evaluate(forecast, truth, metrics=None, level=0.9, per_series=False):
     _check_level(level)
     names = _metric_names(metrics)
     percent = f"{100 * level:g}"
-    columns = [{"coverage": f"coverage_{percent}", "interval_width": f"width_{percent}"}.get(n, n)
-               for n in names]
+    columns = [{"coverage": f"coverage_{percent}", "interval_width": f"width_{percent}"}.get(n, n) for n in names]
     compute = {
         "crps": lambda s, o: crps(s, o),
         "crps_sum": lambda s, o: crps_sum(s, o),
@@ -330,11 +362,10 @@ def evaluate(forecast, truth, metrics=None, level=0.9, per_series=False):
     tables, means = [], {}
     for var in forecast.data_vars:
         samples, observed = _evaluation_arrays(forecast, truth, var)
-        values = np.stack([compute[n](samples, observed) for n in names], axis=1)    # (N, metrics)
+        values = np.stack([compute[n](samples, observed) for n in names], axis=1)  # (N, metrics)
         if per_series:
             series = forecast[var]["series"].values
-            index = pd.MultiIndex.from_arrays([[str(var)] * len(series), series],
-                                              names=["variable", "series"])
+            index = pd.MultiIndex.from_arrays([[str(var)] * len(series), series], names=["variable", "series"])
             tables.append(pd.DataFrame(values, index=index, columns=columns))
         else:
             with warnings.catch_warnings():
@@ -342,5 +373,4 @@ def evaluate(forecast, truth, metrics=None, level=0.9, per_series=False):
                 means[str(var)] = np.nanmean(values, axis=0)
     if per_series:
         return pd.concat(tables)
-    return pd.DataFrame(list(means.values()), index=pd.Index(list(means), name="variable"),
-                        columns=columns)
+    return pd.DataFrame(list(means.values()), index=pd.Index(list(means), name="variable"), columns=columns)

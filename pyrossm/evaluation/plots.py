@@ -49,8 +49,14 @@ import xarray as xr
 
 from ..validation import check_positive_int
 
-__all__ = ["plot_forecast", "plot_latent", "plot_sample_paths", "plot_history",
-           "plot_predictive_density", "stack_observations"]
+__all__ = [
+    "plot_forecast",
+    "plot_latent",
+    "plot_sample_paths",
+    "plot_history",
+    "plot_predictive_density",
+    "stack_observations",
+]
 
 #: quantiles drawn by the fan charts: 90% band, 50% band, median
 _QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -60,6 +66,7 @@ _SAMPLE_DIMS = ("chain", "draw")
 def _axes(ax):
     if ax is None:
         import matplotlib.pyplot as plt
+
         _, ax = plt.subplots(figsize=(7, 3.5))
     return ax
 
@@ -69,8 +76,7 @@ def _dataset(obj, arg, group="posterior_predictive"):
     """``obj`` as a Dataset: a DataTree gives its ``group``."""
     if isinstance(obj, xr.DataTree):
         if group not in obj.children:
-            raise ValueError(f"{arg} is a DataTree without a {group!r} group "
-                             f"(groups: {sorted(obj.children)})")
+            raise ValueError(f"{arg} is a DataTree without a {group!r} group (groups: {sorted(obj.children)})")
         return obj[group].to_dataset()
     if not isinstance(obj, xr.Dataset):
         raise ValueError(f"{arg} must be an xarray Dataset, got {type(obj).__name__}")
@@ -79,16 +85,14 @@ def _dataset(obj, arg, group="posterior_predictive"):
 
 def _variable(ds, variable, arg):
     if variable not in ds.data_vars:
-        raise ValueError(f"variable {variable!r} is not in {arg}; its variables are "
-                         f"{sorted(map(str, ds.data_vars))}")
+        raise ValueError(f"variable {variable!r} is not in {arg}; its variables are {sorted(map(str, ds.data_vars))}")
     return ds[variable]
 
 
 def _require_dims(da, dims, arg):
     missing = [d for d in dims if d not in da.dims]
     if missing:
-        raise ValueError(f"{arg} lacks dim(s) {missing}: it has dims {tuple(da.dims)}, "
-                         f"expected {tuple(dims)}")
+        raise ValueError(f"{arg} lacks dim(s) {missing}: it has dims {tuple(da.dims)}, expected {tuple(dims)}")
 
 
 def _select_series(da, series, arg):
@@ -97,8 +101,10 @@ def _select_series(da, series, arg):
     values = da["series"].values
     if not np.isin(np.asarray([series]), values).any():
         preview = values[:10].tolist()
-        raise ValueError(f"series={series!r} is not a series of {arg} (series coordinates "
-                         f"{preview}{' ...' if len(values) > 10 else ''})")
+        raise ValueError(
+            f"series={series!r} is not a series of {arg} (series coordinates "
+            f"{preview}{' ...' if len(values) > 10 else ''})"
+        )
     return da.sel(series=series)
 
 
@@ -107,21 +113,22 @@ def _select_feature(da, feature, keep, arg, feature_arg="feature"):
     extra = [d for d in da.dims if d not in keep]
     if not extra:
         if feature is not None:
-            raise ValueError(f"{feature_arg}={feature!r} given but {arg} has no feature dim "
-                             f"(dims {tuple(da.dims)})")
+            raise ValueError(f"{feature_arg}={feature!r} given but {arg} has no feature dim (dims {tuple(da.dims)})")
         return da
     if len(extra) > 1:
-        raise ValueError(f"{arg} has dims {tuple(da.dims)}: expected at most one dim besides "
-                         f"{tuple(keep)}")
+        raise ValueError(f"{arg} has dims {tuple(da.dims)}: expected at most one dim besides {tuple(keep)}")
     dim = extra[0]
     if feature is None:
         if da.sizes[dim] == 1:
             return da.isel({dim: 0})
-        raise ValueError(f"{arg} has the feature dim {dim!r} of size {da.sizes[dim]}: pass "
-                         f"{feature_arg}= one of {da[dim].values.tolist()}")
+        raise ValueError(
+            f"{arg} has the feature dim {dim!r} of size {da.sizes[dim]}: pass "
+            f"{feature_arg}= one of {da[dim].values.tolist()}"
+        )
     if dim in da.coords and feature not in da[dim].values:
-        raise ValueError(f"{feature_arg}={feature!r} is not a coordinate of dim {dim!r} of {arg} "
-                         f"({da[dim].values.tolist()})")
+        raise ValueError(
+            f"{feature_arg}={feature!r} is not a coordinate of dim {dim!r} of {arg} ({da[dim].values.tolist()})"
+        )
     return da.sel({dim: feature}) if dim in da.coords else da.isel({dim: feature})
 
 
@@ -156,8 +163,7 @@ def plot_forecast(context, forecast, variable, series, truth=None, ax=None, feat
     fc = _variable(forecast, variable, "forecast")
     _require_dims(fc, ["draw", "series", "time"], "forecast")
     sample_dims = [d for d in _SAMPLE_DIMS if d in fc.dims]
-    fc = _select_feature(_select_series(fc, series, "forecast"), feature, sample_dims + ["time"],
-                         "forecast")
+    fc = _select_feature(_select_series(fc, series, "forecast"), feature, sample_dims + ["time"], "forecast")
     hist = _select_series(_variable(context, variable, "context"), series, "context")
     hist = _select_feature(hist, feature, ["time"], "context")
     ax = _axes(ax)
@@ -165,8 +171,7 @@ def plot_forecast(context, forecast, variable, series, truth=None, ax=None, feat
     t = fc["time"].values
     _fan(ax, t, fc, sample_dims, "C0")
     if truth is not None:
-        tr = _select_series(_variable(_dataset(truth, "truth", "observed_data"), variable, "truth"),
-                            series, "truth")
+        tr = _select_series(_variable(_dataset(truth, "truth", "observed_data"), variable, "truth"), series, "truth")
         tr = _select_feature(tr, feature, ["time"], "truth").sel(time=t)
         ax.plot(t, tr.values, color="C3", ls="--", marker=".", label="truth")
     ax.set_xlabel("time")
@@ -205,8 +210,9 @@ def plot_latent(smoothed, series, ax=None, truth=None, latent=0):
     sample_dims = [d for d in _SAMPLE_DIMS if d in z.dims]
     z = _select_series(z, series, "smoothed")
     if latent not in z["latent"].values:
-        raise ValueError(f"latent={latent!r} is not a coordinate of the latent dim of smoothed "
-                         f"({z['latent'].values.tolist()})")
+        raise ValueError(
+            f"latent={latent!r} is not a coordinate of the latent dim of smoothed ({z['latent'].values.tolist()})"
+        )
     z = z.sel(latent=latent)
     ax = _axes(ax)
     t = z["time"].values
@@ -215,8 +221,7 @@ def plot_latent(smoothed, series, ax=None, truth=None, latent=0):
         if isinstance(truth, xr.Dataset):
             truth = _variable(truth, "z", "truth")
         if not isinstance(truth, xr.DataArray):
-            raise ValueError(f"truth must be an xarray DataArray (series, time), got "
-                             f"{type(truth).__name__}")
+            raise ValueError(f"truth must be an xarray DataArray (series, time), got {type(truth).__name__}")
         _require_dims(truth, ["series", "time"], "truth")
         tr = _select_series(truth, series, "truth")
         if "latent" in tr.dims:
@@ -224,8 +229,7 @@ def plot_latent(smoothed, series, ax=None, truth=None, latent=0):
                 raise ValueError(f"latent={latent!r} is not a coordinate of the latent dim of truth")
             tr = tr.sel(latent=latent)
         if tr.ndim != 1:
-            raise ValueError(f"truth has dims {tuple(truth.dims)}: expected (series, time) or "
-                             f"(series, time, latent)")
+            raise ValueError(f"truth has dims {tuple(truth.dims)}: expected (series, time) or (series, time, latent)")
         ax.plot(tr["time"].values, tr.values, color="C3", ls="--", marker=".", label="true latent")
     ax.set_xlabel("time")
     ax.set_ylabel(f"z[{latent}]")
@@ -234,8 +238,7 @@ def plot_latent(smoothed, series, ax=None, truth=None, latent=0):
 
 
 # ---------------------------------------------------------------------- sample paths
-def plot_sample_paths(samples, variable, series=None, num_paths=20, ax=None, context=None,
-                      feature=None):
+def plot_sample_paths(samples, variable, series=None, num_paths=20, ax=None, context=None, feature=None):
     """Thin lines for a few sampled paths of one variable, optionally after the observed context.
 
     With ``series`` given, the paths are the first ``num_paths`` draws of that series (e.g. from
@@ -272,8 +275,9 @@ def plot_sample_paths(samples, variable, series=None, num_paths=20, ax=None, con
     for i, path in enumerate(paths):
         ax.plot(t, path, color="C0", lw=0.7, alpha=0.6, label="sample paths" if i == 0 else "_nolegend_")
     if context is not None:
-        hist = _select_series(_variable(_dataset(context, "context", "observed_data"), variable,
-                                        "context"), series, "context")
+        hist = _select_series(
+            _variable(_dataset(context, "context", "observed_data"), variable, "context"), series, "context"
+        )
         hist = _select_feature(hist, feature, ["time"], "context")
         ax.plot(hist["time"].values, hist.values, color="black", lw=1.2, label="observed")
     ax.set_xlabel("time")
@@ -294,8 +298,7 @@ def _history_frame(history):
     if isinstance(history, xr.Dataset):  # FitResult.to_datatree()["training_history"]
         history = history.to_dataframe().reset_index()
     if not isinstance(history, pd.DataFrame):
-        raise ValueError(f"history must be a pandas DataFrame (FitResult.history), got "
-                         f"{type(history).__name__}")
+        raise ValueError(f"history must be a pandas DataFrame (FitResult.history), got {type(history).__name__}")
     if "loss" not in history.columns:
         raise ValueError(f"history has no 'loss' column (columns {list(history.columns)})")
     return history
@@ -329,10 +332,13 @@ def plot_history(history, terms=None, ax=None, window=None):
         terms = [terms] if isinstance(terms, str) else list(terms)
         unknown = [t for t in terms if t not in history.columns]
         if unknown:
-            raise ValueError(f"terms {unknown} are not columns of history (ELBO terms: {available}; "
-                             f"columns: {list(history.columns)})")
+            raise ValueError(
+                f"terms {unknown} are not columns of history (ELBO terms: {available}; "
+                f"columns: {list(history.columns)})"
+            )
     if ax is None:
         import matplotlib.pyplot as plt
+
         fig, axes = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
     else:
         axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
@@ -348,8 +354,13 @@ def plot_history(history, terms=None, ax=None, window=None):
             axis.plot(steps, values.to_numpy(), color=color, lw=1.2, label=label)
         else:
             axis.plot(steps, values.to_numpy(), color=color, lw=0.8, alpha=0.3, label="_nolegend_")
-            axis.plot(steps, values.rolling(window, min_periods=1).mean().to_numpy(), color=color,
-                      lw=1.5, label=f"{label} (running mean, {window})")
+            axis.plot(
+                steps,
+                values.rolling(window, min_periods=1).mean().to_numpy(),
+                color=color,
+                lw=1.5,
+                label=f"{label} (running mean, {window})",
+            )
 
     curve(top, history["loss"], "C0", "loss")
     if "elbo" in history.columns:
@@ -357,15 +368,15 @@ def plot_history(history, terms=None, ax=None, window=None):
     if "val_elbo" in history.columns:
         val = history["val_elbo"].to_numpy(dtype=float)
         keep = np.isfinite(val)
-        top.plot(steps[keep], -val[keep], color="C2", ls="none", marker="o", ms=4,
-                 label="-ELBO (validation)")
+        top.plot(steps[keep], -val[keep], color="C2", ls="none", marker="o", ms=4, label="-ELBO (validation)")
     top.set_ylabel("loss per series")
     lam_col = next((c for c in _LAMBDA_COLUMNS if c in history.columns), None)
     handles, labels = top.get_legend_handles_labels()
     if lam_col is not None:
         twin = top.twinx()
-        (lam_line,) = twin.plot(steps, history[lam_col].to_numpy(dtype=float), color="0.4", ls="--",
-                                lw=1.2, label="lambda (annealing)")
+        (lam_line,) = twin.plot(
+            steps, history[lam_col].to_numpy(dtype=float), color="0.4", ls="--", lw=1.2, label="lambda (annealing)"
+        )
         twin.set_ylabel("lambda")
         twin.set_ylim(0.0, max(1.05, float(np.nanmax(history[lam_col])) * 1.05))
         handles, labels = handles + [lam_line], labels + [lam_line.get_label()]
@@ -435,5 +446,4 @@ def stack_observations(dt, dim="obs", dropna=True):
             keep = np.flatnonzero(np.isfinite(o.values))
             o, p = o.isel({new: keep}), p.isel({new: keep})
         obs_out[name], pp_out[name] = o, p
-    return xr.DataTree.from_dict({"posterior_predictive": xr.Dataset(pp_out),
-                                  "observed_data": xr.Dataset(obs_out)})
+    return xr.DataTree.from_dict({"posterior_predictive": xr.Dataset(pp_out), "observed_data": xr.Dataset(obs_out)})

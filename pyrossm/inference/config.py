@@ -60,16 +60,19 @@ class OptimizerSettings:
 
     def __post_init__(self):
         if not isinstance(self.learning_rates, dict):
-            raise TypeError(f"learning_rates must be a dict of group -> rate, got "
-                            f"{type(self.learning_rates).__name__}")
+            raise TypeError(f"learning_rates must be a dict of group -> rate, got {type(self.learning_rates).__name__}")
         self.learning_rates = dict(self.learning_rates)
         for name, lr in [("learning_rate", self.learning_rate), *self.learning_rates.items()]:
             _check_learning_rate(name, lr)
-        if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) \
-                or self.weight_decay < 0:
+        if (
+            isinstance(self.weight_decay, bool)
+            or not isinstance(self.weight_decay, (int, float))
+            or self.weight_decay < 0
+        ):
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if self.clip_norm is not None and (isinstance(self.clip_norm, bool)
-                                           or not isinstance(self.clip_norm, (int, float)) or self.clip_norm <= 0):
+        if self.clip_norm is not None and (
+            isinstance(self.clip_norm, bool) or not isinstance(self.clip_norm, (int, float)) or self.clip_norm <= 0
+        ):
             raise ValueError(f"clip_norm must be > 0 or None, got {self.clip_norm!r}")
         _check_bools(self, ("clip_per_group",))
 
@@ -99,24 +102,25 @@ class ScheduleSettings:
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        if isinstance(self.lr_end_factor, bool) or not isinstance(self.lr_end_factor, (int, float)) \
-                or not 0 < self.lr_end_factor <= 1:
+        if (
+            isinstance(self.lr_end_factor, bool)
+            or not isinstance(self.lr_end_factor, (int, float))
+            or not 0 < self.lr_end_factor <= 1
+        ):
             raise ValueError(f"lr_end_factor must be a number in (0, 1], got {self.lr_end_factor!r}")
         self.lr_warmup_steps = check_nonnegative_int("lr_warmup_steps", self.lr_warmup_steps)
         if isinstance(self.lr_restarts, (str, bytes, dict)) or not hasattr(self.lr_restarts, "__iter__"):
             raise ValueError(f"lr_restarts must be a list of steps, got {self.lr_restarts!r}")
-        self.lr_restarts = tuple(check_nonnegative_int(f"lr_restarts[{i}]", s)
-                                 for i, s in enumerate(self.lr_restarts))
+        self.lr_restarts = tuple(check_nonnegative_int(f"lr_restarts[{i}]", s) for i, s in enumerate(self.lr_restarts))
         if self.lr_restarts and self.lr_schedule == "constant":
-            raise ValueError("lr_restarts restart a decaying learning rate: set lr_schedule to "
-                             "'cosine' or 'linear'")
+            raise ValueError("lr_restarts restart a decaying learning rate: set lr_schedule to 'cosine' or 'linear'")
 
     def factor(self, step: int, num_steps: int) -> float:
         """The factor on every base learning rate at ``step`` of a stage of ``num_steps``."""
         warmup = min(1.0, (step + 1) / self.lr_warmup_steps) if self.lr_warmup_steps else 1.0
         if self.lr_schedule == "constant" or num_steps == 0:
             return warmup
-        i = bisect.bisect_right(self.lr_restarts, step)         # cycle i: [bounds[i], bounds[i + 1])
+        i = bisect.bisect_right(self.lr_restarts, step)  # cycle i: [bounds[i], bounds[i + 1])
         bounds = (0, *self.lr_restarts, num_steps)
         progress = min((step - bounds[i]) / (bounds[i + 1] - bounds[i]), 1.0)
         if self.lr_schedule == "linear":
@@ -155,8 +159,10 @@ class BatchingSettings:
         self.batch_schedule = tuple(checked)
         _check_bools(self, ("reset_moments_on_batch_change",))
         if self.reset_moments_on_batch_change and not self.batch_schedule:
-            raise ValueError("reset_moments_on_batch_change=True resets the optimiser where the "
-                             "minibatch size changes: it needs a non-empty batch_schedule")
+            raise ValueError(
+                "reset_moments_on_batch_change=True resets the optimiser where the "
+                "minibatch size changes: it needs a non-empty batch_schedule"
+            )
 
     def size_at(self, step: int) -> int | None:
         """The minibatch size at ``step`` (``None`` = all series)."""
@@ -184,8 +190,7 @@ class ObjectiveSettings:
         elif isinstance(self.annealing, dict):
             self.annealing = AnnealingSchedule(**{"warmup_steps": None, **self.annealing})
         elif not isinstance(self.annealing, AnnealingSchedule):
-            raise TypeError(f"annealing must be a str, dict or AnnealingSchedule, got "
-                            f"{type(self.annealing).__name__}")
+            raise TypeError(f"annealing must be a str, dict or AnnealingSchedule, got {type(self.annealing).__name__}")
         self.num_particles = check_positive_int("num_particles", self.num_particles)
 
 
@@ -218,13 +223,17 @@ class SelectionSettings:
         if not isinstance(self.validation_metric, str) or not self.validation_metric:
             raise TypeError(f"validation_metric must be a non-empty str, got {self.validation_metric!r}")
         _check_bools(self, ("keep_best", "restart_from_best"))
-        if self.ema_decay is not None and (isinstance(self.ema_decay, bool)
-                                           or not isinstance(self.ema_decay, (int, float))
-                                           or not 0 <= self.ema_decay < 1):
+        if self.ema_decay is not None and (
+            isinstance(self.ema_decay, bool)
+            or not isinstance(self.ema_decay, (int, float))
+            or not 0 <= self.ema_decay < 1
+        ):
             raise ValueError(f"ema_decay must be None or a number in [0, 1), got {self.ema_decay!r}")
         if self.keep_best and not self.validate_every:
-            raise ValueError("keep_best=True keeps the parameters with the best validation: "
-                             "it needs validate_every > 0 (and validation data)")
+            raise ValueError(
+                "keep_best=True keeps the parameters with the best validation: "
+                "it needs validate_every > 0 (and validation data)"
+            )
 
 
 @dataclass
@@ -246,9 +255,14 @@ class CheckpointSettings:
             raise ValueError(f"on_nonfinite must be 'raise' or 'restore', got {self.on_nonfinite!r}")
 
 
-SECTIONS = {"optimizer": OptimizerSettings, "schedule": ScheduleSettings, "batching": BatchingSettings,
-            "objective": ObjectiveSettings, "selection": SelectionSettings,
-            "checkpointing": CheckpointSettings}
+SECTIONS = {
+    "optimizer": OptimizerSettings,
+    "schedule": ScheduleSettings,
+    "batching": BatchingSettings,
+    "objective": ObjectiveSettings,
+    "selection": SelectionSettings,
+    "checkpointing": CheckpointSettings,
+}
 TOP_LEVEL = ("num_steps", "seed", "progress")
 #: flat setting name -> its section
 SECTION_OF = {f.name: section for section, cls in SECTIONS.items() for f in fields(cls)}
@@ -299,8 +313,9 @@ class TrainerConfig:
             if isinstance(value, dict):
                 setattr(self, name, _section_from_dict(name, cls, value))
             elif not isinstance(value, cls):
-                raise TypeError(f"trainer section {name!r} must be a {cls.__name__} or a dict, "
-                                f"got {type(value).__name__}")
+                raise TypeError(
+                    f"trainer section {name!r} must be a {cls.__name__} or a dict, got {type(value).__name__}"
+                )
         self._check_steps()
 
     def _check_steps(self):
@@ -309,16 +324,22 @@ class TrainerConfig:
         for i, step in enumerate(self.schedule.lr_restarts):
             low = self.schedule.lr_restarts[i - 1] if i else 0
             if not low < step < n:
-                raise ValueError(f"lr_restarts must be strictly increasing steps in (0, num_steps="
-                                 f"{n}), got {step} at lr_restarts[{i}]")
+                raise ValueError(
+                    f"lr_restarts must be strictly increasing steps in (0, num_steps="
+                    f"{n}), got {step} at lr_restarts[{i}]"
+                )
         for i, (step, _) in enumerate(self.batching.batch_schedule):
             low = self.batching.batch_schedule[i - 1][0] if i else 0
             if not low < step < n:
-                raise ValueError(f"batch_schedule steps must be strictly increasing in (0, num_steps="
-                                 f"{n}), got {step} at batch_schedule[{i}]")
+                raise ValueError(
+                    f"batch_schedule steps must be strictly increasing in (0, num_steps="
+                    f"{n}), got {step} at batch_schedule[{i}]"
+                )
         if self.selection.restart_from_best and not (self.selection.keep_best and self.schedule.lr_restarts):
-            raise ValueError("restart_from_best=True returns to the best validated parameters at each "
-                             "of lr_restarts: it needs keep_best=True and non-empty lr_restarts")
+            raise ValueError(
+                "restart_from_best=True returns to the best validated parameters at each "
+                "of lr_restarts: it needs keep_best=True and non-empty lr_restarts"
+            )
 
     # ------------------------------------------------------------------ conversions
     def to_dict(self) -> dict:
@@ -330,7 +351,7 @@ class TrainerConfig:
         return d
 
     @classmethod
-    def from_dict(cls, settings: dict) -> "TrainerConfig":
+    def from_dict(cls, settings: dict) -> TrainerConfig:
         """A configuration from a nested dict (:meth:`to_dict`'s form), a flat one (each setting
         by its own name, e.g. ``{"keep_best": True}``) or a mix.
 
@@ -348,14 +369,15 @@ class TrainerConfig:
                 for inner in value:
                     if SECTION_OF.get(inner) != key:
                         where = f" (it belongs to section {SECTION_OF[inner]!r})" if inner in SECTION_OF else ""
-                        raise ValueError(f"unknown setting {inner!r} in trainer section {key!r}"
-                                         f"{where or closest(inner, [f.name for f in fields(SECTIONS[key])])}")
+                        raise ValueError(
+                            f"unknown setting {inner!r} in trainer section {key!r}"
+                            f"{where or closest(inner, [f.name for f in fields(SECTIONS[key])])}"
+                        )
                 sections[key].update(value)
             elif key in SECTION_OF:
                 sections[SECTION_OF[key]][key] = value
             else:
-                raise ValueError(f"unknown trainer setting {key!r}"
-                                 f"{closest(key, [*TOP_LEVEL, *SECTIONS, *SECTION_OF])}")
+                raise ValueError(f"unknown trainer setting {key!r}{closest(key, [*TOP_LEVEL, *SECTIONS, *SECTION_OF])}")
         return cls(**top, **{name: SECTIONS[name](**values) for name, values in sections.items()})
 
     def flat(self) -> dict:
@@ -366,7 +388,7 @@ class TrainerConfig:
             out.update(nested[name])
         return out
 
-    def updated(self, **settings) -> "TrainerConfig":
+    def updated(self, **settings) -> TrainerConfig:
         """A copy with the given flat (or section) settings replaced."""
         merged = self.to_dict()
         for key, value in settings.items():
@@ -375,24 +397,25 @@ class TrainerConfig:
             elif key in TOP_LEVEL or key in SECTIONS:
                 merged[key] = value
             else:
-                raise ValueError(f"unknown trainer setting {key!r}"
-                                 f"{closest(key, [*TOP_LEVEL, *SECTIONS, *SECTION_OF])}")
+                raise ValueError(f"unknown trainer setting {key!r}{closest(key, [*TOP_LEVEL, *SECTIONS, *SECTION_OF])}")
         return TrainerConfig.from_dict(merged)
 
     @classmethod
-    def from_preset(cls, name: str, num_steps: int | None = None) -> "TrainerConfig":
+    def from_preset(cls, name: str, num_steps: int | None = None) -> TrainerConfig:
         """A registered preset (:data:`~pyrossm.inference.presets.TRAINER_PRESETS`), stretched
         to ``num_steps`` when given (see :meth:`stretched`)."""
         from .presets import TRAINER_PRESETS
 
         if name not in TRAINER_PRESETS:
-            raise ValueError(f"unknown trainer preset {name!r}{closest(name, TRAINER_PRESETS)}; "
-                             f"presets are {sorted(TRAINER_PRESETS)}")
+            raise ValueError(
+                f"unknown trainer preset {name!r}{closest(name, TRAINER_PRESETS)}; "
+                f"presets are {sorted(TRAINER_PRESETS)}"
+            )
         config = cls.from_dict(TRAINER_PRESETS[name])
         return config if num_steps is None else config.stretched(num_steps)
 
     @classmethod
-    def resolve(cls, trainer) -> "TrainerConfig":
+    def resolve(cls, trainer) -> TrainerConfig:
         """``None`` (defaults), a :class:`TrainerConfig`, a dict or a preset name."""
         if trainer is None:
             return cls()
@@ -402,10 +425,9 @@ class TrainerConfig:
             return cls.from_preset(trainer)
         if isinstance(trainer, dict):
             return cls.from_dict(trainer)
-        raise TypeError(f"trainer must be None, a TrainerConfig, a dict or a preset name, got "
-                        f"{type(trainer).__name__}")
+        raise TypeError(f"trainer must be None, a TrainerConfig, a dict or a preset name, got {type(trainer).__name__}")
 
-    def stretched(self, num_steps: int) -> "TrainerConfig":
+    def stretched(self, num_steps: int) -> TrainerConfig:
         """The same recipe for a run of ``num_steps``: every setting that names a step (the
         annealing knots or warm-up, ``lr_restarts``, ``batch_schedule``, ``lr_warmup_steps``)
         or an interval of steps (``validate_every``, at least 1, so that as many validations
@@ -433,8 +455,7 @@ class TrainerConfig:
         if selection["validate_every"]:
             selection["validate_every"] = max(1, round(selection["validate_every"] * ratio))
         starts = _stretch([s for s, _ in batching["batch_schedule"]], ratio, num_steps)
-        batching["batch_schedule"] = [[s, size] for s, (_, size) in zip(starts, batching["batch_schedule"])
-                                      if s > 0]
+        batching["batch_schedule"] = [[s, size] for s, (_, size) in zip(starts, batching["batch_schedule"]) if s > 0]
         if not batching["batch_schedule"]:
             batching["reset_moments_on_batch_change"] = False
         return TrainerConfig.from_dict(d)

@@ -18,6 +18,7 @@ def _vectorized(fn, num_particles, max_plate_nesting):
     def wrapped(*args, **kwargs):
         with pyro.plate("num_particles_vectorized", num_particles, dim=-(max_plate_nesting + 1)):
             return fn(*args, **kwargs)
+
     return wrapped
 
 

@@ -25,7 +25,7 @@ class Objective:
     #: the names :meth:`validate` returns (what ``validation_metric`` may name)
     validation_names: tuple = ()
 
-    def for_stage(self, num_steps: int) -> "Objective":
+    def for_stage(self, num_steps: int) -> Objective:
         """The objective for a stage of ``num_steps`` (e.g. with schedules resolved)."""
         return self
 
@@ -75,8 +75,7 @@ class AnnealedELBO(Objective):
         lam = self.annealing(step)
         args = self._args(batch)
         n = args[0].shape[0]
-        loss, terms = elbo_terms(self.model, self.guide, *args, annealing=lam,
-                                 num_particles=self.num_particles)
+        loss, terms = elbo_terms(self.model, self.guide, *args, annealing=lam, num_particles=self.num_particles)
         out = {"elbo": terms.pop("elbo_unscaled") / n, "annealing": lam}
         out.update({f"elbo_{site}": value / n for site, value in terms.items()})
         return loss / n, out
@@ -84,6 +83,5 @@ class AnnealedELBO(Objective):
     def validate(self, batch):
         args = self._args(batch)
         with torch.no_grad():
-            _, terms = elbo_terms(self.model, self.guide, *args, annealing=1.0,
-                                  num_particles=self.num_particles)
+            _, terms = elbo_terms(self.model, self.guide, *args, annealing=1.0, num_particles=self.num_particles)
         return {"elbo": terms["elbo_unscaled"] / args[0].shape[0]}

@@ -11,13 +11,20 @@ from __future__ import annotations
 import copy
 
 # -- the DDSSM paper's Table 3 (tuned on the bimodal random walk; the "DSSD" column is the DDSSM)
-TABLE3_DDSSM = dict(num_steps=3000, batch_size=128, num_particles=2,
-                    annealing={"kind": "cosine", "start": 0.01, "end": 1.243, "warmup_steps": 889},
-                    learning_rates=dict(encoder=0.000864, emission=0.000300, transition=0.00941,
-                                        init=0.000801))
-TABLE3_DKF = dict(num_steps=3000, batch_size=512, num_particles=2,
-                  annealing={"kind": "cosine", "start": 0.01, "end": 1.245, "warmup_steps": 867},
-                  learning_rates=dict(encoder=0.00887, emission=0.00777, transition=0.000099, init=0.005))
+TABLE3_DDSSM = dict(
+    num_steps=3000,
+    batch_size=128,
+    num_particles=2,
+    annealing={"kind": "cosine", "start": 0.01, "end": 1.243, "warmup_steps": 889},
+    learning_rates=dict(encoder=0.000864, emission=0.000300, transition=0.00941, init=0.000801),
+)
+TABLE3_DKF = dict(
+    num_steps=3000,
+    batch_size=512,
+    num_particles=2,
+    annealing={"kind": "cosine", "start": 0.01, "end": 1.245, "warmup_steps": 867},
+    learning_rates=dict(encoder=0.00887, emission=0.00777, transition=0.000099, init=0.005),
+)
 
 # -- the bimodal benchmark's CPU recipe (small networks, see benchmarks/README.md)
 #: one learning rate, decayed by a cosine to 3%, minibatches of 64 series
@@ -27,7 +34,7 @@ _SMALL = dict(batch_size=64, learning_rate=3e-3, lr_schedule="cosine", lr_end_fa
 _PHASE = [[0, 0.01], [200, 1.0], [1000, 1.0], [1200, 1.75], [4800, 1.75], [5400, 1.0]]
 #: then seven cycles of 1800 steps, each restarting the learning-rate decay with a shorter phase
 _BASE_STEPS, _CYCLE_STEPS, _NUM_CYCLES = 6000, 1800, 7
-_CYCLE = [[0, 1.0], [200, 1.75], [1200, 1.75], [1500, 1.0]]     # knots from a cycle's first step
+_CYCLE = [[0, 1.0], [200, 1.75], [1200, 1.75], [1500, 1.0]]  # knots from a cycle's first step
 _RESTARTS = [_BASE_STEPS + i * _CYCLE_STEPS for i in range(_NUM_CYCLES)]
 _KNOTS = _PHASE + [[start + step, value] for start in _RESTARTS for step, value in _CYCLE]
 #: the DDSSM's recipe: its transition learns faster (Table 3's pattern); every 300 steps the
@@ -36,13 +43,23 @@ _KNOTS = _PHASE + [[start + step, value] for start in _RESTARTS for step, value 
 #: 256 series with AdamW started afresh there.  Each piece, with the JSD it gave over several
 #: training seeds, is in docs/experiments/.
 BIMODAL_CPU_DDSSM = dict(
-    _SMALL, num_steps=_BASE_STEPS + _NUM_CYCLES * _CYCLE_STEPS, learning_rates={"transition": 1e-2},
-    lr_restarts=_RESTARTS, annealing={"kind": "piecewise", "points": _KNOTS},
-    validate_every=300, keep_best=True, validation_metric="log_score", restart_from_best=True,
-    clip_per_group=True, batch_schedule=[[_RESTARTS[-1], 256]], reset_moments_on_batch_change=True)
+    _SMALL,
+    num_steps=_BASE_STEPS + _NUM_CYCLES * _CYCLE_STEPS,
+    learning_rates={"transition": 1e-2},
+    lr_restarts=_RESTARTS,
+    annealing={"kind": "piecewise", "points": _KNOTS},
+    validate_every=300,
+    keep_best=True,
+    validation_metric="log_score",
+    restart_from_best=True,
+    clip_per_group=True,
+    batch_schedule=[[_RESTARTS[-1], 256]],
+    reset_moments_on_batch_change=True,
+)
 #: the DKF's: lambda 0.01 -> 1 over 200 steps, 6000 steps
-BIMODAL_CPU_DKF = dict(_SMALL, num_steps=6000,
-                       annealing={"kind": "cosine", "start": 0.01, "end": 1.0, "warmup_steps": 200})
+BIMODAL_CPU_DKF = dict(
+    _SMALL, num_steps=6000, annealing={"kind": "cosine", "start": 0.01, "end": 1.0, "warmup_steps": 200}
+)
 
 #: preset name -> flat trainer settings
 TRAINER_PRESETS = {

@@ -11,8 +11,10 @@ from ..validation import check_nonnegative_int, check_pairs
 
 def _check_weight(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"annealing {name} must be a finite number > 0 (it scales Pyro "
-                         f"sites, which needs a positive weight), got {value!r}")
+        raise ValueError(
+            f"annealing {name} must be a finite number > 0 (it scales Pyro "
+            f"sites, which needs a positive weight), got {value!r}"
+        )
     return float(value)
 
 
@@ -22,12 +24,16 @@ def _check_points(points):
     for i, pair in enumerate(check_pairs("annealing points", points, "(step, value)")):
         step = check_nonnegative_int(f"annealing points[{i}] step", pair[0])
         if checked and step <= checked[-1][0]:
-            raise ValueError(f"annealing points must have strictly increasing steps, got step {step} "
-                             f"after {checked[-1][0]} at points[{i}]")
+            raise ValueError(
+                f"annealing points must have strictly increasing steps, got step {step} "
+                f"after {checked[-1][0]} at points[{i}]"
+            )
         checked.append((step, _check_weight(f"points[{i}] value", pair[1])))
     if not checked:
-        raise ValueError("annealing kind 'piecewise' needs points=[(step, value), ...] (at least one); "
-                         "fit() takes them as annealing={'kind': 'piecewise', 'points': [...]}")
+        raise ValueError(
+            "annealing kind 'piecewise' needs points=[(step, value), ...] (at least one); "
+            "fit() takes them as annealing={'kind': 'piecewise', 'points': [...]}"
+        )
     return tuple(checked)
 
 
@@ -38,7 +44,7 @@ class AnnealingSchedule:
 
     The piecewise form expresses schedules that are not one ramp, e.g. the usual warm-up to 1,
     a phase above 1 and a return to 1 (``[(0, 0.01), (200, 1), (300, 1.5), (1800, 1.5),
-    (2300, 1)]``; see ``benchmarks/README.md`` for why a phase above 1 helps the DDSSM leave a
+    (2300, 1)]``; see ``docs/experiments/2026-11-30-lambda-phase.md`` for why a phase above 1 helps the DDSSM leave a
     latent that copies the noisy observations), or cyclical annealing.
 
     :param str kind: ``"cosine"`` (half-cosine ramp), ``"linear"``, ``"constant"`` (always
@@ -61,12 +67,10 @@ class AnnealingSchedule:
 
     def __post_init__(self):
         if self.kind not in ("cosine", "linear", "constant", "piecewise"):
-            raise ValueError("annealing kind must be 'cosine', 'linear', 'constant' or 'piecewise', "
-                             f"got {self.kind!r}")
+            raise ValueError(f"annealing kind must be 'cosine', 'linear', 'constant' or 'piecewise', got {self.kind!r}")
         # a numpy int is kept as an int (the schedule is saved as JSON); the dataclass is frozen
         if self.warmup_steps is not None:
-            object.__setattr__(self, "warmup_steps",
-                               check_nonnegative_int("annealing warmup_steps", self.warmup_steps))
+            object.__setattr__(self, "warmup_steps", check_nonnegative_int("annealing warmup_steps", self.warmup_steps))
         for name in ("start", "end"):
             _check_weight(name, getattr(self, name))
         if self.kind == "piecewise":
@@ -76,7 +80,7 @@ class AnnealingSchedule:
         else:
             object.__setattr__(self, "points", ())
 
-    def for_stage(self, num_steps: int) -> "AnnealingSchedule":
+    def for_stage(self, num_steps: int) -> AnnealingSchedule:
         """This schedule with an unset ``warmup_steps`` (``None``) resolved to ``num_steps // 3``."""
         if self.warmup_steps is not None:
             return self
@@ -84,8 +88,9 @@ class AnnealingSchedule:
 
     def __call__(self, step: int) -> float:
         if self.warmup_steps is None and self.kind not in ("piecewise", "constant"):
-            raise ValueError("this annealing schedule's warmup_steps is unset: resolve it with "
-                             "for_stage(num_steps) first")
+            raise ValueError(
+                "this annealing schedule's warmup_steps is unset: resolve it with for_stage(num_steps) first"
+            )
         if self.kind == "piecewise":
             return self._piecewise(step)
         if self.kind == "constant" or self.warmup_steps == 0 or step >= self.warmup_steps:
@@ -97,7 +102,7 @@ class AnnealingSchedule:
 
     def _piecewise(self, step):
         steps = [s for s, _ in self.points]
-        i = bisect.bisect_right(steps, step)          # points[i - 1] <= step < points[i]
+        i = bisect.bisect_right(steps, step)  # points[i - 1] <= step < points[i]
         if i == 0:
             return self.points[0][1]
         if i == len(steps):

@@ -64,16 +64,19 @@ class Trainer:
             raise TypeError("objective must be an Objective or a non-empty list of Stage")
         unknown = set(config.optimizer.learning_rates) - set(groups)
         if unknown:
-            raise ValueError(f"learning_rates names unknown parameter groups {sorted(unknown)}; "
-                             f"groups are {sorted(groups)}")
+            raise ValueError(
+                f"learning_rates names unknown parameter groups {sorted(unknown)}; groups are {sorted(groups)}"
+            )
         self.group_names = [name for name, params in groups.items() if params]
         self.params = {name: list(groups[name]) for name in self.group_names}
         self.stages, self.budgets, self.objectives, self.stage_groups = [], [], [], []
         for stage in stages:
             missing = set(stage.groups or ()) - set(groups)
             if missing:
-                raise ValueError(f"stage {stage.name!r} names unknown parameter groups {sorted(missing)}; "
-                                 f"groups are {sorted(groups)}")
+                raise ValueError(
+                    f"stage {stage.name!r} names unknown parameter groups {sorted(missing)}; "
+                    f"groups are {sorted(groups)}"
+                )
             budget = config.num_steps if stage.num_steps is None else int(stage.num_steps)
             self.stages.append(stage)
             self.budgets.append(budget)
@@ -117,9 +120,18 @@ class Trainer:
         names = self.stage_groups[i]
         self.stage_params = [p for name in names for p in self.params[name]]
         self.optimizer = torch.optim.AdamW(
-            [{"params": self.params[name], "lr": cfg.learning_rate_of(name),
-              "base_lr": cfg.learning_rate_of(name), "name": name} for name in names],
-            weight_decay=cfg.optimizer.weight_decay, foreach=True)
+            [
+                {
+                    "params": self.params[name],
+                    "lr": cfg.learning_rate_of(name),
+                    "base_lr": cfg.learning_rate_of(name),
+                    "name": name,
+                }
+                for name in names
+            ],
+            weight_decay=cfg.optimizer.weight_decay,
+            foreach=True,
+        )
         self.ema = None if cfg.selection.ema_decay is None else [p.detach().clone() for p in self.stage_params]
         self.best = None
 
@@ -145,12 +157,18 @@ class Trainer:
             "cuda_rng": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_initialized() else [],
             "batch_rng": self.batch_generator.get_state(),
             "ema": None if self.ema is None else [t.cpu().clone() for t in self.ema],
-            "best": None if self.best is None else {
-                "step": self.best["step"], "values": dict(self.best["values"]),
-                "params": [t.cpu().clone() for t in self.best["params"]]},
+            "best": None
+            if self.best is None
+            else {
+                "step": self.best["step"],
+                "values": dict(self.best["values"]),
+                "params": [t.cpu().clone() for t in self.best["params"]],
+            },
             # every column of any row (e.g. val_elbo appears only every validate_every steps)
-            "history": {key: [row.get(key, float("nan")) for row in self.rows]
-                        for key in dict.fromkeys(k for row in self.rows for k in row)},
+            "history": {
+                key: [row.get(key, float("nan")) for row in self.rows]
+                for key in dict.fromkeys(k for row in self.rows for k in row)
+            },
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -160,8 +178,10 @@ class Trainer:
             with torch.no_grad():
                 for p, t in zip(self.params[name], tensors):
                     if p.shape != t.shape:
-                        raise ValueError(f"checkpoint parameter in group {name!r} has shape "
-                                         f"{tuple(t.shape)}, the model has {tuple(p.shape)}")
+                        raise ValueError(
+                            f"checkpoint parameter in group {name!r} has shape "
+                            f"{tuple(t.shape)}, the model has {tuple(p.shape)}"
+                        )
                     p.copy_(t.to(p.device))
         stage = int(state.get("stage") or 0)
         if not 0 <= stage < len(self.stages):
@@ -179,9 +199,15 @@ class Trainer:
                 for e, p, t in zip(self.ema, self.stage_params, saved or [None] * len(self.ema)):
                     e.copy_(p if t is None else t.to(p.device))
         best = state.get("best")
-        self.best = None if best is None else {
-            "step": int(best["step"]), "values": {k: float(v) for k, v in best["values"].items()},
-            "params": [t.to(p.device) for t, p in zip(best["params"], self.stage_params)]}
+        self.best = (
+            None
+            if best is None
+            else {
+                "step": int(best["step"]),
+                "values": {k: float(v) for k, v in best["values"].items()},
+                "params": [t.to(p.device) for t, p in zip(best["params"], self.stage_params)],
+            }
+        )
         self.step = int(state["step"])
         history = state["history"]
         keys = list(history)
@@ -211,8 +237,12 @@ class Trainer:
         names = self.stage_groups[self.stage_index]
         with_grad = {name: [p for p in self.params[name] if p.grad is not None] for name in names}
         zero = torch.zeros((), device=self.stage_params[0].device)
-        norms = torch.stack([torch.nn.utils.get_total_norm([p.grad for p in params]) if params else zero
-                             for params in with_grad.values()])                        # (groups,)
+        norms = torch.stack(
+            [
+                torch.nn.utils.get_total_norm([p.grad for p in params]) if params else zero
+                for params in with_grad.values()
+            ]
+        )  # (groups,)
         norm = norms.square().sum().sqrt()
         if opt.clip_norm is not None:
             if opt.clip_per_group:
@@ -220,8 +250,7 @@ class Trainer:
                     if params:
                         torch.nn.utils.clip_grads_with_norm_(params, opt.clip_norm, group_norm)
             else:
-                torch.nn.utils.clip_grads_with_norm_([p for ps in with_grad.values() for p in ps],
-                                                     opt.clip_norm, norm)
+                torch.nn.utils.clip_grads_with_norm_([p for ps in with_grad.values() for p in ps], opt.clip_norm, norm)
         return norm, dict(zip(with_grad, norms.tolist()))
 
     @torch.no_grad()
@@ -268,8 +297,12 @@ class Trainer:
         previous step, copies the best parameters into the live ones (and the average) and
         returns the best step; ``None`` otherwise."""
         cfg = self.config
-        if not (cfg.selection.restart_from_best and stage_step in cfg.schedule.lr_restarts
-                and self.best is not None and self.best["step"] != self.step - 1):
+        if not (
+            cfg.selection.restart_from_best
+            and stage_step in cfg.schedule.lr_restarts
+            and self.best is not None
+            and self.best["step"] != self.step - 1
+        ):
             return None
         torch._foreach_copy_(self.stage_params, self.best["params"])
         if self.ema is not None:
@@ -301,11 +334,14 @@ class Trainer:
             for stage, objective in zip(self.stages, self.objectives):
                 names = set(getattr(objective, "validation_names", ())) | set(val_scores)
                 if sel.keep_best and sel.validation_metric not in names:
-                    raise ValueError(f"validation_metric {sel.validation_metric!r} is not among the "
-                                     f"validation values of stage {stage.name!r}: {sorted(names)}")
+                    raise ValueError(
+                        f"validation_metric {sel.validation_metric!r} is not among the "
+                        f"validation values of stage {stage.name!r}: {sorted(names)}"
+                    )
 
-    def fit(self, make_batch, num_series, *, val_batch=None, val_scores=None,
-            checkpoint_dir=None, resume=False) -> pd.DataFrame:
+    def fit(
+        self, make_batch, num_series, *, val_batch=None, val_scores=None, checkpoint_dir=None, resume=False
+    ) -> pd.DataFrame:
         """Runs every stage.
 
         :param make_batch: ``indices (LongTensor) -> batch`` for the objectives.
@@ -327,8 +363,12 @@ class Trainer:
         self._check_validation(val_batch, val_scores)
         if not (resume and self.load_checkpoint(checkpoint_dir)):
             pyro.set_rng_seed(cfg.seed)  # a fresh start, also when there is no checkpoint yet
-        bar = progress_bar(cfg.progress, total=self.total_steps, initial=self.step,
-                           desc=self.stages[0].name if len(self.stages) == 1 else "stages")
+        bar = progress_bar(
+            cfg.progress,
+            total=self.total_steps,
+            initial=self.step,
+            desc=self.stages[0].name if len(self.stages) == 1 else "stages",
+        )
         restores = 0
         start = time.perf_counter()
         self._stop = ended = False
@@ -357,8 +397,12 @@ class Trainer:
                     self.save_checkpoint(checkpoint_dir)
                 continue
             # a non-finite step
-            if cfg.checkpointing.on_nonfinite == "restore" and checkpoint_dir is not None and restores < 3 \
-                    and self.load_checkpoint(checkpoint_dir):
+            if (
+                cfg.checkpointing.on_nonfinite == "restore"
+                and checkpoint_dir is not None
+                and restores < 3
+                and self.load_checkpoint(checkpoint_dir)
+            ):
                 restores += 1
                 for group in self.optimizer.param_groups:
                     group["base_lr"] *= 0.5
@@ -399,12 +443,19 @@ class Trainer:
             what = "loss" if not torch.isfinite(loss) else "gradient"
             self._nonfinite_message = (
                 f"non-finite {what} at step {self.step} (stage {self.stages[index].name!r}): "
-                f"loss={float(loss.detach())}, grad_norm={float(norm)}; loss terms per series: {detail}")
+                f"loss={float(loss.detach())}, grad_norm={float(norm)}; loss terms per series: {detail}"
+            )
             return False
         self.optimizer.step()
         self._update_ema()
-        row = {"step": self.step, "stage": self.stages[index].name, "loss": float(loss.detach()), **terms,
-               "batch_size": batch_size, "grad_norm": float(norm)}
+        row = {
+            "step": self.step,
+            "stage": self.stages[index].name,
+            "loss": float(loss.detach()),
+            **terms,
+            "batch_size": batch_size,
+            "grad_norm": float(norm),
+        }
         row.update({f"grad_norm_{name}": n for name, n in group_norms.items()})
         row.update({f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups})
         if restart_from is not None:

@@ -2,7 +2,6 @@
 its parts and presets, and the registry."""
 
 from .base import Forecasting, GenerativeModel, Smoothing, Stage, capabilities
-
 from .ddssm import DDSSM
 from .dkf import DKF
 from .emission import Emission, GaussianEmission
@@ -12,7 +11,25 @@ from .registry import MODELS, ModelSpec, build_model, get_spec, register_model
 from .ssm import StateSpaceModel
 from .transition import DiffusionDynamics, GaussianTransition
 
-__all__ = ["GenerativeModel", "Stage", "Forecasting", "Smoothing", "capabilities", "ModelSpec", "get_spec",
-           "DDSSM", "DiffusionDynamics", "DKF", "Emission", "GaussianEmission", "SmoothingEncoder", "StandardNormalInit",
-           "VHPInit", "StateSpaceModel", "GaussianTransition", "MODELS", "build_model",
-           "register_model"]
+__all__ = [
+    "GenerativeModel",
+    "Stage",
+    "Forecasting",
+    "Smoothing",
+    "capabilities",
+    "ModelSpec",
+    "get_spec",
+    "DDSSM",
+    "DiffusionDynamics",
+    "DKF",
+    "Emission",
+    "GaussianEmission",
+    "SmoothingEncoder",
+    "StandardNormalInit",
+    "VHPInit",
+    "StateSpaceModel",
+    "GaussianTransition",
+    "MODELS",
+    "build_model",
+    "register_model",
+]

@@ -113,6 +113,8 @@ def capabilities(model) -> tuple:
 def require(model, capability: str, method: str) -> None:
     """Raises ``TypeError`` unless ``model`` has ``capability`` (``method`` names the call)."""
     if not isinstance(model, CAPABILITIES[capability]):
-        raise TypeError(f"{method} needs a model with the {capability!r} capability; "
-                        f"{type(model).__name__} has {list(capabilities(model)) or 'none'} "
-                        f"(every model can sample())")
+        raise TypeError(
+            f"{method} needs a model with the {capability!r} capability; "
+            f"{type(model).__name__} has {list(capabilities(model)) or 'none'} "
+            f"(every model can sample())"
+        )

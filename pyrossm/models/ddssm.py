@@ -39,30 +39,72 @@ class DDSSM(PresetModel):
     :param str activation: every network's activation (denoiser, encoder, emission, init):
         ``"relu"`` (default; CSDI's and the paper's) or ``"silu"``, whose units cannot die (whole
         ReLU layers died in some fits, see :class:`~pyrossm.nn.CSDIDenoiser`; SiLU prevented that
-        but did not lower the bimodal JSD, ``benchmarks/README.md``, "Dead units").  Fits saved
+        but did not lower the bimodal JSD, ``docs/experiments/2026-11-30-dead-units.md``).  Fits saved
         before this option existed load with ReLU.
     """
 
-    def __init__(self, obs_dim, latent_dim=1, order=1, covariate_dim=0, init="vhp", channels=16,
-                 hidden_dim=16, encoder_layers=2, emission_layers=2, diffusion_channels=16,
-                 diffusion_layers=3, num_diffusion_steps=128, schedule="linear",
-                 num_noise_draws=2, sampler="ddpm", num_sampling_steps=None,
-                 residual_transition=False, diffusion_beta_end=None,
-                 diffusion_beta_start=None, activation="relu"):
+    def __init__(
+        self,
+        obs_dim,
+        latent_dim=1,
+        order=1,
+        covariate_dim=0,
+        init="vhp",
+        channels=16,
+        hidden_dim=16,
+        encoder_layers=2,
+        emission_layers=2,
+        diffusion_channels=16,
+        diffusion_layers=3,
+        num_diffusion_steps=128,
+        schedule="linear",
+        num_noise_draws=2,
+        sampler="ddpm",
+        num_sampling_steps=None,
+        residual_transition=False,
+        diffusion_beta_end=None,
+        diffusion_beta_start=None,
+        activation="relu",
+    ):
         check_order_and_latent_dim(order, latent_dim)
-        transition = DiffusionDynamics(latent_dim, order, covariate_dim, num_diffusion_steps,
-                                       schedule, num_noise_draws, diffusion_channels,
-                                       diffusion_layers, sampler=sampler,
-                                       num_sampling_steps=num_sampling_steps,
-                                       residual=residual_transition, beta_end=diffusion_beta_end,
-                                       beta_start=diffusion_beta_start,
-                                       activation=activation)
-        super().__init__(transition, dict(
-            obs_dim=obs_dim, latent_dim=latent_dim, order=order, covariate_dim=covariate_dim,
-            init=init, channels=channels, hidden_dim=hidden_dim, encoder_layers=encoder_layers,
-            emission_layers=emission_layers, diffusion_channels=diffusion_channels,
-            diffusion_layers=diffusion_layers, num_diffusion_steps=num_diffusion_steps,
-            schedule=schedule, num_noise_draws=num_noise_draws, sampler=sampler,
-            num_sampling_steps=num_sampling_steps, residual_transition=residual_transition,
-            diffusion_beta_end=diffusion_beta_end, diffusion_beta_start=diffusion_beta_start,
-            activation=activation))
+        transition = DiffusionDynamics(
+            latent_dim,
+            order,
+            covariate_dim,
+            num_diffusion_steps,
+            schedule,
+            num_noise_draws,
+            diffusion_channels,
+            diffusion_layers,
+            sampler=sampler,
+            num_sampling_steps=num_sampling_steps,
+            residual=residual_transition,
+            beta_end=diffusion_beta_end,
+            beta_start=diffusion_beta_start,
+            activation=activation,
+        )
+        super().__init__(
+            transition,
+            dict(
+                obs_dim=obs_dim,
+                latent_dim=latent_dim,
+                order=order,
+                covariate_dim=covariate_dim,
+                init=init,
+                channels=channels,
+                hidden_dim=hidden_dim,
+                encoder_layers=encoder_layers,
+                emission_layers=emission_layers,
+                diffusion_channels=diffusion_channels,
+                diffusion_layers=diffusion_layers,
+                num_diffusion_steps=num_diffusion_steps,
+                schedule=schedule,
+                num_noise_draws=num_noise_draws,
+                sampler=sampler,
+                num_sampling_steps=num_sampling_steps,
+                residual_transition=residual_transition,
+                diffusion_beta_end=diffusion_beta_end,
+                diffusion_beta_start=diffusion_beta_start,
+                activation=activation,
+            ),
+        )

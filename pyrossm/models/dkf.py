@@ -22,11 +22,26 @@ class PresetModel(StateSpaceModel):
 
     def __init__(self, transition, config):
         c = config
-        parts = shared_parts(c["obs_dim"], c["latent_dim"], c["order"], c["covariate_dim"], c["init"],
-                             c["channels"], c["hidden_dim"], c["encoder_layers"], c["emission_layers"],
-                             c["activation"])
-        super().__init__(transition=transition, **parts, latent_dim=c["latent_dim"], order=c["order"],
-                         obs_dim=c["obs_dim"], covariate_dim=c["covariate_dim"])
+        parts = shared_parts(
+            c["obs_dim"],
+            c["latent_dim"],
+            c["order"],
+            c["covariate_dim"],
+            c["init"],
+            c["channels"],
+            c["hidden_dim"],
+            c["encoder_layers"],
+            c["emission_layers"],
+            c["activation"],
+        )
+        super().__init__(
+            transition=transition,
+            **parts,
+            latent_dim=c["latent_dim"],
+            order=c["order"],
+            obs_dim=c["obs_dim"],
+            covariate_dim=c["covariate_dim"],
+        )
         self.config = dict(config)
 
 
@@ -46,23 +61,55 @@ class DKF(PresetModel):
         :class:`~pyrossm.nn.CSDIDenoiser`).  Fits saved before this option existed load with ReLU.
     """
 
-    def __init__(self, obs_dim, latent_dim=1, order=1, covariate_dim=0, init="vhp", channels=16,
-                 hidden_dim=16, encoder_layers=2, emission_layers=2, transition_layers=3,
-                 activation="relu"):
+    def __init__(
+        self,
+        obs_dim,
+        latent_dim=1,
+        order=1,
+        covariate_dim=0,
+        init="vhp",
+        channels=16,
+        hidden_dim=16,
+        encoder_layers=2,
+        emission_layers=2,
+        transition_layers=3,
+        activation="relu",
+    ):
         check_order_and_latent_dim(order, latent_dim)  # before the parts are built from them
         # the transition is built first, then the shared parts: parameter initialisation order
-        transition = GaussianTransition(latent_dim, order, covariate_dim, channels,
-                                        transition_layers, hidden_dim, hidden_dim,
-                                        activation=activation)
-        super().__init__(transition, dict(
-            obs_dim=obs_dim, latent_dim=latent_dim, order=order, covariate_dim=covariate_dim,
-            init=init, channels=channels, hidden_dim=hidden_dim, encoder_layers=encoder_layers,
-            emission_layers=emission_layers, transition_layers=transition_layers,
-            activation=activation))
+        transition = GaussianTransition(
+            latent_dim, order, covariate_dim, channels, transition_layers, hidden_dim, hidden_dim, activation=activation
+        )
+        super().__init__(
+            transition,
+            dict(
+                obs_dim=obs_dim,
+                latent_dim=latent_dim,
+                order=order,
+                covariate_dim=covariate_dim,
+                init=init,
+                channels=channels,
+                hidden_dim=hidden_dim,
+                encoder_layers=encoder_layers,
+                emission_layers=emission_layers,
+                transition_layers=transition_layers,
+                activation=activation,
+            ),
+        )
 
 
-def shared_parts(obs_dim, latent_dim, order, covariate_dim, init, channels, hidden_dim,
-                 encoder_layers, emission_layers, activation="relu") -> dict:
+def shared_parts(
+    obs_dim,
+    latent_dim,
+    order,
+    covariate_dim,
+    init,
+    channels,
+    hidden_dim,
+    encoder_layers,
+    emission_layers,
+    activation="relu",
+) -> dict:
     """The emission, encoder and init shared by the DKF and DDSSM presets (Table 1).
 
     Validates ``order``, ``latent_dim`` and ``init`` first.  :returns: ``dict(emission=...,
@@ -73,10 +120,11 @@ def shared_parts(obs_dim, latent_dim, order, covariate_dim, init, channels, hidd
         raise ValueError(f"init must be 'vhp' or 'normal', got {init!r}")
     kw = dict(channels=channels, seq_dim=hidden_dim, hidden_dim=hidden_dim, activation=activation)
     return dict(
-        emission=GaussianEmission(obs_dim, latent_dim, order, covariate_dim,
-                                  num_layers=emission_layers, **kw),
-        encoder=SmoothingEncoder(obs_dim, latent_dim, order, covariate_dim,
-                                 summary_dim=hidden_dim, num_layers=encoder_layers, **kw),
-        init=(VHPInit(latent_dim, order, covariate_dim, **kw) if init == "vhp"
-              else StandardNormalInit(latent_dim, order)),
+        emission=GaussianEmission(obs_dim, latent_dim, order, covariate_dim, num_layers=emission_layers, **kw),
+        encoder=SmoothingEncoder(
+            obs_dim, latent_dim, order, covariate_dim, summary_dim=hidden_dim, num_layers=encoder_layers, **kw
+        ),
+        init=(
+            VHPInit(latent_dim, order, covariate_dim, **kw) if init == "vhp" else StandardNormalInit(latent_dim, order)
+        ),
     )

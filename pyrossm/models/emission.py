@@ -48,16 +48,36 @@ class GaussianEmission(Emission):
     :param str activation: ``"silu"`` or ``"relu"`` (see :class:`~pyrossm.nn.ContextGaussian`).
     """
 
-    def __init__(self, obs_dim, latent_dim, order=1, covariate_dim=0, channels=16, num_layers=2,
-                 seq_dim=16, hidden_dim=16, time_mixer="conv", feature_mixer="conv",
-                 activation="relu"):
+    def __init__(
+        self,
+        obs_dim,
+        latent_dim,
+        order=1,
+        covariate_dim=0,
+        channels=16,
+        num_layers=2,
+        seq_dim=16,
+        hidden_dim=16,
+        time_mixer="conv",
+        feature_mixer="conv",
+        activation="relu",
+    ):
         super().__init__()
         self.obs_dim, self.latent_dim, self.order = obs_dim, latent_dim, order
         self.covariate_dim = covariate_dim
-        self.net = ContextGaussian(latent_dim, order, obs_dim, side_dim=covariate_dim + 1,
-                                   seq_dim=seq_dim, channels=channels, num_layers=num_layers,
-                                   hidden_dim=hidden_dim, time_mixer=time_mixer,
-                                   feature_mixer=feature_mixer, activation=activation)
+        self.net = ContextGaussian(
+            latent_dim,
+            order,
+            obs_dim,
+            side_dim=covariate_dim + 1,
+            seq_dim=seq_dim,
+            channels=channels,
+            num_layers=num_layers,
+            hidden_dim=hidden_dim,
+            time_mixer=time_mixer,
+            feature_mixer=feature_mixer,
+            activation=activation,
+        )
 
     def parameters_of(self, window, covariates, pad_mask):
         loc, scale = self.net(window, torch.cat([covariates, pad_mask.unsqueeze(-1)], dim=-1))

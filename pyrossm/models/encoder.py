@@ -21,18 +21,40 @@ class SmoothingEncoder(nn.Module):
     :param str activation: ``"silu"`` or ``"relu"`` (see :class:`~pyrossm.nn.ContextGaussian`).
     """
 
-    def __init__(self, obs_dim, latent_dim, order=1, covariate_dim=0, summary_dim=16,
-                 summary_layers=3, channels=16, num_layers=2, seq_dim=16, hidden_dim=16,
-                 time_mixer="conv", feature_mixer="conv", time_dim=8, activation="relu"):
+    def __init__(
+        self,
+        obs_dim,
+        latent_dim,
+        order=1,
+        covariate_dim=0,
+        summary_dim=16,
+        summary_layers=3,
+        channels=16,
+        num_layers=2,
+        seq_dim=16,
+        hidden_dim=16,
+        time_mixer="conv",
+        feature_mixer="conv",
+        time_dim=8,
+        activation="relu",
+    ):
         super().__init__()
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
         self.summary = FutureSummary(obs_dim, covariate_dim, summary_dim, summary_layers, time_dim)
         self.summary_dim = summary_dim
-        self.net = ContextGaussian(summary_dim + latent_dim, order + 1, latent_dim,
-                                   side_dim=2 + covariate_dim, seq_dim=seq_dim, channels=channels,
-                                   num_layers=num_layers, hidden_dim=hidden_dim,
-                                   time_mixer=time_mixer, feature_mixer=feature_mixer,
-                                   activation=activation)
+        self.net = ContextGaussian(
+            summary_dim + latent_dim,
+            order + 1,
+            latent_dim,
+            side_dim=2 + covariate_dim,
+            seq_dim=seq_dim,
+            channels=channels,
+            num_layers=num_layers,
+            hidden_dim=hidden_dim,
+            time_mixer=time_mixer,
+            feature_mixer=feature_mixer,
+            activation=activation,
+        )
 
     def summarize(self, x, mask, covariates):
         """``(N, T, D), (N, T, D), (N, T, V) -> h (N, T, C_summary)``."""
@@ -48,7 +70,7 @@ class SmoothingEncoder(nn.Module):
         b, j, m = history.shape
         slot0 = torch.cat([summary, summary.new_zeros(b, m)], dim=-1).unsqueeze(1)
         slots = torch.cat([history.new_zeros(b, j, self.summary_dim), history], dim=-1)
-        seq = torch.cat([slot0, slots], dim=1)                                      # (B, j+1, C+M)
+        seq = torch.cat([slot0, slots], dim=1)  # (B, j+1, C+M)
         role = torch.cat([history.new_zeros(b, 1), history.new_ones(b, j)], dim=1)
         pad = torch.cat([history.new_ones(b, 1), pad_mask], dim=1)
         cov = torch.cat([covariates[:, -1:, :], covariates[:, :-1, :]], dim=1)

@@ -46,18 +46,45 @@ class VHPInit(nn.Module):
 
     auxiliary = True
 
-    def __init__(self, latent_dim, order=1, covariate_dim=0, channels=16, num_layers=2,
-                 seq_dim=16, hidden_dim=16, feature_mixer="conv", activation="relu"):
+    def __init__(
+        self,
+        latent_dim,
+        order=1,
+        covariate_dim=0,
+        channels=16,
+        num_layers=2,
+        seq_dim=16,
+        hidden_dim=16,
+        feature_mixer="conv",
+        activation="relu",
+    ):
         super().__init__()
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
-        self.conditional = GaussianTransition(latent_dim, order, covariate_dim, channels, num_layers,
-                                              seq_dim, hidden_dim, "identity", feature_mixer,
-                                              activation=activation)
-        self.posterior_net = ContextGaussian(latent_dim, order, order * latent_dim,
-                                             side_dim=covariate_dim, seq_dim=seq_dim,
-                                             channels=channels, num_layers=num_layers,
-                                             hidden_dim=hidden_dim, time_mixer="identity",
-                                             feature_mixer=feature_mixer, activation=activation)
+        self.conditional = GaussianTransition(
+            latent_dim,
+            order,
+            covariate_dim,
+            channels,
+            num_layers,
+            seq_dim,
+            hidden_dim,
+            "identity",
+            feature_mixer,
+            activation=activation,
+        )
+        self.posterior_net = ContextGaussian(
+            latent_dim,
+            order,
+            order * latent_dim,
+            side_dim=covariate_dim,
+            seq_dim=seq_dim,
+            channels=channels,
+            num_layers=num_layers,
+            hidden_dim=hidden_dim,
+            time_mixer="identity",
+            feature_mixer=feature_mixer,
+            activation=activation,
+        )
 
     def aux_prior(self, like: torch.Tensor):
         """``N(0, I)`` over ``z_{1-j:0}``, event ``(j, M)``, batch ``like.shape[:-2]``."""

@@ -76,8 +76,10 @@ def get_spec(name) -> ModelSpec:
     from ..inference.config import closest
 
     if not isinstance(name, str) or name.lower() not in MODELS:
-        raise ValueError(f"model must be one of {sorted(MODELS)} or a GenerativeModel instance, "
-                         f"got {name!r}{closest(name, MODELS) if isinstance(name, str) else ''}")
+        raise ValueError(
+            f"model must be one of {sorted(MODELS)} or a GenerativeModel instance, "
+            f"got {name!r}{closest(name, MODELS) if isinstance(name, str) else ''}"
+        )
     return MODELS[name.lower()]
 
 
@@ -91,10 +93,11 @@ def build_model(name: str, **kwargs):
     return get_spec(name).build(**kwargs)
 
 
-register_model("dkf", DKF, "Deep Kalman Filter: Gaussian transition, structured smoothing guide",
-               migrate=_relu_before_activation)
-register_model("ddssm", DDSSM, "Diffusion-driven SSM: a conditional diffusion transition",
-               migrate=_relu_before_activation)
+register_model(
+    "dkf", DKF, "Deep Kalman Filter: Gaussian transition, structured smoothing guide", migrate=_relu_before_activation
+)
+register_model(
+    "ddssm", DDSSM, "Diffusion-driven SSM: a conditional diffusion transition", migrate=_relu_before_activation
+)
 
-__all__ = ["ModelSpec", "MODELS", "register_model", "get_spec", "model_arguments", "build_model",
-           "capabilities"]
+__all__ = ["ModelSpec", "MODELS", "register_model", "get_spec", "model_arguments", "build_model", "capabilities"]

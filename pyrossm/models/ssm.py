@@ -55,8 +55,7 @@ class StateSpaceModel(GenerativeModel, Forecasting, Smoothing):
 
     min_length_name = "order"
 
-    def __init__(self, transition, emission, encoder, init=None, *, latent_dim, order=1,
-                 obs_dim, covariate_dim=0):
+    def __init__(self, transition, emission, encoder, init=None, *, latent_dim, order=1, obs_dim, covariate_dim=0):
         super().__init__()
         check_order_and_latent_dim(order, latent_dim)
         self.transition, self.emission, self.encoder = transition, emission, encoder
@@ -89,7 +88,7 @@ class StateSpaceModel(GenerativeModel, Forecasting, Smoothing):
 
     def latent_prior(self, covariates, length, aux=None):
         """The prior :class:`StateSpacePrior` over ``z_{1:length}``; ``covariates`` ``(..., length, V)``."""
-        init = self.init.prior(covariates[..., :self.order, :], aux)
+        init = self.init.prior(covariates[..., : self.order, :], aux)
         return StateSpacePrior(init, self.transition, covariates, length)
 
     def latent_posterior(self, x, mask, covariates):
@@ -104,9 +103,9 @@ class StateSpaceModel(GenerativeModel, Forecasting, Smoothing):
         :returns: distribution with batch ``(..., T, D)``.
         """
         j, length = self.order, z.shape[-2]
-        windows = sliding_windows(left_pad(z, j - 1), j)                      # (..., T, j, M)
-        cov = sliding_windows(left_pad(covariates, j - 1), j)                 # (..., T, j, V)
-        pad = padding_mask(length, j, device=z.device)                        # (T, j)
+        windows = sliding_windows(left_pad(z, j - 1), j)  # (..., T, j, M)
+        cov = sliding_windows(left_pad(covariates, j - 1), j)  # (..., T, j, V)
+        pad = padding_mask(length, j, device=z.device)  # (T, j)
         return self.emission(windows, cov, pad)
 
     # ------------------------------------------------------------------ Pyro programs
@@ -123,7 +122,7 @@ class StateSpaceModel(GenerativeModel, Forecasting, Smoothing):
             with poutine.scale(scale=annealing):
                 aux = None
                 if self.init.auxiliary:
-                    aux = pyro.sample("z_aux", self.init.aux_prior(covariates[..., :self.order, :]))
+                    aux = pyro.sample("z_aux", self.init.aux_prior(covariates[..., : self.order, :]))
                 z = pyro.sample("z", self.latent_prior(covariates, length, aux))
             pyro.sample("x", self.emission_dist(z, covariates).mask(mask).to_event(2), obs=x)
         return z
@@ -135,8 +134,7 @@ class StateSpaceModel(GenerativeModel, Forecasting, Smoothing):
         with pyro.plate("series", n, dim=-1), poutine.scale(scale=annealing):
             z = pyro.sample("z", posterior)
             if self.init.auxiliary:
-                pyro.sample("z_aux", self.init.aux_posterior(z[..., :self.order, :],
-                                                             covariates[..., :self.order, :]))
+                pyro.sample("z_aux", self.init.aux_posterior(z[..., : self.order, :], covariates[..., : self.order, :]))
         return z
 
     # ------------------------------------------------------------------ prediction
@@ -169,11 +167,12 @@ class StateSpaceModel(GenerativeModel, Forecasting, Smoothing):
         """
         j = self.order
         cov = torch.cat([covariates, future_covariates], dim=-2)
-        z_future = rollout(self.transition, z[..., -j:, :], cov[..., -(j + horizon):, :], horizon,
-                           reparameterized=False)
-        window = torch.cat([z[..., z.shape[-2] - (j - 1):, :], z_future], dim=-2)
-        x_future = self.emission_dist(window, cov[..., -window.shape[-2]:, :]).sample()
-        return z_future, x_future[..., j - 1:, :]
+        z_future = rollout(
+            self.transition, z[..., -j:, :], cov[..., -(j + horizon) :, :], horizon, reparameterized=False
+        )
+        window = torch.cat([z[..., z.shape[-2] - (j - 1) :, :], z_future], dim=-2)
+        x_future = self.emission_dist(window, cov[..., -window.shape[-2] :, :]).sample()
+        return z_future, x_future[..., j - 1 :, :]
 
     @torch.no_grad()
     def one_step_log_score(self, x, mask, covariates, num_samples):
@@ -195,15 +194,18 @@ class StateSpaceModel(GenerativeModel, Forecasting, Smoothing):
         """
         j, length = self.order, x.shape[-2]
         if length <= j:
-            raise ValueError(f"the 1-step log score needs series longer than the Markov order "
-                             f"{j} (a context of {j} steps and a step to score), got {length} steps")
-        z = self.sample_posterior(x[:, :-1], mask[:, :-1], covariates[:, :-1], num_samples)   # (S,N,T-1,M)
-        z_next = rollout(self.transition, z[..., -j:, :], covariates[..., -(j + 1):, :], 1,
-                         reparameterized=False)                                               # (S,N,1,M)
-        window = torch.cat([z[..., z.shape[-2] - (j - 1):, :], z_next], dim=-2)               # (S,N,j,M)
-        emission = self.emission_dist(window, covariates[..., -j:, :])                      # (S,N,j,D)
-        log_p = emission.log_prob(x[..., -j:, :])[..., -1, :]                                 # (S,N,D)
-        log_p = torch.where(mask[:, -1, :], log_p, torch.zeros_like(log_p)).sum(-1)          # (S,N)
+            raise ValueError(
+                f"the 1-step log score needs series longer than the Markov order "
+                f"{j} (a context of {j} steps and a step to score), got {length} steps"
+            )
+        z = self.sample_posterior(x[:, :-1], mask[:, :-1], covariates[:, :-1], num_samples)  # (S,N,T-1,M)
+        z_next = rollout(
+            self.transition, z[..., -j:, :], covariates[..., -(j + 1) :, :], 1, reparameterized=False
+        )  # (S,N,1,M)
+        window = torch.cat([z[..., z.shape[-2] - (j - 1) :, :], z_next], dim=-2)  # (S,N,j,M)
+        emission = self.emission_dist(window, covariates[..., -j:, :])  # (S,N,j,D)
+        log_p = emission.log_prob(x[..., -j:, :])[..., -1, :]  # (S,N,D)
+        log_p = torch.where(mask[:, -1, :], log_p, torch.zeros_like(log_p)).sum(-1)  # (S,N)
         return torch.logsumexp(log_p, dim=0) - math.log(num_samples)
 
     @torch.no_grad()
@@ -216,11 +218,9 @@ class StateSpaceModel(GenerativeModel, Forecasting, Smoothing):
         """Unconditional samples: ``(z, x)`` of shapes ``(..., N, T, M)``, ``(..., N, T, D)``
         (leading dims from ``covariates`` ``(..., N, T, V)``)."""
         if covariates is None:
-            covariates = torch.zeros(num_series, length, self.covariate_dim,
-                                     device=next(self.parameters()).device)
+            covariates = torch.zeros(num_series, length, self.covariate_dim, device=next(self.parameters()).device)
         aux = None
         if self.init.auxiliary:
-            aux = self.init.aux_prior(covariates[..., :self.order, :]).sample()
+            aux = self.init.aux_prior(covariates[..., : self.order, :]).sample()
         z = self.latent_prior(covariates, length, aux).sample()
         return z, self.emission_dist(z, covariates).sample()
-

@@ -28,16 +28,35 @@ class GaussianTransition(nn.Module):
     :param str activation: ``"silu"`` or ``"relu"`` (see :class:`~pyrossm.nn.ContextGaussian`).
     """
 
-    def __init__(self, latent_dim, order=1, covariate_dim=0, channels=16, num_layers=3,
-                 seq_dim=16, hidden_dim=16, time_mixer="identity", feature_mixer="conv",
-                 activation="relu"):
+    def __init__(
+        self,
+        latent_dim,
+        order=1,
+        covariate_dim=0,
+        channels=16,
+        num_layers=3,
+        seq_dim=16,
+        hidden_dim=16,
+        time_mixer="identity",
+        feature_mixer="conv",
+        activation="relu",
+    ):
         super().__init__()
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
-        self.net = ContextGaussian(latent_dim, order, latent_dim, side_dim=covariate_dim,
-                                   extra_dim=covariate_dim, seq_dim=seq_dim, channels=channels,
-                                   num_layers=num_layers, hidden_dim=hidden_dim,
-                                   time_mixer=time_mixer, feature_mixer=feature_mixer,
-                                   activation=activation)
+        self.net = ContextGaussian(
+            latent_dim,
+            order,
+            latent_dim,
+            side_dim=covariate_dim,
+            extra_dim=covariate_dim,
+            seq_dim=seq_dim,
+            channels=channels,
+            num_layers=num_layers,
+            hidden_dim=hidden_dim,
+            time_mixer=time_mixer,
+            feature_mixer=feature_mixer,
+            activation=activation,
+        )
 
     def forward(self, history: torch.Tensor, covariates: torch.Tensor):
         """``(B, j, M), (B, j+1, V) -> Normal`` with batch ``(B,)``, event ``(M,)``."""
@@ -104,20 +123,39 @@ class DiffusionDynamics(nn.Module):
         ``"linear"`` the departure from a learned linear mean (:class:`LinearShift`).
     """
 
-    def __init__(self, latent_dim, order=1, covariate_dim=0, num_diffusion_steps=128,
-                 schedule="linear", num_noise_draws=2, channels=16, num_layers=3,
-                 time_mixer="conv", feature_mixer="conv", sampler="ddpm", num_sampling_steps=None,
-                 network=None, residual=False, beta_end=None, beta_start=None, activation="relu"):
+    def __init__(
+        self,
+        latent_dim,
+        order=1,
+        covariate_dim=0,
+        num_diffusion_steps=128,
+        schedule="linear",
+        num_noise_draws=2,
+        channels=16,
+        num_layers=3,
+        time_mixer="conv",
+        feature_mixer="conv",
+        sampler="ddpm",
+        num_sampling_steps=None,
+        network=None,
+        residual=False,
+        beta_end=None,
+        beta_start=None,
+        activation="relu",
+    ):
         super().__init__()
         from ..diffusion import NoiseSchedule
         from ..nn import CSDIDenoiser
 
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
-        self.schedule = NoiseSchedule(num_diffusion_steps, schedule, beta_start=beta_start,
-                                      beta_end=beta_end)
-        self.network = network if network is not None else CSDIDenoiser(
-            latent_dim, order, covariate_dim, channels, num_layers, time_mixer, feature_mixer,
-            activation=activation)
+        self.schedule = NoiseSchedule(num_diffusion_steps, schedule, beta_start=beta_start, beta_end=beta_end)
+        self.network = (
+            network
+            if network is not None
+            else CSDIDenoiser(
+                latent_dim, order, covariate_dim, channels, num_layers, time_mixer, feature_mixer, activation=activation
+            )
+        )
         from ..distributions.diffusion import check_diffusion_arguments
 
         check_diffusion_arguments(self.schedule, num_noise_draws, sampler, num_sampling_steps)
@@ -153,6 +191,14 @@ class DiffusionDynamics(nn.Module):
     def forward(self, history, covariates):
         from ..distributions import DiffusionTransition
 
-        return DiffusionTransition(self.network, self.schedule, history, covariates,
-                                   self.num_noise_draws, self.sampler, self.num_sampling_steps,
-                                   residual=self.residual is True, shift=self.shift)
+        return DiffusionTransition(
+            self.network,
+            self.schedule,
+            history,
+            covariates,
+            self.num_noise_draws,
+            self.sampler,
+            self.num_sampling_steps,
+            residual=self.residual is True,
+            shift=self.shift,
+        )

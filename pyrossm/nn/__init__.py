@@ -8,5 +8,20 @@ from .heads import GaussianHead, mlp
 from .mixers import make_mixer
 from .summary import FutureSummary, sinusoidal_embedding
 
-__all__ = ["ACTIVATIONS", "activation_function", "activation_module", "check_activation", "ContextProducer", "ContextGaussian", "CSDIDenoiser", "DiffusionEmbedding", "ResidualBlock", "ResidualStack", "GaussianHead", "mlp",
-           "make_mixer", "FutureSummary", "sinusoidal_embedding"]
+__all__ = [
+    "ACTIVATIONS",
+    "activation_function",
+    "activation_module",
+    "check_activation",
+    "ContextProducer",
+    "ContextGaussian",
+    "CSDIDenoiser",
+    "DiffusionEmbedding",
+    "ResidualBlock",
+    "ResidualStack",
+    "GaussianHead",
+    "mlp",
+    "make_mixer",
+    "FutureSummary",
+    "sinusoidal_embedding",
+]

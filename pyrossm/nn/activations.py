@@ -7,7 +7,7 @@ from torch.nn import functional as F
 
 #: name -> (function, module class).  ReLU is the default everywhere (the paper's); a ReLU unit
 #: that is negative for every input passes no gradient and never recovers, and in some fitted
-#: bimodal models whole layers of them died, which SiLU prevents (``benchmarks/README.md``,
+#: bimodal models whole layers of them died, which SiLU prevents (``docs/experiments/2026-11-30-dead-units.md``,
 #: "Dead units").
 ACTIVATIONS = {"silu": (F.silu, nn.SiLU), "relu": (F.relu, nn.ReLU)}
 

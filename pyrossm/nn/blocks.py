@@ -32,8 +32,7 @@ class ResidualBlock(nn.Module):
     :param int diffusion_dim: width of the diffusion-step embedding (0 for none).
     """
 
-    def __init__(self, channels, side_dim=0, time_mixer="conv", feature_mixer="conv",
-                 diffusion_dim=0, kernel_size=2):
+    def __init__(self, channels, side_dim=0, time_mixer="conv", feature_mixer="conv", diffusion_dim=0, kernel_size=2):
         super().__init__()
         self.time_mixer = make_mixer(time_mixer, channels, "time", kernel_size)
         self.feature_mixer = make_mixer(feature_mixer, channels, "feature", kernel_size)
@@ -74,8 +73,9 @@ class ResidualStack(nn.Module):
     Other arguments as for :class:`ResidualBlock`.
     """
 
-    def __init__(self, channels, num_layers, side_dim=0, time_mixer="conv", feature_mixer="conv",
-                 diffusion_dim=0, kernel_size=2):
+    def __init__(
+        self, channels, num_layers, side_dim=0, time_mixer="conv", feature_mixer="conv", diffusion_dim=0, kernel_size=2
+    ):
         super().__init__()
         self.blocks = nn.ModuleList(
             ResidualBlock(channels, side_dim, time_mixer, feature_mixer, diffusion_dim, kernel_size)
@@ -109,15 +109,24 @@ class ContextProducer(nn.Module):
     :param str activation: after the lift and the last projection: ``"silu"`` or ``"relu"``.
     """
 
-    def __init__(self, seq_dim, seq_len, side_dim=0, channels=16, num_layers=2,
-                 time_mixer="conv", feature_mixer="conv", kernel_size=2, activation="relu"):
+    def __init__(
+        self,
+        seq_dim,
+        seq_len,
+        side_dim=0,
+        channels=16,
+        num_layers=2,
+        time_mixer="conv",
+        feature_mixer="conv",
+        kernel_size=2,
+        activation="relu",
+    ):
         super().__init__()
         self.activation = activation
         self._act = activation_function(activation)
         self.seq_dim, self.seq_len, self.channels = seq_dim, seq_len, channels
         self.lift = nn.Linear(1, channels)
-        self.stack = ResidualStack(channels, num_layers, side_dim, time_mixer, feature_mixer,
-                                   0, kernel_size)
+        self.stack = ResidualStack(channels, num_layers, side_dim, time_mixer, feature_mixer, 0, kernel_size)
         self.post = nn.Linear(channels, channels)
         self.pool_weight = nn.Parameter(torch.randn(seq_dim, seq_len, channels) / math.sqrt(seq_len))
         self.pool_bias = nn.Parameter(torch.zeros(seq_dim, channels))

@@ -36,15 +36,27 @@ class ContextGaussian(nn.Module):
     :param str activation: ``"relu"`` (default) or ``"silu"``, in the producer and the head.
     """
 
-    def __init__(self, in_dim, seq_len, out_dim, side_dim=0, extra_dim=0, seq_dim=16, channels=16,
-                 num_layers=2, hidden_dim=16, time_mixer="conv", feature_mixer="conv",
-                 activation="relu"):
+    def __init__(
+        self,
+        in_dim,
+        seq_len,
+        out_dim,
+        side_dim=0,
+        extra_dim=0,
+        seq_dim=16,
+        channels=16,
+        num_layers=2,
+        hidden_dim=16,
+        time_mixer="conv",
+        feature_mixer="conv",
+        activation="relu",
+    ):
         super().__init__()
         self.project = nn.Linear(in_dim, seq_dim)
-        self.context = ContextProducer(seq_dim, seq_len, side_dim, channels, num_layers,
-                                       time_mixer, feature_mixer, activation=activation)
-        self.head = GaussianHead(self.context.output_dim + extra_dim, out_dim, hidden_dim,
-                                 activation=activation)
+        self.context = ContextProducer(
+            seq_dim, seq_len, side_dim, channels, num_layers, time_mixer, feature_mixer, activation=activation
+        )
+        self.head = GaussianHead(self.context.output_dim + extra_dim, out_dim, hidden_dim, activation=activation)
         self.skip = nn.Linear(seq_len * in_dim + extra_dim, out_dim, bias=False)
 
     def forward(self, seq, side=None, extra=None):

@@ -45,21 +45,30 @@ class CSDIDenoiser(nn.Module):
         ``"relu"`` (default, CSDI's) or ``"silu"``.  With ReLU all ``C`` units before the output
         projection can die for every input during a fit, and then the denoiser returns
         ``c_skip z^`` plus a constant, whose samples are unimodal, and no gradient reaches the
-        network again: measured in a bimodal DDSSM fit (``benchmarks/README.md``, "Dead units").
+        network again: measured in a bimodal DDSSM fit (``docs/experiments/2026-11-30-dead-units.md``).
         SiLU's gradient vanishes only far below zero, so such units can recover.
     """
 
-    def __init__(self, latent_dim, order=1, covariate_dim=0, channels=16, num_layers=3,
-                 time_mixer="conv", feature_mixer="conv", embedding_dim=64, diffusion_dim=128,
-                 activation="relu"):
+    def __init__(
+        self,
+        latent_dim,
+        order=1,
+        covariate_dim=0,
+        channels=16,
+        num_layers=3,
+        time_mixer="conv",
+        feature_mixer="conv",
+        embedding_dim=64,
+        diffusion_dim=128,
+        activation="relu",
+    ):
         super().__init__()
         self.activation = activation
         self._act = activation_function(activation)
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
         self.input = nn.Linear(2, channels)
         self.embedding = DiffusionEmbedding(embedding_dim, diffusion_dim)
-        self.stack = ResidualStack(channels, num_layers, 1 + covariate_dim, time_mixer,
-                                   feature_mixer, diffusion_dim)
+        self.stack = ResidualStack(channels, num_layers, 1 + covariate_dim, time_mixer, feature_mixer, diffusion_dim)
         self.post = nn.Linear(channels, channels)
         self.output = nn.Linear(channels, 1)
         self.reset_parameters(children=False)
@@ -92,14 +101,14 @@ class CSDIDenoiser(nn.Module):
         """
         history, covariates = context
         b, j, m = history.shape
-        hist = torch.cat([history, history.new_zeros(b, 1, m)], dim=1)              # (B, j+1, M)
+        hist = torch.cat([history, history.new_zeros(b, 1, m)], dim=1)  # (B, j+1, M)
         noisy = torch.cat([history.new_zeros(b, j, m), x_in.unsqueeze(1)], dim=1)
-        z = torch.stack([hist, noisy], dim=-1).transpose(1, 2)                      # (B, M, j+1, 2)
+        z = torch.stack([hist, noisy], dim=-1).transpose(1, 2)  # (B, M, j+1, 2)
         h = self._act(self.input(z))
         mask = torch.cat([history.new_ones(b, j, 1), history.new_zeros(b, 1, 1)], dim=1)
-        side = torch.cat([mask, covariates], dim=-1)                                 # (B, j+1, 1+V)
+        side = torch.cat([mask, covariates], dim=-1)  # (B, j+1, 1+V)
         # the noise level takes at most K distinct values: embed each once
         levels, index = torch.unique(c_noise, return_inverse=True)
         h = self.stack(h, side, self.embedding(levels), index)
-        out = self.output(self._act(self.post(h)))                                      # (B, M, j+1, 1)
+        out = self.output(self._act(self.post(h)))  # (B, M, j+1, 1)
         return out[:, :, -1, 0]

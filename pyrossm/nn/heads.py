@@ -8,8 +8,7 @@ from torch import nn
 from .activations import activation_module
 
 
-def mlp(in_dim: int, hidden_dim: int, out_dim: int, num_hidden: int = 1,
-        activation: str = "relu") -> nn.Sequential:
+def mlp(in_dim: int, hidden_dim: int, out_dim: int, num_hidden: int = 1, activation: str = "relu") -> nn.Sequential:
     """An MLP ``in_dim -> hidden_dim (x num_hidden) -> out_dim`` with ``activation`` (``"silu"`` or
     ``"relu"``) after each hidden layer."""
     layers, width = [], in_dim
@@ -33,8 +32,9 @@ class GaussianHead(nn.Module):
     :param str activation: the MLPs' activation, ``"silu"`` or ``"relu"``.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 16, max_log_var: float = 12.0,
-                 activation: str = "relu"):
+    def __init__(
+        self, in_dim: int, out_dim: int, hidden_dim: int = 16, max_log_var: float = 12.0, activation: str = "relu"
+    ):
         super().__init__()
         self.mean = mlp(in_dim, hidden_dim, out_dim, activation=activation)
         self.log_var = mlp(in_dim, hidden_dim, out_dim, activation=activation)
