@@ -54,6 +54,10 @@ def _trainer_config(trainer, num_steps, overrides) -> TrainerConfig:
     return config.updated(**given) if given else config
 
 
+#: former ``fit`` arguments of the annealing ramp -> their key in the trainer's ``annealing`` dict
+FORMER_ANNEALING = {"annealing_start": "start", "annealing_end": "end", "warmup_steps": "warmup_steps"}
+
+
 def _check_model_options(model, options, fit_names):
     """Unknown options are a ``TypeError`` naming the closest valid name (or the trainer setting)."""
     if isinstance(model, GenerativeModel):
@@ -63,6 +67,12 @@ def _check_model_options(model, options, fit_names):
     for name in options:
         if name in allowed:
             continue
+        if name in FORMER_ANNEALING:
+            raise TypeError(
+                f"fit() got {name}={options[name]!r}: the annealing ramp is a trainer setting, pass "
+                f"trainer={{'annealing': {{'kind': 'cosine', {FORMER_ANNEALING[name]!r}: "
+                f"{options[name]!r}}}}}"
+            )
         if name in SECTION_OF or name in SECTIONS:
             raise TypeError(
                 f"fit() got {name}={options[name]!r}: {name!r} is a trainer setting, pass "

@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 
 from ..validation import check_nonnegative_int, check_pairs, check_positive_int
 from .schedules import AnnealingSchedule
@@ -113,7 +113,10 @@ class ScheduleSettings:
             raise ValueError(f"lr_restarts must be a list of steps, got {self.lr_restarts!r}")
         self.lr_restarts = tuple(check_nonnegative_int(f"lr_restarts[{i}]", s) for i, s in enumerate(self.lr_restarts))
         if self.lr_restarts and self.lr_schedule == "constant":
-            raise ValueError("lr_restarts restart a decaying learning rate: set lr_schedule to 'cosine' or 'linear'")
+            raise ValueError(
+                "lr_restarts restart a decay, but lr_schedule is 'constant': pick 'cosine' or "
+                "'linear', or leave lr_restarts empty"
+            )
 
     def factor(self, step: int, num_steps: int) -> float:
         """The factor on every base learning rate at ``step`` of a stage of ``num_steps``."""
@@ -389,11 +392,14 @@ class TrainerConfig:
         return out
 
     def updated(self, **settings) -> TrainerConfig:
-        """A copy with the given flat (or section) settings replaced."""
+        """A copy with the given flat settings replaced (a section given as a dict replaces
+        only the settings it names)."""
         merged = self.to_dict()
         for key, value in settings.items():
             if key in SECTION_OF:
                 merged[SECTION_OF[key]][key] = value
+            elif key in SECTIONS and isinstance(value, dict):
+                merged[key].update(value)
             elif key in TOP_LEVEL or key in SECTIONS:
                 merged[key] = value
             else:
@@ -420,7 +426,7 @@ class TrainerConfig:
         if trainer is None:
             return cls()
         if isinstance(trainer, cls):
-            return replace(trainer)
+            return cls.from_dict(trainer.to_dict())  # a copy that shares no section with it
         if isinstance(trainer, str):
             return cls.from_preset(trainer)
         if isinstance(trainer, dict):
@@ -468,6 +474,10 @@ class TrainerConfig:
 def _section_from_dict(name, cls, values):
     known = {f.name for f in fields(cls)}
     for key in values:
+        if key in SECTION_OF and key not in known:
+            raise ValueError(
+                f"unknown setting {key!r} in trainer section {name!r} (it belongs to section {SECTION_OF[key]!r})"
+            )
         if key not in known:
             raise ValueError(f"unknown setting {key!r} in trainer section {name!r}{closest(key, known)}")
     return cls(**values)

@@ -188,6 +188,8 @@ class Trainer:
             raise ValueError(f"checkpoint is in stage {stage}, this model has {len(self.stages)} stages")
         self._enter_stage(stage)
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # checkpoints written before lr schedules existed
+            group.setdefault("base_lr", group["lr"])
         torch.set_rng_state(state["torch_rng"])
         cuda_rng = state.get("cuda_rng", [])
         if cuda_rng and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda_rng):
@@ -204,7 +206,8 @@ class Trainer:
             if best is None
             else {
                 "step": int(best["step"]),
-                "values": {k: float(v) for k, v in best["values"].items()},
+                # checkpoints written before validation scores existed hold only the ELBO
+                "values": {k: float(v) for k, v in best.get("values", {"val_elbo": best.get("val_elbo")}).items()},
                 "params": [t.to(p.device) for t, p in zip(best["params"], self.stage_params)],
             }
         )

@@ -10,21 +10,22 @@ import torch
 
 import pyrossm
 from pyrossm.inference import TrainerConfig
-from tests.inference.test_trainer import args_of, assert_same_state, history_without_seconds, make_trainer
+from tests.inference.test_trainer import RAMP, args_of, assert_same_state, history_without_seconds, make_trainer
 
 
 def test_batch_size_at_follows_the_schedule():
-    cfg = TrainerConfig(num_steps=10, batch_size=4, batch_schedule=[[3, 5], [6, 2]])
-    assert [cfg.batch_size_at(s) for s in range(10)] == [4, 4, 4, 5, 5, 5, 2, 2, 2, 2]
-    assert TrainerConfig(num_steps=10, batch_size=None, batch_schedule=[[5, 3]]).batch_size_at(4) is None
-    assert TrainerConfig(num_steps=10, batch_size=7).batch_size_at(9) == 7
+    cfg = TrainerConfig.from_dict(dict(num_steps=10, batch_size=4, batch_schedule=[[3, 5], [6, 2]]))
+    assert [cfg.batching.size_at(s) for s in range(10)] == [4, 4, 4, 5, 5, 5, 2, 2, 2, 2]
+    assert TrainerConfig.from_dict(dict(num_steps=10, batch_size=None,
+                                        batch_schedule=[[5, 3]])).batching.size_at(4) is None
+    assert TrainerConfig.from_dict(dict(num_steps=10, batch_size=7)).batching.size_at(9) == 7
 
 
 def test_batch_schedule_survives_json():
-    cfg = TrainerConfig(num_steps=10, batch_schedule=((3, 5), (6, 2)))
+    cfg = TrainerConfig.from_dict(dict(num_steps=10, batch_schedule=((3, 5), (6, 2))))
     d = json.loads(json.dumps(cfg.to_dict()))
-    assert d["batch_schedule"] == [[3, 5], [6, 2]]
-    assert TrainerConfig(**{**d, "annealing": d["annealing"]}).batch_schedule == cfg.batch_schedule
+    assert d["batching"]["batch_schedule"] == [[3, 5], [6, 2]]
+    assert TrainerConfig.from_dict(d).batching.batch_schedule == cfg.batching.batch_schedule == ((3, 5), (6, 2))
 
 
 @pytest.mark.parametrize("schedule, match", [
@@ -43,19 +44,19 @@ def test_batch_schedule_survives_json():
 ])
 def test_bad_batch_schedules_are_rejected(schedule, match):
     with pytest.raises(ValueError, match=match):
-        TrainerConfig(num_steps=10, batch_schedule=schedule)
+        TrainerConfig.from_dict(dict(num_steps=10, batch_schedule=schedule))
 
 
 def test_the_trainer_draws_minibatches_of_the_scheduled_sizes(series_ds):
     x = torch.tensor(series_ds["x"].values, dtype=torch.float32)[..., None]     # (6, 8, 1)
     data = (x, torch.ones_like(x, dtype=torch.bool), torch.zeros(6, 8, 0))
     sizes = []
-    make_args = args_of(data)
+    make_batch = args_of(data)
 
     def recording(idx):
         sizes.append(len(idx))
         assert len(set(idx.tolist())) == len(idx)          # series drawn without replacement
-        return make_args(idx)
+        return make_batch(idx)
 
     _, trainer = make_trainer(num_steps=7, batch_size=2, batch_schedule=[[2, 4], [4, 50]])
     history = trainer.fit(recording, 6)
@@ -64,33 +65,36 @@ def test_the_trainer_draws_minibatches_of_the_scheduled_sizes(series_ds):
 
 
 def test_fit_with_a_batch_schedule_resumes_bit_for_bit(series_ds, tiny, tmp_path):
-    kw = dict(data=series_ds, seed=3, batch_size=2, batch_schedule=[[4, 3], [8, 5]], warmup_steps=6,
-              checkpoint_every=5, **tiny)
+    settings = dict(annealing=RAMP, batch_schedule=[[4, 3], [8, 5]], checkpoint_every=5)
+    kw = dict(data=series_ds, seed=3, batch_size=2, trainer=settings, **tiny)
     full = pyrossm.fit(num_steps=14, checkpoint_dir=tmp_path / "full", **kw)
     assert list(full.history["batch_size"]) == [2] * 4 + [3] * 4 + [5] * 6
-    assert full.config["trainer"]["batch_schedule"] == [[4, 3], [8, 5]]
+    assert full.config["trainer"]["batching"]["batch_schedule"] == [[4, 3], [8, 5]]
     pyrossm.fit(num_steps=10, checkpoint_dir=tmp_path / "cut", **kw)      # interrupted at step 10
     resumed = pyrossm.fit(num_steps=14, checkpoint_dir=tmp_path / "cut", resume=True, **kw)
     assert_same_state(full.model, resumed.model)
     pd.testing.assert_frame_equal(history_without_seconds(full.history),
                                   history_without_seconds(resumed.history))
     # a schedule changes the training: the same run with batch_size 2 throughout differs
-    plain = pyrossm.fit(num_steps=14, **{k: v for k, v in kw.items() if k not in ("batch_schedule", "checkpoint_every")})
+    plain = pyrossm.fit(num_steps=14, **{**kw, "trainer": {"annealing": RAMP}})
+    assert (plain.history["batch_size"] == 2).all()
     assert not plain.history["loss"].equals(full.history["loss"])
 
 
 def test_saved_fit_keeps_its_batch_schedule(series_ds, tiny, tmp_path):
-    res = pyrossm.fit(data=series_ds, num_steps=4, batch_size=2, batch_schedule=[[2, 4]], seed=0, **tiny)
+    res = pyrossm.fit(data=series_ds, num_steps=4, batch_size=2, trainer={"batch_schedule": [[2, 4]]}, seed=0,
+                      **tiny)
     path = res.save(tmp_path / "fit.pyrossm")
     loaded = pyrossm.load(path)
-    assert loaded.config["trainer"]["batch_schedule"] == [[2, 4]]
+    assert loaded.config["trainer"]["batching"]["batch_schedule"] == [[2, 4]]
+    assert TrainerConfig.from_dict(loaded.config["trainer"]).batching.size_at(3) == 4
 
 
 # ------------------------------------------------------------------ reset_moments_on_batch_change
-def _fitted_trainer(series_ds, **config):
+def _fitted_trainer(series_ds, **settings):
     x = torch.tensor(series_ds["x"].values, dtype=torch.float32)[..., None]     # (6, 8, 1)
     data = (x, torch.ones_like(x, dtype=torch.bool), torch.zeros(6, 8, 0))
-    _, trainer = make_trainer(num_steps=7, batch_size=2, batch_schedule=[[4, 4]], **config)
+    _, trainer = make_trainer(num_steps=7, batch_size=2, batch_schedule=[[4, 4]], **settings)
     return trainer, trainer.fit(args_of(data), 6)
 
 
@@ -106,10 +110,11 @@ def test_reset_moments_restarts_the_optimiser_at_the_batch_change(series_ds):
 
 
 def test_reset_moments_resumes_bit_for_bit_and_survives_json(series_ds, tiny, tmp_path):
-    kw = dict(data=series_ds, seed=3, batch_size=2, batch_schedule=[[7, 4]], warmup_steps=6,
-              reset_moments_on_batch_change=True, checkpoint_every=5, **tiny)
+    settings = dict(annealing=RAMP, batch_schedule=[[7, 4]], reset_moments_on_batch_change=True,
+                    checkpoint_every=5)
+    kw = dict(data=series_ds, seed=3, batch_size=2, trainer=settings, **tiny)
     full = pyrossm.fit(num_steps=14, checkpoint_dir=tmp_path / "full", **kw)
-    assert full.config["trainer"]["reset_moments_on_batch_change"] is True
+    assert full.config["trainer"]["batching"]["reset_moments_on_batch_change"] is True
     pyrossm.fit(num_steps=10, checkpoint_dir=tmp_path / "cut", **kw)    # reset at 7, stopped at 10
     resumed = pyrossm.fit(num_steps=14, checkpoint_dir=tmp_path / "cut", resume=True, **kw)
     assert_same_state(full.model, resumed.model)
@@ -119,6 +124,6 @@ def test_reset_moments_resumes_bit_for_bit_and_survives_json(series_ds, tiny, tm
 
 def test_reset_moments_needs_a_bool_and_a_schedule():
     with pytest.raises(ValueError, match="reset_moments_on_batch_change=True .* needs a non-empty batch_schedule"):
-        TrainerConfig(num_steps=10, reset_moments_on_batch_change=True)
+        TrainerConfig.from_dict(dict(num_steps=10, reset_moments_on_batch_change=True))
     with pytest.raises(TypeError, match="reset_moments_on_batch_change must be a bool, got int"):
-        TrainerConfig(num_steps=10, batch_schedule=[[3, 4]], reset_moments_on_batch_change=1)
+        TrainerConfig.from_dict(dict(num_steps=10, batch_schedule=[[3, 4]], reset_moments_on_batch_change=1))

@@ -82,16 +82,18 @@ def test_joint_clipping_matches_torch_clip_grad_norm():
 
 
 def test_history_records_each_groups_norm(series_ds, tiny):
-    res = pyrossm.fit(data=series_ds, num_steps=3, batch_size=4, seed=0, clip_per_group=True, **tiny)
+    res = pyrossm.fit(data=series_ds, num_steps=3, batch_size=4, seed=0, trainer={"clip_per_group": True}, **tiny)
     h = res.history
     names = ("encoder", "emission", "transition", "init")
     for name in names:
         assert (h[f"grad_norm_{name}"] >= 0).all()
     joint = sum(h[f"grad_norm_{name}"] ** 2 for name in names) ** 0.5
     assert (joint - h["grad_norm"]).abs().max() < 1e-4 * h["grad_norm"].max()
-    assert res.config["trainer"]["clip_per_group"] is True
+    assert res.config["trainer"]["optimizer"]["clip_per_group"] is True
 
 
 def test_clip_per_group_must_be_a_bool():
     with pytest.raises(TypeError, match="clip_per_group must be a bool"):
-        TrainerConfig(clip_per_group="yes")
+        TrainerConfig.from_dict({"clip_per_group": "yes"})
+    with pytest.raises(TypeError, match="clip_per_group must be a bool"):
+        TrainerConfig(optimizer={"clip_per_group": "yes"})

@@ -1,17 +1,18 @@
-"""elbo_terms equals Pyro's Trace_ELBO, its per-site split, annealing, and AnnealingSchedule."""
+"""elbo_terms equals Pyro's Trace_ELBO, its per-site split, annealing, AnnealedELBO (the objective
+built on it) and AnnealingSchedule."""
 
 from __future__ import annotations
 
 import json
 import math
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
-import numpy as np
 import pytest
 import torch
 
-from pyrossm.inference import AnnealingSchedule, elbo_terms
+from pyrossm.inference import AnnealedELBO, AnnealingSchedule, elbo_terms
 from pyrossm.models import DKF
 
 N, T, D = 4, 6, 2
@@ -110,6 +111,40 @@ def test_elbo_of_a_conjugate_model_is_exact_when_the_guide_is_the_posterior():
     log_evidence = dist.Normal(0.0, math.sqrt(2.0)).log_prob(x).item()
     assert -loss.item() == pytest.approx(log_evidence, abs=1e-5)
     assert terms["elbo_unscaled"] == pytest.approx(log_evidence, abs=1e-5)
+
+
+# ------------------------------------------------------------------ the objective
+def test_annealed_elbo_is_elbo_terms_per_series_at_the_steps_lambda():
+    model, args = setup()
+    schedule = AnnealingSchedule("linear", start=0.2, end=1.0, warmup_steps=4)
+    objective = AnnealedELBO(model.model, model.guide, schedule, num_particles=3)
+    lam = schedule(2)
+    assert lam == pytest.approx(0.6)
+    torch.manual_seed(2)
+    loss, terms = objective.loss(args, 2)
+    expected_loss, expected = our_loss(model, args, 3, seed=2, annealing=lam)
+    assert loss.item() == expected_loss.item() / N
+    assert terms == {"elbo": expected["elbo_unscaled"] / N, "annealing": lam,
+                     "elbo_x": expected["x"] / N, "elbo_z": expected["z"] / N, "elbo_z_aux": expected["z_aux"] / N}
+    # validation: the unscaled ELBO per series, whatever the step's lambda
+    torch.manual_seed(2)
+    assert objective.validate(args) == {"elbo": our_loss(model, args, 3, seed=2)[1]["elbo_unscaled"] / N}
+    assert AnnealedELBO.validation_names == ("elbo",)
+
+
+def test_annealed_elbo_resolves_its_warmup_per_stage():
+    model, _ = setup()
+    objective = AnnealedELBO(model.model, model.guide, AnnealingSchedule(warmup_steps=None), num_particles=2)
+    with pytest.raises(ValueError, match="warmup_steps is unset"):
+        objective.annealing(0)
+    staged = objective.for_stage(9)
+    assert staged.annealing == AnnealingSchedule(warmup_steps=3) and staged.num_particles == 2
+    assert staged.model is objective.model and staged.guide is objective.guide
+    assert [staged.annealing(s) for s in (0, 3, 8)] == pytest.approx([0.01, 1.0, 1.0])
+    # no schedule: lambda = 1; a concrete warm-up is kept whatever the stage's length
+    assert AnnealedELBO(model.model, model.guide).for_stage(9).annealing(0) == 1.0
+    assert AnnealedELBO(model.model, model.guide, AnnealingSchedule(warmup_steps=5)).for_stage(9).annealing \
+        == AnnealingSchedule(warmup_steps=5)
 
 
 # ------------------------------------------------------------------ schedules

@@ -1,4 +1,4 @@
-"""SVITrainer: reproducibility, checkpoint/resume, atomic checkpoints, non-finite losses,
+"""Trainer: reproducibility, checkpoint/resume, atomic checkpoints, non-finite losses,
 per-group learning rates, validation and minibatching."""
 
 from __future__ import annotations
@@ -12,11 +12,20 @@ import pytest
 import torch
 
 import pyrossm
-from pyrossm.inference import AnnealingSchedule, NonFiniteLossError, SVITrainer, TrainerConfig, safe_torch_load
+from pyrossm.inference import (
+    AnnealedELBO,
+    AnnealingSchedule,
+    NonFiniteLossError,
+    Trainer,
+    TrainerConfig,
+    safe_torch_load,
+)
 from pyrossm.inference.trainer import CHECKPOINT_NAME
 from pyrossm.models import DKF
 
 N, T = 6, 8
+#: the fits' lambda: 0.01 -> 1 by a cosine over 6 steps (the former ``warmup_steps=6``)
+RAMP = {"kind": "cosine", "start": 0.01, "end": 1.0, "warmup_steps": 6}
 
 
 def history_without_seconds(history):
@@ -37,12 +46,16 @@ def tensors(seed=0, covariate_dim=0):
     return x, torch.ones(N, T, 1, dtype=torch.bool), torch.randn(N, T, covariate_dim, generator=gen)
 
 
-def make_trainer(seed=0, **config):
+def make_trainer(seed=0, **settings):
+    """A tiny DKF and a :class:`Trainer` of its stages with the flat trainer ``settings``
+    (lambda = 1 throughout unless ``annealing`` is given)."""
     torch.manual_seed(seed)
     model = DKF(obs_dim=1, latent_dim=1, order=1, channels=4, hidden_dim=4, encoder_layers=1,
                 emission_layers=1, transition_layers=1)
-    config.setdefault("progress", False)
-    trainer = SVITrainer(model.model, model.guide, model.parameter_groups(), TrainerConfig(**config))
+    settings.setdefault("progress", False)
+    settings.setdefault("annealing", {"kind": "constant", "end": 1.0})
+    config = TrainerConfig.from_dict(settings)
+    trainer = Trainer(model.training_stages(config.objective), model.parameter_groups(), config)
     return model, trainer
 
 
@@ -51,9 +64,14 @@ def args_of(data):
     return lambda idx: (x[idx], mask[idx], cov[idx])
 
 
+def with_settings(fit_kwargs, **settings):
+    """``fit_kwargs`` with ``settings`` added to its ``trainer`` dict."""
+    return {**fit_kwargs, "trainer": {**fit_kwargs.get("trainer", {}), **settings}}
+
+
 @pytest.fixture
 def fit_kwargs(series_ds, tiny):
-    return dict(data=series_ds, seed=3, batch_size=4, warmup_steps=6, **tiny)
+    return dict(data=series_ds, seed=3, batch_size=4, trainer={"annealing": RAMP}, **tiny)
 
 
 # ------------------------------------------------------------------ reproducibility
@@ -71,20 +89,23 @@ def test_history_columns(fit_kwargs):
     res = pyrossm.fit(num_steps=5, **fit_kwargs)
     h = res.history
     assert list(h["step"]) == [0, 1, 2, 3, 4]
-    for column in ("loss", "elbo", "annealing", "grad_norm", "elbo_x", "elbo_z", "elbo_z_aux",
-                   "lr_encoder", "lr_emission", "lr_transition", "lr_init", "seconds"):
+    for column in ("stage", "loss", "elbo", "annealing", "batch_size", "grad_norm", "elbo_x", "elbo_z",
+                   "elbo_z_aux", "lr_encoder", "lr_emission", "lr_transition", "lr_init", "seconds"):
         assert column in h.columns
+    assert (h["stage"] == "svi").all() and (h["batch_size"] == 4).all()
     # elbo is the unscaled sum of the per-site terms (per series)
     lam = h["annealing"]
     assert ((h["elbo_x"] + (h["elbo_z"] + h["elbo_z_aux"]) / lam) - h["elbo"]).abs().max() < 1e-3
     # the annealed loss is minus the scaled terms
     assert ((h["elbo_x"] + h["elbo_z"] + h["elbo_z_aux"]) + h["loss"]).abs().max() < 1e-3
     assert h["annealing"].iloc[0] == 0.01 and h["annealing"].is_monotonic_increasing
+    assert h["annealing"].tolist() == pytest.approx([AnnealingSchedule(**RAMP)(s) for s in range(5)], abs=1e-15)
 
 
 # ------------------------------------------------------------------ checkpoints
 def test_resume_equals_an_uninterrupted_run(fit_kwargs, tmp_path):
-    kw = dict(fit_kwargs, checkpoint_every=5, validation_data=fit_kwargs["data"], validate_every=3)
+    kw = with_settings(fit_kwargs, checkpoint_every=5, validate_every=3)
+    kw["validation_data"] = fit_kwargs["data"]
     full = pyrossm.fit(num_steps=20, checkpoint_dir=tmp_path / "full", **kw)
     assert sorted(os.listdir(tmp_path / "full")) == [CHECKPOINT_NAME]
 
@@ -101,21 +122,21 @@ def test_resume_equals_an_uninterrupted_run(fit_kwargs, tmp_path):
 
 def fit_until_a_crash(monkeypatch, step, **fit_arguments):
     """Runs ``pyrossm.fit`` until a ``KeyboardInterrupt`` at ``step`` (as if the process died)."""
-    original = SVITrainer._loss
+    original = Trainer._train_step
 
-    def crash(self, args, annealing):
+    def crash(self, *args, **kwargs):
         if self.step == step:
             raise KeyboardInterrupt
-        return original(self, args, annealing)
+        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(SVITrainer, "_loss", crash)
+    monkeypatch.setattr(Trainer, "_train_step", crash)
     with pytest.raises(KeyboardInterrupt):
         pyrossm.fit(**fit_arguments)
-    monkeypatch.setattr(SVITrainer, "_loss", original)
+    monkeypatch.setattr(Trainer, "_train_step", original)
 
 
 def test_resume_after_a_crash(fit_kwargs, tmp_path, monkeypatch):
-    kw = dict(fit_kwargs, checkpoint_every=5)
+    kw = with_settings(fit_kwargs, checkpoint_every=5)
     full = pyrossm.fit(num_steps=15, **fit_kwargs)
     fit_until_a_crash(monkeypatch, 12, num_steps=15, checkpoint_dir=tmp_path, **kw)
     assert safe_torch_load(tmp_path / CHECKPOINT_NAME)["step"] == 10
@@ -130,6 +151,9 @@ def test_resume_without_a_checkpoint_is_a_fresh_seeded_run(fit_kwargs, tmp_path)
     first = pyrossm.fit(num_steps=4, checkpoint_dir=tmp_path, resume=True, **fit_kwargs)
     assert_same_state(plain.model, first.model)
     pd.testing.assert_frame_equal(history_without_seconds(plain.history), history_without_seconds(first.history))
+    # without checkpoint_every, the one checkpoint is the end of the (only) stage's
+    assert os.listdir(tmp_path) == [CHECKPOINT_NAME]
+    assert safe_torch_load(tmp_path / CHECKPOINT_NAME)["step"] == 4
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
@@ -140,7 +164,6 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     before = safe_torch_load(tmp_path / CHECKPOINT_NAME)
     assert before["step"] == 3
 
-    trainer.config.num_steps = 4
     real_save = torch.save
 
     def failing_save(obj, f, *args, **kwargs):
@@ -163,7 +186,8 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 def test_checkpoint_round_trip_restores_the_trainer(tmp_path):
     data = tensors()
     _, trainer = make_trainer(num_steps=4, batch_size=3, validate_every=2)
-    trainer.fit(args_of(data), N, val_args=data, val_num_series=N)
+    trainer.fit(args_of(data), N, val_batch=data)
+    assert trainer.history()["val_elbo"].notna().sum() == 2
     trainer.save_checkpoint(tmp_path)
     model2, trainer2 = make_trainer(seed=9, num_steps=4, batch_size=3)
     assert trainer2.load_checkpoint(tmp_path)
@@ -189,15 +213,15 @@ def test_non_finite_loss_raises_naming_the_step():
     x, mask, cov = tensors()
     calls = []
 
-    def make_args(idx):
+    def make_batch(idx):
         calls.append(len(calls))
         # from the 4th step (step 3) on, data so large that the Gaussian log-density overflows to -inf
         bad = x * 1e30 if len(calls) > 3 else x
         return bad[idx], mask[idx], cov[idx]
 
     model, trainer = make_trainer(num_steps=10, batch_size=None)
-    with pytest.raises(NonFiniteLossError, match="step 3"):
-        trainer.fit(make_args, N)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at step 3 \(stage 'svi'\).*loss terms per series"):
+        trainer.fit(make_batch, N)
     assert trainer.step == 3 and len(trainer.history()) == 3
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -215,15 +239,17 @@ def test_non_finite_gradient_raises_and_leaves_parameters_untouched():
     """A finite loss with a NaN gradient (d sqrt(|p - 1|)/dp at p = 1) must not be applied."""
     p = torch.nn.Parameter(torch.tensor(1.0))
 
-    def model(annealing=1.0):
+    def model(x, annealing=1.0):
         pyro.factor("f", -(p - 1.0).abs().sqrt())
 
-    def guide(annealing=1.0):
+    def guide(x, annealing=1.0):
         pass
 
-    trainer = SVITrainer(model, guide, {"p": [p]}, TrainerConfig(num_steps=1, batch_size=None, progress=False))
-    with pytest.raises(NonFiniteLossError, match="step 0"):
-        trainer.fit(lambda idx: (), 1)
+    # a bare objective is one stage, "train"
+    trainer = Trainer(AnnealedELBO(model, guide), {"p": [p]},
+                      TrainerConfig.from_dict({"num_steps": 1, "batch_size": None, "progress": False}))
+    with pytest.raises(NonFiniteLossError, match=r"non-finite gradient at step 0 \(stage 'train'\)"):
+        trainer.fit(lambda idx: (torch.zeros(1),), 1)
     assert p.item() == 1.0
     assert trainer.history().empty
 
@@ -232,14 +258,14 @@ def test_restore_on_non_finite_reloads_the_checkpoint_and_halves_the_learning_ra
     x, mask, cov = tensors()
     calls = []
 
-    def make_args(idx):
+    def make_batch(idx):
         calls.append(None)
         bad = x * 1e30 if len(calls) == 8 else x  # an infinite loss at step 7, only once
         return bad[idx], mask[idx], cov[idx]
 
     _, trainer = make_trainer(num_steps=10, batch_size=None, checkpoint_every=5, on_nonfinite="restore",
                               learning_rate=0.004)
-    history = trainer.fit(make_args, N, checkpoint_dir=tmp_path)
+    history = trainer.fit(make_batch, N, checkpoint_dir=tmp_path)
     assert list(history["step"]) == list(range(10))
     assert len(calls) == 8 + 5  # steps 0-7, then 5-9 again from the step-5 checkpoint
     assert (history["lr_encoder"].iloc[:5] == 0.004).all()
@@ -249,12 +275,15 @@ def test_restore_on_non_finite_reloads_the_checkpoint_and_halves_the_learning_ra
 # ------------------------------------------------------------------ options
 def test_per_group_learning_rates_reach_the_optimizer(fit_kwargs):
     rates = {"encoder": 0.01, "transition": 0.002, "init": 0.0005}
-    res = pyrossm.fit(num_steps=3, learning_rate=0.001, learning_rates=rates, **fit_kwargs)
+    res = pyrossm.fit(num_steps=3, learning_rate=0.001, **with_settings(fit_kwargs, learning_rates=rates))
     h = res.history
     assert (h["lr_encoder"] == 0.01).all()
     assert (h["lr_transition"] == 0.002).all()
     assert (h["lr_init"] == 0.0005).all()
     assert (h["lr_emission"] == 0.001).all()
+    assert res.config["trainer"]["optimizer"] == {"learning_rate": 0.001, "learning_rates": rates,
+                                                  "weight_decay": 0.01, "clip_norm": 10.0,
+                                                  "clip_per_group": False}
 
     _, trainer = make_trainer(learning_rate=0.003, learning_rates={"emission": 0.02})
     lrs = {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}
@@ -263,8 +292,8 @@ def test_per_group_learning_rates_reach_the_optimizer(fit_kwargs):
 
 @pytest.mark.parametrize("schedule", ["cosine", "linear"])
 def test_lr_schedule_decays_every_group_from_its_base_rate_to_the_end_factor(fit_kwargs, schedule):
-    res = pyrossm.fit(num_steps=8, learning_rate=0.002, learning_rates={"transition": 0.01},
-                      lr_schedule=schedule, lr_end_factor=0.25, **fit_kwargs)
+    res = pyrossm.fit(num_steps=8, learning_rate=0.002, **with_settings(
+        fit_kwargs, learning_rates={"transition": 0.01}, lr_schedule=schedule, lr_end_factor=0.25))
     h = res.history
     progress = h["step"].to_numpy() / 8
     shape = 1 - progress if schedule == "linear" else 0.5 * (1 + np.cos(np.pi * progress))
@@ -272,15 +301,16 @@ def test_lr_schedule_decays_every_group_from_its_base_rate_to_the_end_factor(fit
     np.testing.assert_allclose(h["lr_transition"], 0.01 * factor, rtol=1e-12)
     np.testing.assert_allclose(h["lr_encoder"], 0.002 * factor, rtol=1e-12)
     assert h["lr_encoder"].iloc[0] == 0.002 and np.all(np.diff(h["lr_encoder"]) < 0)
-    config = TrainerConfig(num_steps=8, lr_schedule=schedule, lr_end_factor=0.25)
-    assert config.lr_factor(0) == 1.0 and config.lr_factor(8) == pytest.approx(0.25)
-    assert res.config["trainer"]["lr_schedule"] == schedule
+    config = TrainerConfig.from_dict(dict(num_steps=8, lr_schedule=schedule, lr_end_factor=0.25))
+    assert config.schedule.factor(0, config.num_steps) == 1.0
+    assert config.schedule.factor(8, config.num_steps) == pytest.approx(0.25)
+    assert res.config["trainer"]["schedule"]["lr_schedule"] == schedule
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "linear"])
 def test_lr_restarts_start_the_decay_over_in_each_cycle(fit_kwargs, schedule):
-    res = pyrossm.fit(num_steps=10, learning_rate=0.002, lr_schedule=schedule, lr_end_factor=0.25,
-                      lr_restarts=[4, 7], **fit_kwargs)
+    res = pyrossm.fit(num_steps=10, learning_rate=0.002, **with_settings(
+        fit_kwargs, lr_schedule=schedule, lr_end_factor=0.25, lr_restarts=[4, 7]))
     step = res.history["step"].to_numpy()
     start = np.where(step < 4, 0, np.where(step < 7, 4, 7))
     length = np.where(step < 4, 4, 3)
@@ -288,11 +318,13 @@ def test_lr_restarts_start_the_decay_over_in_each_cycle(fit_kwargs, schedule):
     shape = 1 - progress if schedule == "linear" else 0.5 * (1 + np.cos(np.pi * progress))
     np.testing.assert_allclose(res.history["lr_encoder"], 0.002 * (0.25 + 0.75 * shape), rtol=1e-12)
     assert res.history["lr_encoder"].iloc[[0, 4, 7]].tolist() == [0.002] * 3
-    assert res.config["trainer"]["lr_restarts"] == [4, 7]
-    config = TrainerConfig(num_steps=10, lr_schedule="cosine", lr_end_factor=0.25, lr_restarts=[4, 7])
-    assert config.lr_factor(2) == pytest.approx(0.625)         # half-way through the first cycle
-    assert config.lr_factor(10) == pytest.approx(0.25)
-    assert TrainerConfig(num_steps=10, lr_restarts=np.array([5]), lr_schedule="linear").lr_restarts == (5,)
+    assert res.config["trainer"]["schedule"]["lr_restarts"] == [4, 7]
+    config = TrainerConfig.from_dict(dict(num_steps=10, lr_schedule="cosine", lr_end_factor=0.25,
+                                          lr_restarts=[4, 7]))
+    assert config.schedule.factor(2, config.num_steps) == pytest.approx(0.625)  # half-way through cycle 1
+    assert config.schedule.factor(10, config.num_steps) == pytest.approx(0.25)
+    linear = TrainerConfig.from_dict(dict(num_steps=10, lr_restarts=np.array([5]), lr_schedule="linear"))
+    assert linear.schedule.lr_restarts == (5,) and type(linear.schedule.lr_restarts[0]) is int
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -309,12 +341,13 @@ def test_lr_restarts_start_the_decay_over_in_each_cycle(fit_kwargs, schedule):
 def test_invalid_lr_restarts_name_the_argument(kwargs, message):
     kwargs = {"num_steps": 10, "lr_schedule": "cosine", **kwargs}
     with pytest.raises(ValueError, match=message):
-        TrainerConfig(**kwargs)
+        TrainerConfig.from_dict(kwargs)
 
 
 def test_lr_warmup_ramps_every_group_linearly_then_follows_the_schedule(fit_kwargs):
-    res = pyrossm.fit(num_steps=8, learning_rate=0.002, learning_rates={"transition": 0.01},
-                      lr_schedule="cosine", lr_end_factor=0.25, lr_warmup_steps=4, **fit_kwargs)
+    res = pyrossm.fit(num_steps=8, learning_rate=0.002, **with_settings(
+        fit_kwargs, learning_rates={"transition": 0.01}, lr_schedule="cosine", lr_end_factor=0.25,
+        lr_warmup_steps=4))
     h = res.history
     step = h["step"].to_numpy()
     warmup = np.minimum(1.0, (step + 1) / 4)
@@ -322,25 +355,30 @@ def test_lr_warmup_ramps_every_group_linearly_then_follows_the_schedule(fit_kwar
     np.testing.assert_allclose(h["lr_transition"], 0.01 * factor, rtol=1e-12)
     np.testing.assert_allclose(h["lr_encoder"], 0.002 * factor, rtol=1e-12)
     assert h["lr_encoder"].iloc[0] == pytest.approx(0.0005)       # a quarter of the rate at step 0
-    assert res.config["trainer"]["lr_warmup_steps"] == 4
-    constant = TrainerConfig(num_steps=10, lr_warmup_steps=5)
-    assert [constant.lr_factor(s) for s in (0, 1, 4, 5, 9)] == pytest.approx([0.2, 0.4, 1.0, 1.0, 1.0])
+    assert res.config["trainer"]["schedule"]["lr_warmup_steps"] == 4
+    constant = TrainerConfig.from_dict(dict(num_steps=10, lr_warmup_steps=5))
+    assert [constant.schedule.factor(s, constant.num_steps) for s in (0, 1, 4, 5, 9)] \
+        == pytest.approx([0.2, 0.4, 1.0, 1.0, 1.0])
 
 
 def test_lr_schedule_resumes_where_it_stopped(fit_kwargs, tmp_path, monkeypatch):
     """A run cut at step 6 and resumed follows the same decayed rates as an uncut run."""
-    kwargs = dict(num_steps=10, lr_schedule="cosine", lr_end_factor=0.1, **fit_kwargs)
+    kwargs = dict(num_steps=10, **with_settings(fit_kwargs, lr_schedule="cosine", lr_end_factor=0.1))
     whole = pyrossm.fit(**kwargs)
-    fit_until_a_crash(monkeypatch, 6, **kwargs, checkpoint_dir=tmp_path, checkpoint_every=5)
-    resumed = pyrossm.fit(**kwargs, checkpoint_dir=tmp_path, checkpoint_every=5, resume=True)
+    kwargs = dict(kwargs, **with_settings(kwargs, checkpoint_every=5))
+    fit_until_a_crash(monkeypatch, 6, **kwargs, checkpoint_dir=tmp_path)
+    assert safe_torch_load(tmp_path / CHECKPOINT_NAME)["step"] == 5
+    resumed = pyrossm.fit(**kwargs, checkpoint_dir=tmp_path, resume=True)
     pd.testing.assert_frame_equal(history_without_seconds(whole.history),
                                   history_without_seconds(resumed.history))
     assert_same_state(whole.model, resumed.model)
 
 
 def test_ema_decay_zero_is_the_plain_run(fit_kwargs, make_ds):
-    kwargs = dict(num_steps=6, validation_data=make_ds(num_series=3, seed=5), validate_every=3, **fit_kwargs)
-    plain, ema = pyrossm.fit(**kwargs), pyrossm.fit(ema_decay=0.0, **kwargs)
+    kwargs = dict(num_steps=6, validation_data=make_ds(num_series=3, seed=5),
+                  **with_settings(fit_kwargs, validate_every=3))
+    plain, ema = pyrossm.fit(**kwargs), pyrossm.fit(**{**kwargs, **with_settings(kwargs, ema_decay=0.0)})
+    assert ema.config["trainer"]["selection"]["ema_decay"] == 0.0
     pd.testing.assert_frame_equal(history_without_seconds(plain.history), history_without_seconds(ema.history))
     assert_same_state(plain.model, ema.model)
 
@@ -359,6 +397,7 @@ def test_ema_the_model_ends_with_the_average_of_the_iterates():
     trainer.optimizer.step = recording_step
     start = [p.detach().clone() for p in trainer.all_params]
     trainer.fit(args_of((x, mask, cov)), N)
+    assert len(iterates) == 12
     expected = start
     for t, params in enumerate(iterates):
         d = min(0.6, (1 + t) / (10 + t))
@@ -367,7 +406,8 @@ def test_ema_the_model_ends_with_the_average_of_the_iterates():
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     assert any(not torch.allclose(p, q) for p, q in zip(trainer.all_params, iterates[-1]))
     before = [p.detach().clone() for p in trainer.all_params]
-    trainer.evaluate((x, mask, cov), N)  # swaps the average in and out again
+    values = trainer.evaluate((x, mask, cov))  # swaps the average in and out again
+    assert list(values) == ["elbo"] and np.isfinite(values["elbo"])
     assert all(torch.equal(p, q) for p, q in zip(before, trainer.all_params))
 
 
@@ -379,8 +419,8 @@ def test_ema_update_records_no_autograd_graph():
 
 
 def test_ema_resume_equals_an_uninterrupted_run(fit_kwargs, tmp_path):
-    kwargs = dict(fit_kwargs, ema_decay=0.8, checkpoint_every=4)
-    full = pyrossm.fit(num_steps=10, **fit_kwargs, ema_decay=0.8)
+    full = pyrossm.fit(num_steps=10, **with_settings(fit_kwargs, ema_decay=0.8))
+    kwargs = with_settings(fit_kwargs, ema_decay=0.8, checkpoint_every=4)
     pyrossm.fit(num_steps=8, checkpoint_dir=tmp_path, **kwargs)
     resumed = pyrossm.fit(num_steps=10, checkpoint_dir=tmp_path, resume=True, **kwargs)
     assert_same_state(full.model, resumed.model)
@@ -388,14 +428,14 @@ def test_ema_resume_equals_an_uninterrupted_run(fit_kwargs, tmp_path):
 
 def test_unknown_learning_rate_group_is_an_error(fit_kwargs):
     with pytest.raises(ValueError, match="decoder"):
-        pyrossm.fit(num_steps=3, learning_rates={"decoder": 0.01}, **fit_kwargs)
+        pyrossm.fit(num_steps=3, **with_settings(fit_kwargs, learning_rates={"decoder": 0.01}))
     with pytest.raises(ValueError, match="decoder"):
         make_trainer(learning_rates={"decoder": 0.01})
 
 
 def test_validate_every_adds_a_val_elbo_column(fit_kwargs, make_ds):
     val = make_ds(num_series=3, seed=5)
-    res = pyrossm.fit(num_steps=6, validation_data=val, validate_every=2, **fit_kwargs)
+    res = pyrossm.fit(num_steps=6, validation_data=val, **with_settings(fit_kwargs, validate_every=2))
     h = res.history
     assert list(h["val_elbo"].notna()) == [False, True, False, True, False, True]
     assert h["val_elbo"].dropna().map(lambda v: v == v and abs(v) < float("inf")).all()
@@ -405,7 +445,7 @@ def test_validate_every_adds_a_val_elbo_column(fit_kwargs, make_ds):
 def test_batch_size_larger_than_the_data_uses_every_series(fit_kwargs):
     big = pyrossm.fit(num_steps=4, **{**fit_kwargs, "batch_size": 100})
     every = pyrossm.fit(num_steps=4, **{**fit_kwargs, "batch_size": None})
-    assert len(big.history) == 4
+    assert len(big.history) == 4 and (big.history["batch_size"] == 6).all()
     pd.testing.assert_frame_equal(history_without_seconds(big.history), history_without_seconds(every.history))
     assert_same_state(big.model, every.model)
 
@@ -429,18 +469,17 @@ def test_batch_size_larger_than_the_data_uses_every_series(fit_kwargs):
 ])
 def test_invalid_trainer_config(kwargs, culprit):
     with pytest.raises(ValueError, match=culprit):
-        TrainerConfig(**kwargs)
+        TrainerConfig.from_dict(kwargs)
 
 
 def test_numpy_ints_are_accepted_and_stored_as_ints():
     import json
 
-    from pyrossm.inference import AnnealingSchedule
-
-    config = TrainerConfig(num_steps=np.int64(7), batch_size=np.int32(4), num_particles=np.int64(2),
-                           validate_every=np.int64(0), annealing=AnnealingSchedule(warmup_steps=np.int64(3)))
-    assert [type(v) for v in (config.num_steps, config.batch_size, config.num_particles,
-                              config.annealing.warmup_steps)] == [int] * 4
+    config = TrainerConfig.from_dict(dict(
+        num_steps=np.int64(7), batch_size=np.int32(4), num_particles=np.int64(2), validate_every=np.int64(0),
+        annealing=AnnealingSchedule(warmup_steps=np.int64(3))))
+    assert [type(v) for v in (config.num_steps, config.batching.batch_size, config.objective.num_particles,
+                              config.objective.annealing.warmup_steps)] == [int] * 4
     assert json.loads(json.dumps(config.to_dict()))["num_steps"] == 7
     for bad in (True, np.bool_(True), 2.0):
         with pytest.raises(ValueError, match="num_steps"):
@@ -470,30 +509,39 @@ def test_checkpoint_carries_the_cuda_rng_when_cuda_is_in_use(monkeypatch):
 
 def test_piecewise_annealing_through_fit(fit_kwargs, tmp_path):
     points = [[0, 0.2], [2, 1.0], [4, 1.5], [6, 1.0]]
-    fit_kwargs.pop("warmup_steps")                     # the knots replace the ramp
-    res = pyrossm.fit(num_steps=8, annealing={"kind": "piecewise", "points": points}, **fit_kwargs)
+    # the knots replace the ramp
+    res = pyrossm.fit(num_steps=8, **with_settings(fit_kwargs, annealing={"kind": "piecewise", "points": points}))
     assert res.history["annealing"].tolist() == pytest.approx([0.2, 0.6, 1.0, 1.25, 1.5, 1.25, 1.0, 1.0])
     res.save(tmp_path / "fit.pyrossm")
-    assert pyrossm.load(tmp_path / "fit.pyrossm").config["trainer"]["annealing"]["points"] == points
+    assert pyrossm.load(tmp_path / "fit.pyrossm").config["trainer"]["objective"]["annealing"]["points"] == points
     with pytest.raises(ValueError, match="needs points"):
-        pyrossm.fit(num_steps=2, annealing="piecewise", **fit_kwargs)
+        pyrossm.fit(num_steps=2, **with_settings(fit_kwargs, annealing="piecewise"))
 
 
-@pytest.mark.parametrize("ramp", [dict(annealing_end=1.25), dict(annealing_start=0.5),
-                                  dict(warmup_steps=3), dict(annealing_end=1.0, warmup_steps=0)])
-@pytest.mark.parametrize("schedule", [{"kind": "piecewise", "points": [[0, 1.0]]},
-                                      AnnealingSchedule("constant", end=1.0)])
-def test_ramp_arguments_next_to_a_full_schedule_are_an_error(fit_kwargs, ramp, schedule):
-    """A dict or a schedule carries its own values: annealing_end etc. would be silently ignored."""
-    fit_kwargs.pop("warmup_steps")
-    with pytest.raises(ValueError, match=list(ramp)[0] + r"=.*only apply to a named annealing"):
-        pyrossm.fit(num_steps=1, annealing=schedule, **ramp, **fit_kwargs)
+@pytest.mark.parametrize("ramp", [dict(annealing_end=1.25), dict(annealing_start=0.5), dict(warmup_steps=3)])
+def test_former_ramp_arguments_of_fit_are_refused(fit_kwargs, ramp):
+    """The ramp's values are the annealing dict's own now: fit takes no separate ramp argument
+    (which a full schedule would silently ignore)."""
+    with pytest.raises(TypeError, match=f"got {list(ramp)[0]}=.*the annealing ramp is a trainer setting, pass trainer="):
+        pyrossm.fit(num_steps=1, **ramp, **fit_kwargs)
+
+
+@pytest.mark.parametrize("annealing", [{"kind": "linear", "start": 0.5, "end": 1.25, "warmup_steps": 2},
+                                       AnnealingSchedule("linear", start=0.5, end=1.25, warmup_steps=2)])
+def test_the_annealing_dict_or_schedule_carries_its_ramp(fit_kwargs, annealing):
+    res = pyrossm.fit(num_steps=4, **with_settings(fit_kwargs, annealing=annealing))
+    assert res.history["annealing"].tolist() == pytest.approx([0.5, 0.875, 1.25, 1.25])
+    assert res.config["trainer"]["objective"]["annealing"] == {
+        "kind": "linear", "start": 0.5, "end": 1.25, "warmup_steps": 2, "points": []}
 
 
 def test_named_annealing_defaults_ramp_from_0_01_to_1_over_a_third(fit_kwargs):
-    fit_kwargs.pop("warmup_steps")
-    res = pyrossm.fit(num_steps=6, annealing="linear", **fit_kwargs)
+    res = pyrossm.fit(num_steps=6, **with_settings(fit_kwargs, annealing="linear"))
     assert res.history["annealing"].tolist() == pytest.approx([0.01, 0.505, 1.0, 1.0, 1.0, 1.0])
+    # the default: a cosine ramp over a third of the run (warm-up resolved per stage)
+    default = pyrossm.fit(num_steps=6, **{**fit_kwargs, "trainer": None})
+    assert default.history["annealing"].tolist() == pytest.approx([0.01, 0.505, 1.0, 1.0, 1.0, 1.0])
+    assert default.config["trainer"]["objective"]["annealing"]["warmup_steps"] is None
 
 
 def test_fit_trains_a_fitted_model_in_train_mode(fit_kwargs):
