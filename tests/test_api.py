@@ -9,9 +9,8 @@ import torch
 import xarray as xr
 
 import pyrossm
-from pyrossm.inference import SVITrainer
-from pyrossm.models import (DKF, GaussianEmission, GaussianTransition, SmoothingEncoder, StateSpaceModel,
-                            VHPInit)
+from pyrossm.inference import Trainer, TrainerConfig, atomic_torch_save
+from pyrossm.models import DKF, GaussianEmission, GaussianTransition, SmoothingEncoder, StateSpaceModel, VHPInit
 
 H = 3
 
@@ -42,10 +41,13 @@ def user_model(obs_dim=1, latent_dim=2, order=2, covariate_dim=0, seed=0):
     return StateSpaceModel(
         transition=GaussianTransition(latent_dim, order, covariate_dim, **kw),
         emission=GaussianEmission(obs_dim, latent_dim, order, covariate_dim, **kw),
-        encoder=SmoothingEncoder(obs_dim, latent_dim, order, covariate_dim, summary_dim=4,
-                                 summary_layers=1, **kw),
+        encoder=SmoothingEncoder(obs_dim, latent_dim, order, covariate_dim, summary_dim=4, summary_layers=1, **kw),
         init=VHPInit(latent_dim, order, covariate_dim, **{k: v for k, v in kw.items()}),
-        latent_dim=latent_dim, order=order, obs_dim=obs_dim, covariate_dim=covariate_dim)
+        latent_dim=latent_dim,
+        order=order,
+        obs_dim=obs_dim,
+        covariate_dim=covariate_dim,
+    )
 
 
 # ------------------------------------------------------------------ forecast
@@ -107,8 +109,9 @@ def test_future_covariates_are_matched_by_series_not_position(cov_fitted, cov_da
     fut = make_future(horizon=H)
     fut["u"] = fut["u"] * 10  # make them matter
     a = cov_fitted.forecast(cov_data, horizon=H, num_samples=3, future_covariates=fut, seed=1)
-    b = cov_fitted.forecast(cov_data, horizon=H, num_samples=3, future_covariates=fut.isel(series=[5, 4, 3, 2, 1, 0]),
-                            seed=1)
+    b = cov_fitted.forecast(
+        cov_data, horizon=H, num_samples=3, future_covariates=fut.isel(series=[5, 4, 3, 2, 1, 0]), seed=1
+    )
     assert np.array_equal(a["x"].values, b["x"].values)
     other = fut.copy(deep=True)
     other["u"] = -other["u"]
@@ -191,7 +194,7 @@ def test_dkf_files_from_before_the_activation_option_load_with_relu(fitted, data
 
     payload = safe_torch_load(fitted.save(tmp_path / "new.pyrossm"))
     config = json.loads(payload["config"])
-    assert config["model_config"].pop("activation") == "relu"       # the default
+    assert config["model_config"].pop("activation") == "relu"  # the default
     payload["config"] = json.dumps(config)
     atomic_torch_save(payload, tmp_path / "old.pyrossm")
     old = pyrossm.load(tmp_path / "old.pyrossm")
@@ -250,7 +253,7 @@ def test_user_built_model(data, tmp_path):
     path = res.save(tmp_path / "user.pyrossm")
     with pytest.raises(ValueError, match="model="):
         pyrossm.load(path)
-    with pytest.raises(TypeError, match="StateSpaceModel"):
+    with pytest.raises(TypeError, match="GenerativeModel"):  # StateSpaceModel is one
         pyrossm.load(path, model="dkf")
     loaded = pyrossm.load(path, model=user_model(seed=123))
     a = res.forecast(data, horizon=2, num_samples=3, seed=0)
@@ -268,29 +271,43 @@ def test_user_built_model(data, tmp_path):
 def no_training(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("training started before the bad input was reported")
-    monkeypatch.setattr(SVITrainer, "fit", boom)
+
+    monkeypatch.setattr(Trainer, "fit", boom)
 
 
-@pytest.mark.parametrize("kwargs,error,culprit", [
-    (dict(model="kalman"), ValueError, "kalman"),
-    (dict(foo=1), TypeError, "foo"),
-    (dict(data=None), ValueError, "data"),
-    (dict(order=9), ValueError, "order"),
-    (dict(order=0), ValueError, "order"),
-    (dict(latent_dim=0), ValueError, "latent_dim"),
-    (dict(device="gpu"), ValueError, "device"),
-    (dict(device="cuda:x"), ValueError, "device"),
-    (dict(num_steps=-1), ValueError, "num_steps"),
-    (dict(batch_size=0), ValueError, "batch_size"),
-    (dict(covariates=["v"]), ValueError, "v"),
-    (dict(learning_rates={"decoder": 0.1}), ValueError, "decoder"),
-    (dict(annealing="exponential"), ValueError, "exponential"),
-    (dict(init="uniform"), ValueError, "init"),
-    (dict(model=3), TypeError, "model"),
-    (dict(model=DKF(obs_dim=2, channels=4, hidden_dim=4)), ValueError, "obs_dim"),
-    (dict(model=DKF(obs_dim=1, covariate_dim=1, channels=4, hidden_dim=4)), ValueError, "covariate_dim"),
-    (dict(model=DKF(obs_dim=1, channels=4, hidden_dim=4), channels=8), TypeError, "channels"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,culprit",
+    [
+        (dict(model="kalman"), ValueError, "kalman"),
+        (dict(foo=1), TypeError, "foo"),
+        (dict(data=None), ValueError, "data"),
+        (dict(order=9), ValueError, "order"),
+        (dict(order=0), ValueError, "order"),
+        (dict(latent_dim=0), ValueError, "latent_dim"),
+        (dict(device="gpu"), ValueError, "device"),
+        (dict(device="cuda:x"), ValueError, "device"),
+        (dict(num_steps=-1), ValueError, "num_steps"),
+        (dict(batch_size=0), ValueError, "batch_size"),
+        (dict(covariates=["v"]), ValueError, "v"),
+        (dict(trainer={"learning_rates": {"decoder": 0.1}}), ValueError, "decoder"),
+        (dict(trainer={"annealing": "exponential"}), ValueError, "exponential"),
+        (dict(trainer={"keep_best": True, "validate_every": 1}), ValueError, "validation_data"),
+        (dict(trainer={"validate_evry": 1}), ValueError, "validate_every"),
+        (dict(trainer="dkf-tabel3"), ValueError, "dkf-table3"),
+        (dict(trainer=3), TypeError, "trainer"),
+        (dict(model="Kalman"), ValueError, r"one of \['ddssm', 'dkf'\]"),
+        (dict(num_step=3), TypeError, "'num_steps'"),
+        (dict(keep_best=True), TypeError, r"trainer=\{'keep_best': True\}"),
+        (dict(annealing="linear"), TypeError, "trainer="),
+        (dict(warmup_steps=5), TypeError, r"trainer=\{'annealing': \{'kind': 'cosine', 'warmup_steps': 5\}\}"),
+        (dict(annealing_end=1.5), TypeError, r"trainer=\{'annealing': \{'kind': 'cosine', 'end': 1.5\}\}"),
+        (dict(init="uniform"), ValueError, "init"),
+        (dict(model=3), TypeError, "model"),
+        (dict(model=DKF(obs_dim=2, channels=4, hidden_dim=4)), ValueError, "obs_dim"),
+        (dict(model=DKF(obs_dim=1, covariate_dim=1, channels=4, hidden_dim=4)), ValueError, "covariate_dim"),
+        (dict(model=DKF(obs_dim=1, channels=4, hidden_dim=4), channels=8), TypeError, "channels"),
+    ],
+)
 def test_bad_arguments_are_reported_before_training(kwargs, error, culprit, data, no_training):
     kwargs = {"data": data, "num_steps": 2, "progress": False, **kwargs}
     with pytest.raises(error, match=culprit):
@@ -311,15 +328,232 @@ def test_numpy_integer_arguments_are_accepted(data, tiny):
     assert res.model.order == 2 and isinstance(res.model.order, int)
 
 
-@pytest.mark.parametrize("call,culprit", [
-    (lambda r, d: r.forecast(d, horizon=0), "horizon"),
-    (lambda r, d: r.forecast(d, horizon=2, num_samples=0), "num_samples"),
-    (lambda r, d: r.forecast(d.rename(x="y"), horizon=2), "y"),
-    (lambda r, d: r.forecast(d.isel(time=slice(0, 1)), horizon=2), "order"),
-    (lambda r, d: r.smooth(d, num_samples=-3), "num_samples"),
-    (lambda r, d: r.sample(num_series=0, length=4), "num_series"),
-    (lambda r, d: r.posterior_predictive(d, num_samples=0), "num_samples"),
-])
+@pytest.mark.parametrize(
+    "call,culprit",
+    [
+        (lambda r, d: r.forecast(d, horizon=0), "horizon"),
+        (lambda r, d: r.forecast(d, horizon=2, num_samples=0), "num_samples"),
+        (lambda r, d: r.forecast(d.rename(x="y"), horizon=2), "y"),
+        (lambda r, d: r.forecast(d.isel(time=slice(0, 1)), horizon=2), "order"),
+        (lambda r, d: r.smooth(d, num_samples=-3), "num_samples"),
+        (lambda r, d: r.sample(num_series=0, length=4), "num_series"),
+        (lambda r, d: r.posterior_predictive(d, num_samples=0), "num_samples"),
+    ],
+)
 def test_bad_prediction_arguments(fitted, data, call, culprit):
     with pytest.raises(ValueError, match=culprit):
         call(fitted, data)
+
+
+# ------------------------------------------------------------------ fit's signature and trainer settings
+def test_fit_has_few_named_parameters():
+    import inspect
+
+    params = inspect.signature(pyrossm.fit).parameters.values()
+    named = [p.name for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    assert len(named) <= 14, named
+    assert named[:2] == ["model", "data"]
+    assert "trainer" in named and "keep_best" not in named and "learning_rates" not in named
+
+
+def test_a_misspelt_argument_names_the_closest(data, no_training):
+    with pytest.raises(TypeError, match=r"'num_step'.*did you mean 'num_steps'\?"):
+        pyrossm.fit(data=data, num_step=3, progress=False)
+
+
+@pytest.mark.parametrize(
+    "name,value",
+    [("keep_best", True), ("validate_every", 2), ("learning_rates", {"transition": 1e-2}), ("lr_schedule", "cosine")],
+)
+def test_a_trainer_setting_given_to_fit_says_to_pass_it_as_trainer(data, no_training, name, value):
+    with pytest.raises(TypeError, match=rf"{name!r} is a trainer setting, pass trainer=\{{"):
+        pyrossm.fit(data=data, num_steps=1, progress=False, **{name: value})
+
+
+def test_model_names_are_case_insensitive(data, tiny):
+    upper = pyrossm.fit(model="DKF", data=data, num_steps=2, seed=4, **tiny)
+    lower = pyrossm.fit(model="dkf", data=data, num_steps=2, seed=4, **tiny)
+    assert isinstance(upper.model, DKF) and upper.config["model"] == "dkf"
+    pd.testing.assert_frame_equal(upper.history.drop(columns="seconds"), lower.history.drop(columns="seconds"))
+
+
+def test_trainer_settings_given_flat_nested_or_as_a_config_are_the_same_run(data, tiny):
+    flat = {
+        "learning_rates": {"transition": 1e-2},
+        "lr_schedule": "cosine",
+        "batch_size": 4,
+        "annealing": {"kind": "linear", "start": 0.1, "end": 1.0, "warmup_steps": 2},
+    }
+    nested = {
+        "optimizer": {"learning_rates": {"transition": 1e-2}},
+        "schedule": {"lr_schedule": "cosine"},
+        "batching": {"batch_size": 4},
+        "objective": {"annealing": {"kind": "linear", "start": 0.1, "end": 1.0, "warmup_steps": 2}},
+    }
+    runs = [
+        pyrossm.fit(data=data, num_steps=3, seed=2, trainer=t, **tiny)
+        for t in (flat, nested, TrainerConfig.from_dict(flat))
+    ]
+    for other in runs[1:]:
+        pd.testing.assert_frame_equal(runs[0].history.drop(columns="seconds"), other.history.drop(columns="seconds"))
+    history = runs[0].history
+    np.testing.assert_allclose(history["annealing"], [0.1, 0.55, 1.0])
+    np.testing.assert_allclose(history["lr_transition"], [1e-2, 1e-2 * (0.1 + 0.9 * 0.75), 1e-2 * (0.1 + 0.9 * 0.25)])
+    assert (history["batch_size"] == 4).all()
+    trainer = runs[0].config["trainer"]
+    assert trainer == TrainerConfig.from_dict({**flat, "num_steps": 3, "seed": 2, "progress": False}).to_dict()
+    assert trainer["optimizer"]["learning_rates"] == {"transition": 1e-2}
+
+
+def test_fit_arguments_replace_the_trainers_values(data, tiny):
+    res = pyrossm.fit(
+        data=data,
+        trainer={"num_steps": 50, "batch_size": 2, "learning_rate": 0.5, "seed": 9},
+        num_steps=2,
+        batch_size=3,
+        learning_rate=0.01,
+        seed=1,
+        **tiny,
+    )
+    assert len(res.history) == 2 and (res.history["batch_size"] == 3).all()
+    trainer = res.config["trainer"]
+    assert (
+        trainer["num_steps"],
+        trainer["seed"],
+        trainer["batching"]["batch_size"],
+        trainer["optimizer"]["learning_rate"],
+    ) == (2, 1, 3, 0.01)
+    # and without them the trainer's values hold
+    res = pyrossm.fit(data=data, trainer={"num_steps": 2, "batch_size": 5}, **tiny)
+    assert len(res.history) == 2 and (res.history["batch_size"] == 5).all()
+
+
+#: the trainer settings of a version-1 file: one flat dict (what the former
+#: ``TrainerConfig.to_dict()`` wrote)
+V1_TRAINER = {
+    "num_steps": 3,
+    "batch_size": 4,
+    "batch_schedule": [],
+    "reset_moments_on_batch_change": False,
+    "num_particles": 1,
+    "learning_rate": 0.001,
+    "learning_rates": {},
+    "weight_decay": 0.01,
+    "clip_norm": 10.0,
+    "clip_per_group": False,
+    "lr_schedule": "constant",
+    "lr_end_factor": 0.1,
+    "lr_restarts": [],
+    "lr_warmup_steps": 0,
+    "ema_decay": None,
+    "annealing": {"kind": "cosine", "start": 0.01, "end": 1.0, "warmup_steps": 1, "points": []},
+    "validate_every": 0,
+    "validation_metric": "elbo",
+    "keep_best": False,
+    "restart_from_best": False,
+    "checkpoint_every": 0,
+    "progress": None,
+    "seed": 0,
+    "on_nonfinite": "raise",
+}
+
+
+def _rewrite(path, out, version, trainer=None):
+    import json
+
+    payload = torch.load(path, weights_only=True)
+    assert payload["format"] == "pyrossm-fit" and payload["version"] == 2
+    config = json.loads(payload["config"])
+    assert set(config["trainer"]) == {
+        "num_steps",
+        "seed",
+        "progress",
+        "optimizer",
+        "schedule",
+        "batching",
+        "objective",
+        "selection",
+        "checkpointing",
+    }
+    if trainer is not None:
+        config["trainer"] = trainer
+    payload.update(version=version, config=json.dumps(config))
+    atomic_torch_save(payload, out)
+    return out
+
+
+def test_version_1_files_are_migrated_on_load(fitted, data, tmp_path):
+    path = fitted.save(tmp_path / "v2.pyrossm")
+    old = pyrossm.load(_rewrite(path, tmp_path / "v1.pyrossm", 1, V1_TRAINER))
+    a = fitted.forecast(data, horizon=H, num_samples=4, seed=3)
+    b = old.forecast(data, horizon=H, num_samples=4, seed=3)
+    assert np.array_equal(a["x"].values, b["x"].values)
+    pd.testing.assert_frame_equal(fitted.history, old.history)
+    trainer = old.config["trainer"]
+    assert trainer == TrainerConfig.from_dict(V1_TRAINER).to_dict()  # nested by section
+    assert trainer["batching"]["batch_size"] == 4 and trainer["selection"]["keep_best"] is False
+    assert trainer["objective"]["annealing"] == {
+        "kind": "cosine",
+        "start": 0.01,
+        "end": 1.0,
+        "warmup_steps": 1,
+        "points": [],
+    }
+    assert "batch_size" not in trainer and "keep_best" not in trainer
+    # a migrated file saves as version 2 and loads the same
+    again = pyrossm.load(old.save(tmp_path / "again.pyrossm"))
+    assert again.config == old.config
+    assert torch.load(tmp_path / "again.pyrossm", weights_only=True)["version"] == 2
+
+
+def test_unreadable_versions_and_v1_settings_are_refused(fitted, tmp_path):
+    path = fitted.save(tmp_path / "v2.pyrossm")
+    with pytest.raises(ValueError, match=r"format version 3, this pyrossm reads versions 1 to 2"):
+        pyrossm.load(_rewrite(path, tmp_path / "v3.pyrossm", 3))
+    with pytest.raises(ValueError, match=r"format version 0"):
+        pyrossm.load(_rewrite(path, tmp_path / "v0.pyrossm", 0))
+    bad = dict(V1_TRAINER, lr_schedule="sawtooth")
+    with pytest.raises(ValueError, match=r"version-1 file.*sawtooth"):
+        pyrossm.load(_rewrite(path, tmp_path / "bad.pyrossm", 1, bad))
+
+
+def test_a_preset_is_stretched_to_num_steps(make_ds):
+    ddssm_tiny = dict(
+        channels=4,
+        hidden_dim=4,
+        encoder_layers=1,
+        emission_layers=1,
+        diffusion_channels=4,
+        diffusion_layers=1,
+        num_diffusion_steps=16,
+    )
+    data, val = make_ds(num_series=80, seed=1), make_ds(num_series=4, seed=5)
+    res = pyrossm.fit(
+        model="ddssm",
+        data=data,
+        validation_data=val,
+        trainer="ddssm-bimodal-cpu",
+        num_steps=6,
+        seed=0,
+        progress=False,
+        latent_dim=1,
+        **ddssm_tiny,
+    )
+    expected = TrainerConfig.from_preset("ddssm-bimodal-cpu", num_steps=6)
+    assert res.config["trainer"] == expected.updated(progress=False).to_dict()
+    # 18600 steps -> 6: restarts at 2, 3, 4, 5 (of 6000, 7800, ...), validation every step,
+    # the batch of 256 series (here all 80) from step 5
+    assert list(expected.schedule.lr_restarts) == [2, 3, 4, 5]
+    assert expected.selection.validate_every == 1
+    assert list(expected.batching.batch_schedule) == [(5, 256)]
+    history = res.history
+    assert history["step"].tolist() == list(range(6)) and (history["stage"] == "svi").all()
+    assert history["batch_size"].tolist() == [64, 64, 64, 64, 64, 80]
+    np.testing.assert_allclose(history["annealing"], [0.01, 1.0, 1.0, 1.75, 1.75, 1.0])
+    cycle = [1e-2, 1e-2 * (0.03 + 0.97 * 0.5), 1e-2, 1e-2, 1e-2, 1e-2]  # cosine decay, restarts
+    np.testing.assert_allclose(history["lr_transition"], cycle, rtol=1e-12)
+    np.testing.assert_allclose(history["lr_encoder"], np.array(cycle) * 0.3, rtol=1e-12)
+    assert np.isfinite(history["val_log_score"]).all() and np.isfinite(history["val_elbo"]).all()
+    kept = res.config["kept"]
+    assert kept["metric"] == "log_score" and kept["step"] == int(history["val_log_score"].idxmax())
+    assert kept["val_log_score"] == pytest.approx(history["val_log_score"].max())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -26,16 +27,43 @@ def files(tmp_path, make_ds):
 def test_fit_then_forecast(files, tmp_path, source, capsys):
     ds, nc, csv = files
     model_file = tmp_path / "model.pyrossm"
-    code = main(["fit", "--data", str(nc if source == "nc" else csv), "--out", str(model_file),
-                 "--num-steps", "3", "--quiet", "--order", "2", "--model-args", TINY_ARGS])
+    code = main(
+        [
+            "fit",
+            "--data",
+            str(nc if source == "nc" else csv),
+            "--out",
+            str(model_file),
+            "--num-steps",
+            "3",
+            "--quiet",
+            "--order",
+            "2",
+            "--model-args",
+            TINY_ARGS,
+        ]
+    )
     assert code == 0
     assert model_file.is_file()
     res = pyrossm.load(model_file)
     assert len(res.history) == 3 and res.model.order == 2
 
     out = tmp_path / "fc.nc"
-    code = main(["forecast", "--model-file", str(model_file), "--context", str(nc), "--horizon", "2",
-                 "--num-samples", "5", "--out", str(out)])
+    code = main(
+        [
+            "forecast",
+            "--model-file",
+            str(model_file),
+            "--context",
+            str(nc),
+            "--horizon",
+            "2",
+            "--num-samples",
+            "5",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     fc = xr.load_dataset(out)
     assert fc["x"].dims == ("draw", "series", "time")
@@ -65,23 +93,56 @@ def exit_code(argv):
 
 
 def test_missing_data_file_fails(tmp_path):
-    code = exit_code(["fit", "--data", str(tmp_path / "nope.nc"), "--out", str(tmp_path / "m.pyrossm"),
-                      "--num-steps", "1", "--quiet"])
+    code = exit_code(
+        [
+            "fit",
+            "--data",
+            str(tmp_path / "nope.nc"),
+            "--out",
+            str(tmp_path / "m.pyrossm"),
+            "--num-steps",
+            "1",
+            "--quiet",
+        ]
+    )
     assert code not in (0, None)
     assert not (tmp_path / "m.pyrossm").exists()
 
 
 def test_bad_arguments_fail_with_nonzero_codes(files, tmp_path, capsys):
     _, nc, _ = files
-    assert exit_code(["fit", "--data", str(nc), "--out", str(tmp_path / "m"), "--num-steps", "1",
-                      "--quiet", "--model", "kalman"]) == 2
+    assert (
+        exit_code(
+            ["fit", "--data", str(nc), "--out", str(tmp_path / "m"), "--num-steps", "1", "--quiet", "--model", "kalman"]
+        )
+        == 2
+    )
     assert "kalman" in capsys.readouterr().err
-    assert exit_code(["fit", "--data", str(nc), "--out", str(tmp_path / "m")]
-                     + ["--num-steps", "1", "--quiet", "--model-args", '{"foo": 1}']) == 2
+    assert (
+        exit_code(
+            ["fit", "--data", str(nc), "--out", str(tmp_path / "m")]
+            + ["--num-steps", "1", "--quiet", "--model-args", '{"foo": 1}']
+        )
+        == 2
+    )
     assert "foo" in capsys.readouterr().err
     assert exit_code(["fit", "--out", str(tmp_path / "m")]) not in (0, None)  # --data is required
-    assert exit_code(["forecast", "--model-file", str(nc), "--context", str(nc), "--horizon", "2",
-                      "--out", str(tmp_path / "fc.nc")]) == 2  # a data file is not a model file
+    assert (
+        exit_code(
+            [
+                "forecast",
+                "--model-file",
+                str(nc),
+                "--context",
+                str(nc),
+                "--horizon",
+                "2",
+                "--out",
+                str(tmp_path / "fc.nc"),
+            ]
+        )
+        == 2
+    )  # a data file is not a model file
     assert not (tmp_path / "fc.nc").exists()
 
 
@@ -90,9 +151,25 @@ def test_fit_with_validation_keeps_the_best_parameters(files, tmp_path, make_ds)
     val = tmp_path / "val.nc"
     make_ds(num_series=3, length=6, seed=7).to_netcdf(val)
     model_file = tmp_path / "model.pyrossm"
-    code = main(["fit", "--data", str(nc), "--out", str(model_file), "--num-steps", "6", "--quiet",
-                 "--validation-data", str(val), "--validate-every", "2", "--keep-best",
-                 "--model-args", TINY_ARGS])
+    code = main(
+        [
+            "fit",
+            "--data",
+            str(nc),
+            "--out",
+            str(model_file),
+            "--num-steps",
+            "6",
+            "--quiet",
+            "--validation-data",
+            str(val),
+            "--validate-every",
+            "2",
+            "--keep-best",
+            "--model-args",
+            TINY_ARGS,
+        ]
+    )
     assert code == 0
     res = pyrossm.load(model_file)
     val_elbo = res.history["val_elbo"].dropna()
@@ -105,9 +182,30 @@ def test_fit_keeps_the_best_log_score(files, tmp_path, make_ds):
     val = tmp_path / "val.nc"
     make_ds(num_series=3, length=6, seed=7).to_netcdf(val)
     model_file = tmp_path / "model.pyrossm"
-    assert main(["fit", "--data", str(nc), "--out", str(model_file), "--num-steps", "6", "--quiet",
-                 "--validation-data", str(val), "--validate-every", "3", "--keep-best",
-                 "--validation-metric", "log_score", "--model-args", TINY_ARGS]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "--data",
+                str(nc),
+                "--out",
+                str(model_file),
+                "--num-steps",
+                "6",
+                "--quiet",
+                "--validation-data",
+                str(val),
+                "--validate-every",
+                "3",
+                "--keep-best",
+                "--validation-metric",
+                "log_score",
+                "--model-args",
+                TINY_ARGS,
+            ]
+        )
+        == 0
+    )
     res = pyrossm.load(model_file)
     score = res.history["val_log_score"].dropna()
     assert list(score.index) == [2, 5]
@@ -115,19 +213,160 @@ def test_fit_keeps_the_best_log_score(files, tmp_path, make_ds):
     assert res.config["kept"]["step"] == int(score.idxmax())
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--keep-best"], "--validation-data"),
-    (["--validation-metric", "log_score"], "--validation-data"),
-    (["--validate-every", "2"], "--validation-data"),
-    (["--validation-data", "VAL"], "--validate-every"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--keep-best"], "--validation-data"),
+        (["--validation-metric", "log_score"], "--validation-data"),
+        (["--validate-every", "2"], "--validation-data"),
+        (["--validation-data", "VAL"], "--validate-every"),
+    ],
+)
 def test_validation_options_need_each_other(files, tmp_path, make_ds, extra, message, capsys):
     _, nc, _ = files
     val = tmp_path / "val.nc"
     make_ds(num_series=3, length=6, seed=7).to_netcdf(val)
     extra = [str(val) if a == "VAL" else a for a in extra]
-    code = exit_code(["fit", "--data", str(nc), "--out", str(tmp_path / "m.pyrossm"),
-                      "--num-steps", "1", "--quiet", *extra])
+    code = exit_code(
+        ["fit", "--data", str(nc), "--out", str(tmp_path / "m.pyrossm"), "--num-steps", "1", "--quiet", *extra]
+    )
     assert code not in (0, None)
     assert message in str(code) + capsys.readouterr().err
     assert not (tmp_path / "m.pyrossm").exists()
+
+
+# ------------------------------------------------------------------ --trainer-config
+FLAT_SETTINGS = {
+    "num_steps": 4,
+    "batch_size": 2,
+    "lr_schedule": "cosine",
+    "learning_rates": {"transition": 0.01},
+    "annealing": {"kind": "linear", "start": 0.1, "end": 1.0, "warmup_steps": 2},
+}
+
+
+def _fit_cli(nc, out, *extra):
+    return exit_code(["fit", "--data", str(nc), "--out", str(out), "--quiet", "--model-args", TINY_ARGS, *extra])
+
+
+@pytest.mark.parametrize("form", ["flat", "nested"])
+def test_trainer_config_from_a_json_file(files, tmp_path, form):
+    import json
+
+    from pyrossm.inference import TrainerConfig
+
+    ds, nc, _ = files
+    expected = TrainerConfig.from_dict(FLAT_SETTINGS)
+    settings = tmp_path / "trainer.json"
+    settings.write_text(json.dumps(FLAT_SETTINGS if form == "flat" else expected.to_dict(), indent=2))
+    assert _fit_cli(nc, tmp_path / "m.pyrossm", "--trainer-config", str(settings)) == 0
+    res = pyrossm.load(tmp_path / "m.pyrossm")
+    assert res.config["trainer"] == expected.updated(progress=False).to_dict()
+    history = res.history
+    assert len(history) == 4 and (history["batch_size"] == 2).all()
+    np.testing.assert_allclose(history["annealing"], [0.1, 0.55, 1.0, 1.0])
+    # the same run as the library's fit with those settings
+    tiny = dict(channels=4, hidden_dim=4, encoder_layers=1, emission_layers=1, transition_layers=1)
+    direct = pyrossm.fit(data=ds, trainer=FLAT_SETTINGS, progress=False, **tiny)
+    pd.testing.assert_frame_equal(history.drop(columns="seconds"), direct.history.drop(columns="seconds"))
+    # a flag replaces the file's value
+    assert (
+        _fit_cli(
+            nc, tmp_path / "m2.pyrossm", "--trainer-config", str(settings), "--num-steps", "2", "--batch-size", "3"
+        )
+        == 0
+    )
+    res = pyrossm.load(tmp_path / "m2.pyrossm")
+    assert len(res.history) == 2 and (res.history["batch_size"] == 3).all()
+    assert res.config["trainer"]["schedule"]["lr_schedule"] == "cosine"
+
+
+def test_trainer_config_preset_is_stretched_to_num_steps(files, tmp_path, make_ds):
+    from pyrossm.inference import TrainerConfig
+
+    _, nc, _ = files
+    assert _fit_cli(nc, tmp_path / "m.pyrossm", "--trainer-config", "dkf-bimodal-cpu", "--num-steps", "3") == 0
+    res = pyrossm.load(tmp_path / "m.pyrossm")
+    expected = TrainerConfig.from_preset("dkf-bimodal-cpu", num_steps=3).updated(progress=False)
+    assert res.config["trainer"] == expected.to_dict()
+    assert res.config["trainer"]["schedule"] == {
+        "lr_schedule": "cosine",
+        "lr_end_factor": 0.03,
+        "lr_restarts": [],
+        "lr_warmup_steps": 0,
+    }
+    assert len(res.history) == 3
+    factors = np.array([1.0, 0.03 + 0.97 * 0.75, 0.03 + 0.97 * 0.25])  # cosine to 3% over 3 steps
+    np.testing.assert_allclose(res.history["lr_transition"], 3e-3 * factors)
+    # with validation flags on top, the preset is stretched all the same
+    val = tmp_path / "val.nc"
+    make_ds(num_series=3, length=6, seed=7).to_netcdf(val)
+    assert (
+        exit_code(
+            [
+                "fit",
+                "--data",
+                str(nc),
+                "--out",
+                str(tmp_path / "d.pyrossm"),
+                "--quiet",
+                "--model",
+                "ddssm",
+                "--model-args",
+                '{"channels": 4, "hidden_dim": 4, "encoder_layers": 1, "emission_layers": 1, '
+                '"diffusion_channels": 4, "diffusion_layers": 1, "num_diffusion_steps": 8}',
+                "--trainer-config",
+                "ddssm-bimodal-cpu",
+                "--num-steps",
+                "6",
+                "--validation-data",
+                str(val),
+                "--validate-every",
+                "2",
+            ]
+        )
+        == 0
+    )
+    trainer = pyrossm.load(tmp_path / "d.pyrossm").config["trainer"]
+    stretched = TrainerConfig.from_preset("ddssm-bimodal-cpu", num_steps=6)
+    assert trainer["schedule"]["lr_restarts"] == list(stretched.schedule.lr_restarts) == [2, 3, 4, 5]
+    assert trainer["selection"]["validate_every"] == 2
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("{not json", "is not valid JSON"),
+        ("[1, 2]", "must hold a JSON object"),
+        (None, "no such file"),
+    ],
+)
+def test_an_unreadable_trainer_config_file_is_one_line_error(files, tmp_path, content, message, capsys):
+    _, nc, _ = files
+    settings = tmp_path / "trainer.json"
+    if content is not None:
+        settings.write_text(content)
+    code = _fit_cli(nc, tmp_path / "m.pyrossm", "--trainer-config", str(settings))
+    text = code if isinstance(code, str) else capsys.readouterr().err
+    assert code not in (0, None)
+    assert text.startswith("error: ") and message in text and "\n" not in text.strip()
+    assert not (tmp_path / "m.pyrossm").exists()
+
+
+@pytest.mark.parametrize(
+    "setting,culprit",
+    [
+        ('{"keep_bset": true}', "did you mean 'keep_best'"),
+        ('{"lr_schedule": "sawtooth"}', "sawtooth"),
+        ("dkf-tabel3", "did you mean 'dkf-table3'"),
+    ],
+)
+def test_bad_trainer_settings_exit_2(files, tmp_path, setting, culprit, capsys):
+    _, nc, _ = files
+    if setting.startswith("{"):
+        path = tmp_path / "trainer.json"
+        path.write_text(setting)
+        setting = str(path)
+    assert _fit_cli(nc, tmp_path / "m.pyrossm", "--trainer-config", setting, "--num-steps", "1") == 2
+    err = capsys.readouterr().err
+    assert culprit in err and err.startswith("error: ") and err.strip().count("\n") == 0

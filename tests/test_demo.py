@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pyrossm
 from pyrossm.demo import DEMO_FITS, run_demo
 
@@ -24,5 +26,13 @@ def test_demo_fits_both_models_and_writes_figures_and_models(tmp_path, capsys):
         saved = pyrossm.load(tmp_path / f"{name.lower()}.pyrossm")
         assert saved.config["model"] == DEMO_FITS[name]["model"]
         assert len(saved.history) == 3
+        # the demo's trainer settings, with num_steps replaced by the budget asked for
+        trainer = saved.config["trainer"]
+        assert trainer["num_steps"] == 3 and trainer["batching"]["batch_size"] == 64
+        assert trainer["schedule"]["lr_schedule"] == "cosine" and trainer["schedule"]["lr_end_factor"] == 0.03
+        assert trainer["objective"]["annealing"]["warmup_steps"] == {"DDSSM": 200, "DKF": 150}[name]
+        np.testing.assert_allclose(
+            saved.history["lr_emission"], 3e-3 * np.array([1.0, 0.03 + 0.97 * 0.75, 0.03 + 0.97 * 0.25])
+        )
     for figure in ("predictive_density.png", "forecast.png"):
         assert (tmp_path / figure).stat().st_size > 10_000

@@ -12,13 +12,24 @@ import torch
 import pyrossm
 from pyrossm.datasets import bimodal_random_walk
 
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
-                                                                 reason="no CUDA device"))]
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")),
+]
 ARCH = {
     "dkf": dict(channels=4, hidden_dim=4, encoder_layers=1, emission_layers=1, transition_layers=1),
-    "ddssm": dict(channels=4, hidden_dim=4, encoder_layers=1, emission_layers=1, diffusion_channels=4,
-                  diffusion_layers=1, num_diffusion_steps=16, sampler="ddim", num_sampling_steps=4,
-                  residual_transition="linear"),
+    "ddssm": dict(
+        channels=4,
+        hidden_dim=4,
+        encoder_layers=1,
+        emission_layers=1,
+        diffusion_channels=4,
+        diffusion_layers=1,
+        num_diffusion_steps=16,
+        sampler="ddim",
+        num_sampling_steps=4,
+        residual_transition="linear",
+    ),
 }
 STEPS = 6
 
@@ -26,10 +37,28 @@ STEPS = 6
 def fit_on(device, model):
     train = bimodal_random_walk(n_series=16, length=10, seed=0)
     valid = bimodal_random_walk(n_series=8, length=10, seed=1)
-    return pyrossm.fit(model=model, data=train, validation_data=valid, num_steps=STEPS, batch_size=4,
-                       batch_schedule=[[3, 8]], validate_every=3, validation_metric="log_score",
-                       keep_best=True, lr_schedule="cosine", lr_restarts=[3], restart_from_best=True,
-                       clip_per_group=True, device=device, seed=0, progress=False, **ARCH[model])
+    trainer = dict(
+        batch_schedule=[[3, 8]],
+        validate_every=3,
+        validation_metric="log_score",
+        keep_best=True,
+        lr_schedule="cosine",
+        lr_restarts=[3],
+        restart_from_best=True,
+        clip_per_group=True,
+    )
+    return pyrossm.fit(
+        model=model,
+        data=train,
+        validation_data=valid,
+        num_steps=STEPS,
+        batch_size=4,
+        trainer=trainer,
+        device=device,
+        seed=0,
+        progress=False,
+        **ARCH[model],
+    )
 
 
 @pytest.mark.parametrize("model", ["dkf", "ddssm"])
@@ -47,7 +76,7 @@ def test_fit_and_every_draw_run_on_the_device(device, model):
     fc = res.forecast(context, horizon=3, num_samples=7, seed=1)
     assert fc["x"].shape == (7, 5, 3) and np.isfinite(fc["x"].values).all()
     again = res.forecast(context, horizon=3, num_samples=7, seed=1)
-    np.testing.assert_array_equal(fc["x"].values, again["x"].values)       # seeds reproduce
+    np.testing.assert_array_equal(fc["x"].values, again["x"].values)  # seeds reproduce
     gen = res.sample(num_series=4, length=6, num_samples=2, seed=0)
     assert gen["x"].shape == (2, 4, 6) and np.isfinite(gen["x"].values).all()
     z = res.smooth(context, num_samples=3, seed=0)["z"]
@@ -65,7 +94,7 @@ def test_a_fit_saved_on_the_device_loads_on_the_cpu(device, tmp_path):
     for (name, a), (_, b) in zip(res.model.state_dict().items(), loaded.model.state_dict().items()):
         assert b.device.type == "cpu"
         torch.testing.assert_close(a.cpu(), b, rtol=0, atol=0, msg=name)
-    assert loaded.config["trainer"]["batch_schedule"] == [[3, 8]]
+    assert loaded.config["trainer"]["batching"]["batch_schedule"] == [[3, 8]]  # nested by section
     context = bimodal_random_walk(n_series=3, length=10, seed=2)
     fc = loaded.forecast(context, horizon=2, num_samples=5, seed=0)
     assert fc["x"].shape == (5, 3, 2) and np.isfinite(fc["x"].values).all()

@@ -14,20 +14,24 @@ import torch
 from scipy.stats import norm
 
 import pyrossm
-from pyrossm import api
+import pyrossm.inference
+from pyrossm import draws
 from pyrossm.api import LOG_SCORE_SAMPLES
 from pyrossm.data.series import SeriesData
 from pyrossm.models import DKF
-from tests.inference.test_trainer import history_without_seconds
+
+
+def history_without_seconds(history):
+    return history.drop(columns=["seconds"])
 
 
 class SumOfHistory(torch.nn.Module):
-    def forward(self, history, covariates):                       # (B, j, M) -> N(sum, 1)
+    def forward(self, history, covariates):  # (B, j, M) -> N(sum, 1)
         return dist.Normal(history.sum(-2), 1.0).to_event(1)
 
 
 class NoisyCopy(torch.nn.Module):
-    def forward(self, window, covariates, pad):                   # (..., j, M) -> N(z_t, 0.5^2)
+    def forward(self, window, covariates, pad):  # (..., j, M) -> N(z_t, 0.5^2)
         return dist.Normal(window[..., -1, :], 0.5)
 
 
@@ -37,9 +41,17 @@ class KnownPredictive(DKF):
     ``z_T ~ N(z_{T-1} + z_{T-2}, 1)`` (order 2), ``x_T ~ N(z_T, 0.5^2)``."""
 
     def __init__(self, trajectory):
-        super().__init__(obs_dim=1, latent_dim=1, order=2, channels=4, hidden_dim=4,
-                         encoder_layers=1, emission_layers=1, transition_layers=1)
-        self.trajectory = trajectory                                  # (T - 1,)
+        super().__init__(
+            obs_dim=1,
+            latent_dim=1,
+            order=2,
+            channels=4,
+            hidden_dim=4,
+            encoder_layers=1,
+            emission_layers=1,
+            transition_layers=1,
+        )
+        self.trajectory = trajectory  # (T - 1,)
         self.transition, self.emission = SumOfHistory(), NoisyCopy()
 
     def sample_posterior(self, x, mask, covariates, num_samples):
@@ -55,10 +67,10 @@ def test_the_estimate_converges_to_the_exact_predictive_density():
     mask = torch.ones_like(x, dtype=torch.bool)
     mask[2, -1] = False
     score = model.one_step_log_score(x, mask, torch.zeros(3, 5, 0), num_samples=40000)
-    exact = norm(0.8, math.sqrt(1.25)).logpdf([1.7, -1.0])   # z_T ~ N(0.3 + 0.5, 1): the last two states
+    exact = norm(0.8, math.sqrt(1.25)).logpdf([1.7, -1.0])  # z_T ~ N(0.3 + 0.5, 1): the last two states
     assert score.shape == (3,)
     np.testing.assert_allclose(score[:2].numpy(), exact, atol=0.02)
-    assert score[2] == 0.0                                    # nothing observed at T: log 1
+    assert score[2] == 0.0  # nothing observed at T: log 1
 
 
 def test_few_draws_are_biased_low_as_jensen_says():
@@ -67,7 +79,7 @@ def test_few_draws_are_biased_low_as_jensen_says():
     torch.manual_seed(1)
     few = model.one_step_log_score(x, torch.ones_like(x, dtype=torch.bool), torch.zeros(2000, 3, 0), 2)
     exact = norm(0.0, math.sqrt(1.25)).logpdf(2.5)
-    assert few.mean() < exact - 0.05                          # E[log mean] < log E[mean]
+    assert few.mean() < exact - 0.05  # E[log mean] < log E[mean]
 
 
 def test_the_model_needs_a_step_after_the_context():
@@ -98,7 +110,7 @@ def test_fit_result_log_score(fitted, make_ds):
 def test_the_log_score_is_in_the_units_of_the_data(make_ds, tiny):
     data = make_ds(seed=2)
     wide = data.copy(deep=True)
-    wide["x"] = 10 * wide["x"] + 3                         # the same data after standardising
+    wide["x"] = 10 * wide["x"] + 3  # the same data after standardising
     a = pyrossm.fit(data=data, num_steps=3, seed=1, **tiny)
     b = pyrossm.fit(data=wide, num_steps=3, seed=1, **tiny)
     sa = a.log_score(data, num_samples=20, seed=0).values
@@ -114,9 +126,16 @@ def test_fit_result_log_score_errors(fitted, make_ds):
 
 
 def test_keep_best_by_the_log_score(make_ds, tiny):
-    kwargs = dict(data=make_ds(), seed=3, batch_size=4, learning_rate=0.05, num_steps=12,
-                  validation_data=make_ds(num_series=4, seed=5), validate_every=3, **tiny)
-    res = pyrossm.fit(validation_metric="log_score", keep_best=True, **kwargs)
+    kwargs = dict(
+        data=make_ds(),
+        seed=3,
+        batch_size=4,
+        learning_rate=0.05,
+        num_steps=12,
+        validation_data=make_ds(num_series=4, seed=5),
+        **tiny,
+    )
+    res = pyrossm.fit(trainer={"validate_every": 3, "validation_metric": "log_score", "keep_best": True}, **kwargs)
     score = res.history["val_log_score"].dropna()
     assert list(score.index) == [2, 5, 8, 11]
     kept = res.config["kept"]
@@ -128,38 +147,49 @@ def test_keep_best_by_the_log_score(make_ds, tiny):
     again = res.log_score(kwargs["validation_data"], num_samples=LOG_SCORE_SAMPLES, seed=3)
     assert float(again.mean()) == pytest.approx(kept["val_log_score"], abs=1e-5)
     # and scoring leaves the training untouched
-    plain = pyrossm.fit(**kwargs)
-    pd.testing.assert_frame_equal(history_without_seconds(res.history).drop(columns=["val_log_score"]),
-                                  history_without_seconds(plain.history))
+    plain = pyrossm.fit(trainer={"validate_every": 3}, **kwargs)
+    pd.testing.assert_frame_equal(
+        history_without_seconds(res.history).drop(columns=["val_log_score"]), history_without_seconds(plain.history)
+    )
 
 
-@pytest.mark.parametrize("kwargs,error,match", [
-    (dict(validation_metric=3), TypeError, "validation_metric must be a str"),
-    (dict(validation_metric="crps"), ValueError, "one of \\('elbo', 'log_score'\\)"),
-    (dict(validation_metric="log_score"), ValueError, "give both"),
-    (dict(validation_metric="log_score", validate_every=2), ValueError, "give both"),
-    (dict(validation_metric="log_score", validate_every=2, validation_data="short"), ValueError,
-     "more than order=1 time steps"),
-    (dict(validation_metric="log_score", validate_every=2, validation_data="unobserved"), ValueError,
-     "no observed value"),
-])
-def test_fit_refuses_a_bad_validation_metric_before_training(make_ds, tiny, kwargs, error, match):
-    val = {"short": make_ds(length=1), "unobserved": make_ds(num_series=3)}
+@pytest.mark.parametrize(
+    "trainer,validation_data,error,match",
+    [
+        ({"validation_metric": 3}, None, TypeError, "validation_metric must be a non-empty str"),
+        ({"validation_metric": "crps"}, None, ValueError, r"validation_metric 'crps' is not among the validation"),
+        (
+            {"validation_metric": "crps", "keep_best": True, "validate_every": 2},
+            "good",
+            ValueError,
+            r"validation_metric 'crps' is not among the validation values of stage 'svi': \['elbo'\]",
+        ),
+        ({"validation_metric": "log_score"}, None, ValueError, "give both"),
+        ({"validation_metric": "log_score", "validate_every": 2}, None, ValueError, "give both"),
+        ({"validation_metric": "log_score"}, "good", ValueError, "give both"),
+        ({"validation_metric": "log_score", "validate_every": 2}, "short", ValueError, "more than order=1 time steps"),
+        ({"validation_metric": "log_score", "validate_every": 2}, "unobserved", ValueError, "no observed value"),
+    ],
+)
+def test_fit_refuses_a_bad_validation_metric_before_training(
+    make_ds, tiny, monkeypatch, trainer, validation_data, error, match
+):
+    def no_step(*args, **kwargs):
+        raise AssertionError("a training step was taken before the bad input was reported")
+
+    monkeypatch.setattr(pyrossm.inference.Trainer, "_train_step", no_step)
+    val = {"good": make_ds(num_series=3), "short": make_ds(length=1), "unobserved": make_ds(num_series=3), None: None}
     val["unobserved"]["x"][:, -1] = np.nan
-    kwargs = dict(kwargs)
-    if isinstance(kwargs.get("validation_data"), str):
-        kwargs["validation_data"] = val[kwargs["validation_data"]]
-    if "validation_data" not in kwargs and kwargs.get("validate_every") is None:
-        kwargs["validation_data"] = None
     with pytest.raises(error, match=match):
-        pyrossm.fit(data=make_ds(), num_steps=1, **kwargs, **tiny)
+        pyrossm.fit(data=make_ds(), num_steps=1, trainer=trainer, validation_data=val[validation_data], **tiny)
 
 
 def test_passes_of_draws_are_combined_exactly(monkeypatch):
     """Pass ``k`` of a fake model has mean likelihood ``k``: the combination weighs each pass by
     its number of draws, ``log((4 * 1 + 4 * 2 + 2 * 3) / 10)``."""
+
     class PassNumber:
-        order = 1
+        min_length, min_length_name = 1, "order"
 
         def __init__(self):
             self.passes = []
@@ -168,11 +198,17 @@ def test_passes_of_draws_are_combined_exactly(monkeypatch):
             self.passes.append(num_samples)
             return torch.full((x.shape[0],), math.log(len(self.passes)))
 
-    monkeypatch.setattr(api, "ROWS_PER_PASS", 20)               # 5 series -> 4 draws per pass
+    monkeypatch.setattr(draws, "ROWS_PER_PASS", 20)  # 5 series -> 4 draws per pass
     x = torch.zeros(5, 3, 1)
-    data = SeriesData(values=x, mask=torch.ones_like(x, dtype=torch.bool), covariates=torch.zeros(5, 3, 0),
-                      lengths=torch.full((5,), 3), series=np.arange(5), time=np.arange(3))
+    data = SeriesData(
+        values=x,
+        mask=torch.ones_like(x, dtype=torch.bool),
+        covariates=torch.zeros(5, 3, 0),
+        lengths=torch.full((5,), 3),
+        series=np.arange(5),
+        time=np.arange(3),
+    )
     model = PassNumber()
-    score = api._one_step_log_score(model, SimpleNamespace(scale=np.array([2.0])), data, 10, "cpu")
+    score = draws.one_step_log_score(model, SimpleNamespace(scale=np.array([2.0])), data, 10, torch.device("cpu"))
     assert model.passes == [4, 4, 2]
     np.testing.assert_allclose(score.numpy(), math.log(1.8) - math.log(2.0), rtol=1e-6)

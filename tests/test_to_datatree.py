@@ -13,9 +13,18 @@ import pyrossm
 def fitted():
     """A 5-step DKF on 16 bimodal random walks, with a validation ELBO every 2 steps."""
     ds = pyrossm.datasets.bimodal_random_walk(n_series=16, length=10, seed=0)
-    res = pyrossm.fit(model="dkf", data=ds, num_steps=5, batch_size=8, channels=4, hidden_dim=4,
-                      progress=False, seed=0, validation_data=ds.isel(series=slice(0, 4)),
-                      validate_every=2)
+    res = pyrossm.fit(
+        model="dkf",
+        data=ds,
+        num_steps=5,
+        batch_size=8,
+        channels=4,
+        hidden_dim=4,
+        progress=False,
+        seed=0,
+        validation_data=ds.isel(series=slice(0, 4)),
+        trainer={"validate_every": 2},
+    )
     return res, ds
 
 
@@ -24,8 +33,7 @@ def test_groups_dims_and_coordinates(fitted):
     data = ds.isel(series=[3, 5, 11])  # coordinates are the data's, not positions
     dt = res.to_datatree(data, num_samples=7, seed=0)
     assert isinstance(dt, xr.DataTree)
-    assert list(dt.children) == ["posterior", "posterior_predictive", "observed_data",
-                                 "training_history"]
+    assert list(dt.children) == ["posterior", "posterior_predictive", "observed_data", "training_history"]
     z = dt["posterior"]["z"]
     assert z.dims == ("chain", "draw", "series", "time", "latent")
     assert z.shape == (1, 7, 3, 10, 1)
@@ -48,11 +56,9 @@ def test_groups_dims_and_coordinates(fitted):
 def test_same_draws_as_smooth_and_posterior_predictive(fitted):
     res, ds = fitted
     dt = res.to_datatree(ds, num_samples=5, seed=3)
-    np.testing.assert_array_equal(dt["posterior"]["z"].values[0],
-                                  res.smooth(ds, num_samples=5, seed=3).z.values)
+    np.testing.assert_array_equal(dt["posterior"]["z"].values[0], res.smooth(ds, num_samples=5, seed=3).z.values)
     pp = res.posterior_predictive(ds, num_samples=5, seed=3)
-    xr.testing.assert_identical(dt["posterior_predictive"].to_dataset(),
-                                pp["posterior_predictive"].to_dataset())
+    xr.testing.assert_identical(dt["posterior_predictive"].to_dataset(), pp["posterior_predictive"].to_dataset())
     xr.testing.assert_identical(dt["observed_data"].to_dataset(), pp["observed_data"].to_dataset())
 
 
@@ -100,8 +106,7 @@ def test_arviz_conventions(fitted, tmp_path):
     path = tmp_path / "fit.nc"  # arviz stores DataTrees as netCDF
     dt.to_netcdf(path)
     back = xr.open_datatree(path)
-    xr.testing.assert_allclose(back["training_history"].to_dataset(),
-                               dt["training_history"].to_dataset())
+    xr.testing.assert_allclose(back["training_history"].to_dataset(), dt["training_history"].to_dataset())
     back.close()
 
 

@@ -333,10 +333,11 @@ class Trainer:
         sel = self.config.selection
         if sel.keep_best and val_batch is None:
             raise ValueError("keep_best=True needs validation data")
-        if sel.keep_best or val_batch is not None:
+        # the default metric ("elbo") need not exist where nothing selects by it
+        if sel.keep_best or sel.validation_metric != "elbo":
             for stage, objective in zip(self.stages, self.objectives):
                 names = set(getattr(objective, "validation_names", ())) | set(val_scores)
-                if sel.keep_best and sel.validation_metric not in names:
+                if sel.validation_metric not in names:
                     raise ValueError(
                         f"validation_metric {sel.validation_metric!r} is not among the "
                         f"validation values of stage {stage.name!r}: {sorted(names)}"

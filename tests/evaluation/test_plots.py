@@ -13,17 +13,31 @@ import xarray as xr  # noqa: E402
 
 import pyrossm  # noqa: E402
 from pyrossm.evaluation import plots  # noqa: E402
-from pyrossm.evaluation.plots import (plot_forecast, plot_history, plot_latent,  # noqa: E402
-                                      plot_sample_paths, stack_observations)
+from pyrossm.evaluation.plots import (  # noqa: E402
+    plot_forecast,
+    plot_history,
+    plot_latent,
+    plot_sample_paths,
+    stack_observations,
+)
 
 
 @pytest.fixture(scope="module")
 def fitted():
     """A 5-step DKF on 16 bimodal random walks (with a validation ELBO every 2 steps)."""
     ds, z = pyrossm.datasets.bimodal_random_walk(n_series=16, length=10, seed=0, return_latent=True)
-    res = pyrossm.fit(model="dkf", data=ds, num_steps=5, batch_size=8, channels=4, hidden_dim=4,
-                      progress=False, seed=0, validation_data=ds.isel(series=slice(0, 4)),
-                      validate_every=2)
+    res = pyrossm.fit(
+        model="dkf",
+        data=ds,
+        num_steps=5,
+        batch_size=8,
+        channels=4,
+        hidden_dim=4,
+        progress=False,
+        seed=0,
+        validation_data=ds.isel(series=slice(0, 4)),
+        trainer={"validate_every": 2},
+    )
     return res, ds, z
 
 
@@ -84,14 +98,15 @@ def test_plot_forecast_feature_dim(tmp_path):
     rng = np.random.default_rng(0)
     coords = {"series": ["a", "b"], "time": np.arange(5), "channel": ["u", "v"]}
     ctx = xr.Dataset({"y": (("series", "time", "channel"), rng.normal(size=(2, 5, 2)))}, coords=coords)
-    fc = xr.Dataset({"y": (("draw", "series", "time", "channel"), rng.normal(size=(9, 2, 3, 2)))},
-                    coords={**coords, "draw": np.arange(9), "time": [5, 6, 7]})
+    fc = xr.Dataset(
+        {"y": (("draw", "series", "time", "channel"), rng.normal(size=(9, 2, 3, 2)))},
+        coords={**coords, "draw": np.arange(9), "time": [5, 6, 7]},
+    )
     with pytest.raises(ValueError, match="feature="):
         plot_forecast(ctx, fc, "y", series="b")
     ax = plot_forecast(ctx, fc, "y", series="b", feature="v")
     _render(ax, tmp_path, "feature")
-    np.testing.assert_allclose(ax.lines[1].get_ydata(),
-                               np.median(fc.y.sel(series="b", channel="v").values, axis=0))
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), np.median(fc.y.sel(series="b", channel="v").values, axis=0))
 
 
 # ---------------------------------------------------------------------- plot_latent

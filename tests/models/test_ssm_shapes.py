@@ -21,18 +21,28 @@ IDS = [f"j{j}-M{m}-V{v}-{init}" for j, m, v, init in CONFIGS]
 @pytest.fixture
 def build(random_batch):
     """``build(order, latent_dim, covariate_dim, init) -> (tiny DKF, (x, mask, covariates))``."""
+
     def make(order, latent_dim, covariate_dim, init):
         torch.manual_seed(0)
-        model = DKF(obs_dim=D, latent_dim=latent_dim, order=order, covariate_dim=covariate_dim,
-                    init=init, channels=4, hidden_dim=4, encoder_layers=1, emission_layers=1,
-                    transition_layers=1)
+        model = DKF(
+            obs_dim=D,
+            latent_dim=latent_dim,
+            order=order,
+            covariate_dim=covariate_dim,
+            init=init,
+            channels=4,
+            hidden_dim=4,
+            encoder_layers=1,
+            emission_layers=1,
+            transition_layers=1,
+        )
         return model, random_batch(N, T, D, covariate_dim)
+
     return make
 
 
 def sample_sites(trace):
-    return [name for name, site in trace.nodes.items()
-            if site["type"] == "sample" and not site_is_subsample(site)]
+    return [name for name, site in trace.nodes.items() if site["type"] == "sample" and not site_is_subsample(site)]
 
 
 @pytest.mark.parametrize("order,latent_dim,covariate_dim,init", CONFIGS, ids=IDS)
@@ -80,8 +90,7 @@ def test_traces_have_the_documented_sites(order, latent_dim, covariate_dim, init
 
 
 @pytest.mark.parametrize("order,latent_dim,covariate_dim,init", CONFIGS, ids=IDS)
-def test_vectorized_elbo_is_finite_and_every_group_gets_gradients(order, latent_dim, covariate_dim, init,
-                                                                  build):
+def test_vectorized_elbo_is_finite_and_every_group_gets_gradients(order, latent_dim, covariate_dim, init, build):
     model, args = build(order, latent_dim, covariate_dim, init)
     elbo = pyro.infer.Trace_ELBO(num_particles=3, vectorize_particles=True, max_plate_nesting=1)
     loss = elbo.differentiable_loss(model.model, model.guide, *args)
@@ -122,14 +131,19 @@ def test_posterior_samples_forecasts_and_generation(order, latent_dim, covariate
     z_one, _ = model.forecast(z, cov, future[:, :1], 1)
     assert torch.equal(z_one[..., 0, :], z_future[..., 0, :])
 
-    z_gen, x_gen = model.generate(N, T)
+    z_gen, x_gen = model.sample_prior(N, T)
     assert z_gen.shape == (N, T, latent_dim) and x_gen.shape == (N, T, D)
     batched = torch.randn(2, N, T, covariate_dim)
-    z_gen, x_gen = model.generate(N, T, batched)
+    torch.manual_seed(12)
+    z_gen, x_gen = model.sample_prior(N, T, batched)
     assert z_gen.shape == (2, N, T, latent_dim) and x_gen.shape == (2, N, T, D)
+    # generate() is sample_prior()'s x
+    torch.manual_seed(12)
+    assert torch.equal(model.generate(N, T, batched), x_gen)
     # a trajectory exactly as long as the Markov order (no transition step) works too
-    z_gen, x_gen = model.generate(N, order)
+    z_gen, x_gen = model.sample_prior(N, order)
     assert z_gen.shape == (N, order, latent_dim) and x_gen.shape == (N, order, D)
+    assert model.generate(N, order).shape == (N, order, D)
 
 
 def test_annealing_scales_the_rate_sites_only(build):
