@@ -28,8 +28,7 @@ def make_dataset(num_series=NUM_SERIES, length=LENGTH, seed=0, covariate=False, 
         walk = walk + 0.5 * u
         variables["u"] = (("series", "time"), u)
     variables["x"] = (("series", "time"), walk)
-    coords = {"series": np.arange(num_series),
-              "time": np.arange(length) if time is None else time}
+    coords = {"series": np.arange(num_series), "time": np.arange(length) if time is None else time}
     return xr.Dataset(variables, coords=coords)
 
 
@@ -48,8 +47,10 @@ def covariate_ds():
 def future_covariates(num_series=NUM_SERIES, horizon=3, start=LENGTH, seed=1):
     """Covariate ``u`` for the ``horizon`` steps after the fixtures' data."""
     rng = np.random.default_rng(seed)
-    return xr.Dataset({"u": (("series", "time"), rng.normal(size=(num_series, horizon)))},
-                      coords={"series": np.arange(num_series), "time": np.arange(start, start + horizon)})
+    return xr.Dataset(
+        {"u": (("series", "time"), rng.normal(size=(num_series, horizon)))},
+        coords={"series": np.arange(num_series), "time": np.arange(start, start + horizon)},
+    )
 
 
 @pytest.fixture(scope="session")

@@ -68,7 +68,9 @@ def test_bimodal_observation_noise_and_observed_increments():
 
 
 def test_bimodal_parameters():
-    ds, z = bimodal_random_walk(n_series=4, length=3, seed=0, decay=0.5, step=1.0, noise_var=0.0, z0=2.0, return_latent=True)
+    ds, z = bimodal_random_walk(
+        n_series=4, length=3, seed=0, decay=0.5, step=1.0, noise_var=0.0, z0=2.0, return_latent=True
+    )
     np.testing.assert_array_equal(ds["x"].values, z.values)
     assert set(np.unique(z.values[:, 0])) <= {0.0, 2.0}  # 0.5 * 2 +- 1
     with pytest.raises(ValueError, match="n_series"):
@@ -172,9 +174,7 @@ def test_kalman_two_step_hand_computed():
     # two steps ahead
     assert mean[0, 1, 0] == pytest.approx(float(A * A * m2), rel=1e-12)
     assert cov[0, 1, 0, 0] == pytest.approx(float(A**4 * P2 + A * A * Q + Q + R), rel=1e-12)
-    expected_ll = stats.norm.logpdf(1.0, 0.0, math.sqrt(1.3)) + stats.norm.logpdf(
-        2.0, 9 / 13, math.sqrt(1283 / 1300)
-    )
+    expected_ll = stats.norm.logpdf(1.0, 0.0, math.sqrt(1.3)) + stats.norm.logpdf(2.0, 9 / 13, math.sqrt(1283 / 1300))
     assert loglik[0] == pytest.approx(expected_ll, rel=1e-12)
     filtered = kalman_filter(x, **SCALAR)
     np.testing.assert_allclose(filtered["mean"][0, :, 0], [10 / 13, float(m2)], rtol=1e-12)
@@ -237,8 +237,12 @@ def test_kalman_loglik_equals_joint_gaussian_multivariate_with_missing():
 
 def test_kalman_predictive_matches_joint_conditional():
     params = dict(
-        A=[[0.8, 0.2], [-0.1, 0.9]], C=[[1.0, 0.0], [0.5, -1.0]], Q=0.3 * np.eye(2), R=0.2 * np.eye(2),
-        m0=[0.0, 0.0], P0=np.eye(2),
+        A=[[0.8, 0.2], [-0.1, 0.9]],
+        C=[[1.0, 0.0], [0.5, -1.0]],
+        Q=0.3 * np.eye(2),
+        R=0.2 * np.eye(2),
+        m0=[0.0, 0.0],
+        P0=np.eye(2),
     )
     length, horizon = 3, 2
     x = linear_gaussian(n_series=1, length=length, seed=1, **params)["x"].values
@@ -326,8 +330,16 @@ def test_real_data_is_package_data(monkeypatch, tmp_path):
 
 def test_public_names():
     # pyrossm.datasets became a package (synthetic.py, real.py): the old names are all still there
-    names = ["GaussianMixture1D", "bimodal_random_walk", "bimodal_transition_law", "geyser",
-             "kalman_filter", "kalman_predictive", "linear_gaussian", "stock"]
+    names = [
+        "GaussianMixture1D",
+        "bimodal_random_walk",
+        "bimodal_transition_law",
+        "geyser",
+        "kalman_filter",
+        "kalman_predictive",
+        "linear_gaussian",
+        "stock",
+    ]
     assert sorted(datasets.__all__) == names
     for name in names + ["DATA_DIR", "STOCK_COLUMNS"]:
         assert hasattr(datasets, name), name

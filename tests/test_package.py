@@ -21,11 +21,23 @@ def wheel(tmp_path_factory):
     src = tmp_path_factory.mktemp("src")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)
-    shutil.copytree(REPO / "pyrossm", src / "pyrossm",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+    shutil.copytree(
+        REPO / "pyrossm", src / "pyrossm", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    )
     out = tmp_path_factory.mktemp("wheel")
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-           "--disable-pip-version-check", "-q", "-w", str(out), str(src)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "--disable-pip-version-check",
+        "-q",
+        "-w",
+        str(out),
+        str(src),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     wheels = list(out.glob("pyrossm-*.whl"))
@@ -60,7 +72,6 @@ def test_installed_wheel_loads_data(wheel, tmp_path):
     )
     run_dir = tmp_path / "elsewhere"
     run_dir.mkdir()
-    proc = subprocess.run([sys.executable, "-I", "-c", code], cwd=run_dir, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-I", "-c", code], cwd=run_dir, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.split() == ["(1,", "299)", "(1,", "3685)"]

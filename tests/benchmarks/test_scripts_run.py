@@ -17,11 +17,24 @@ import ddssm_ablation  # noqa: E402
 
 
 def test_bimodal_cpu_smoke_run_writes_table_figures_and_summary(tmp_path, capsys):
-    bimodal.main(["--profile", "cpu", "--steps", "6", "--num-test", "8", "--num-samples", "32",
-                  "--study-series", "4", "--out", str(tmp_path)])
+    bimodal.main(
+        [
+            "--profile",
+            "cpu",
+            "--steps",
+            "6",
+            "--num-test",
+            "8",
+            "--num-samples",
+            "32",
+            "--study-series",
+            "4",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     out = capsys.readouterr().out
-    for name in ("ddssm.pyrossm", "dkf_vhp.pyrossm", "predictive_density.png", "forecasts.png",
-                 "summary.json"):
+    for name in ("ddssm.pyrossm", "dkf_vhp.pyrossm", "predictive_density.png", "forecasts.png", "summary.json"):
         assert (tmp_path / name).stat().st_size > 0, name
     summary = json.loads((tmp_path / "summary.json").read_text())
     for model in ("DKF+VHP", "DDSSM", "LOCF", "sampling floor"):
@@ -38,8 +51,23 @@ def test_bimodal_cpu_smoke_run_writes_table_figures_and_summary(tmp_path, capsys
     assert "DDSSM" in out and "LOCF" in out
 
     # --reuse scores the saved fits without training them again
-    bimodal.main(["--profile", "cpu", "--steps", "6", "--num-test", "8", "--num-samples", "32",
-                  "--study-series", "4", "--out", str(tmp_path), "--reuse"])
+    bimodal.main(
+        [
+            "--profile",
+            "cpu",
+            "--steps",
+            "6",
+            "--num-test",
+            "8",
+            "--num-samples",
+            "32",
+            "--study-series",
+            "4",
+            "--out",
+            str(tmp_path),
+            "--reuse",
+        ]
+    )
     assert "DDSSM: loaded" in capsys.readouterr().out
 
 
@@ -48,4 +76,4 @@ def test_ddssm_ablation_smoke_run_reports_the_jsd(capsys):
     out = capsys.readouterr().out
     jsd = float(re.search(r"JSD (\d\.\d+) \+-", out).group(1))
     assert 0.0 <= jsd <= 1.0
-    assert "kept the parameters of step" in out      # the stretched preset validates (every step of 6)
+    assert "kept the parameters of step" in out  # the stretched preset validates (every step of 6)

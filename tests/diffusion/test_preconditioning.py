@@ -40,13 +40,15 @@ def gaussian_network(m, s):
     ``m`` and ``s`` broadcast against ``(B, d)``; a ``context`` tensor ``(B, d)``, when given,
     is added to ``m`` (a per-example conditional mean).
     """
+
     def network(x_in, c_noise, context):
-        sigma = torch.exp(4 * c_noise).unsqueeze(-1)             # c_noise = log(sigma) / 4
+        sigma = torch.exp(4 * c_noise).unsqueeze(-1)  # c_noise = log(sigma) / 4
         c_skip, c_out, c_in, _ = karras_coefficients(sigma)
         z_hat = x_in / c_in
         mean = m if context is None else m + context
-        d_star = (s ** 2 * z_hat + sigma ** 2 * mean) / (s ** 2 + sigma ** 2)
+        d_star = (s**2 * z_hat + sigma**2 * mean) / (s**2 + sigma**2)
         return (d_star - c_skip * z_hat) / c_out
+
     return network
 
 
@@ -57,9 +59,9 @@ def expected_bound(schedule, z0, m, s, include_constant=True):
     abar = torch.cumprod(alphas, 0)
     sig2 = (1 - abar) / abar
     w = betas / (2 * alphas * (1 - abar))
-    a = s ** 2 / (s ** 2 + sig2)
-    z0 = torch.as_tensor(z0, dtype=torch.float64).reshape(-1, 1)        # (B, 1)
-    err = (w / sig2 * (a ** 2 * sig2 + (1 - a) ** 2 * (m - z0) ** 2)).sum(-1)
+    a = s**2 / (s**2 + sig2)
+    z0 = torch.as_tensor(z0, dtype=torch.float64).reshape(-1, 1)  # (B, 1)
+    err = (w / sig2 * (a**2 * sig2 + (1 - a) ** 2 * (m - z0) ** 2)).sum(-1)
     abar_k = abar[-1]
     forward = 0.5 * (abar_k * z0[:, 0] ** 2 - abar_k - torch.log1p(-abar_k))
     const = 0.0
@@ -71,8 +73,7 @@ def expected_bound(schedule, z0, m, s, include_constant=True):
 
 
 def true_nll(z0, m=M_DATA, s=S_DATA):
-    return -Normal(torch.tensor(m, dtype=torch.float64), s).log_prob(
-        torch.as_tensor(z0, dtype=torch.float64))
+    return -Normal(torch.tensor(m, dtype=torch.float64), s).log_prob(torch.as_tensor(z0, dtype=torch.float64))
 
 
 # ---------------------------------------------------------------------------------- coefficients
@@ -92,13 +93,13 @@ def test_karras_coefficients_values_and_shapes():
     for i in range(2):
         for j in range(2):
             s = sigma[i, j].item()
-            assert c_skip[i, j].item() == pytest.approx(1 / (s ** 2 + 1), rel=1e-12)
-            assert c_out[i, j].item() == pytest.approx(s / math.sqrt(s ** 2 + 1), rel=1e-12)
-            assert c_in[i, j].item() == pytest.approx(1 / math.sqrt(s ** 2 + 1), rel=1e-12)
+            assert c_skip[i, j].item() == pytest.approx(1 / (s**2 + 1), rel=1e-12)
+            assert c_out[i, j].item() == pytest.approx(s / math.sqrt(s**2 + 1), rel=1e-12)
+            assert c_in[i, j].item() == pytest.approx(1 / math.sqrt(s**2 + 1), rel=1e-12)
             assert c_noise[i, j].item() == pytest.approx(math.log(s) / 4, rel=1e-12)
     # sigma_data = 1 identities: unit-variance input, c_out^2 = 1 - c_skip
-    torch.testing.assert_close(c_in ** 2 * (sigma ** 2 + 1), torch.ones_like(sigma))
-    torch.testing.assert_close(c_out ** 2, 1 - c_skip)
+    torch.testing.assert_close(c_in**2 * (sigma**2 + 1), torch.ones_like(sigma))
+    torch.testing.assert_close(c_out**2, 1 - c_skip)
 
 
 def test_denoise_calls_network_with_preconditioned_inputs():
@@ -132,7 +133,7 @@ def test_regression_target_makes_denoiser_exact():
     z_hat = z0 + sigma[:, None] * eps
     y = regression_target(z0, z_hat, sigma)
     c_skip, c_out, _, _ = karras_coefficients(sigma)
-    torch.testing.assert_close(y, (z0 - c_skip[:, None] * z_hat) / c_out[:, None])   # Eq. 38
+    torch.testing.assert_close(y, (z0 - c_skip[:, None] * z_hat) / c_out[:, None])  # Eq. 38
     d, _ = denoise(lambda x, c, ctx: y, z_hat, sigma, None)
     torch.testing.assert_close(d, z0, rtol=1e-5, atol=1e-5)
 
@@ -156,8 +157,7 @@ def test_eq37_noise_error_equals_preconditioned_error(K):
     rhs = sch.loss_weights[k] * ((f_out - regression_target(z0, z_hat, sigma)) ** 2).sum(-1)
     torch.testing.assert_close(lhs, rhs, rtol=1e-4, atol=0)
     # and both equal w_k / sigma^2 ||D - z0||^2
-    torch.testing.assert_close(lhs, sch.eps_weights[k] / sigma ** 2 * ((d_out - z0) ** 2).sum(-1),
-                               rtol=1e-4, atol=0)
+    torch.testing.assert_close(lhs, sch.eps_weights[k] / sigma**2 * ((d_out - z0) ** 2).sum(-1), rtol=1e-4, atol=0)
 
 
 # ---------------------------------------------------------------------------------- the bound
@@ -192,8 +192,7 @@ def test_diffusion_bound_replays_its_draws():
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     torch.manual_seed(123)
     with_c = diffusion_bound(network, sch, z0, ctx, num_draws=S, include_constant=True)
-    torch.testing.assert_close(with_c - got, torch.full((b,), d * sch.constant_per_dim),
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(with_c - got, torch.full((b,), d * sch.constant_per_dim), rtol=1e-5, atol=1e-5)
 
 
 def test_diffusion_bound_context_kinds_and_gradients():
@@ -253,17 +252,22 @@ def test_expected_bound_of_the_exact_denoiser_is_tight(K):
     weights = Normal(0.0, 1.0).log_prob(q).exp()
     weights = weights / weights.sum()
     mean_gap = ((expected_bound(sch, z, M_DATA, S_DATA) - true_nll(z)) * weights).sum().item()
-    assert 0 <= mean_gap < {16: 0.03, 128: 0.004, 1000: 0.0006}[K]     # measured 0.016 / 0.0021 / 0.00027
+    assert 0 <= mean_gap < {16: 0.03, 128: 0.004, 1000: 0.0006}[K]  # measured 0.016 / 0.0021 / 0.00027
     # without the constant it is off by exactly d C
     torch.testing.assert_close(
         expected_bound(sch, z0, M_DATA, S_DATA) - expected_bound(sch, z0, M_DATA, S_DATA, False),
-        torch.full((4,), sch.constant_per_dim, dtype=torch.float64), rtol=1e-4, atol=1e-4)
+        torch.full((4,), sch.constant_per_dim, dtype=torch.float64),
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 def test_expected_bound_gap_shrinks_with_K():
     z0 = torch.tensor([-1.0, 0.5, 2.0])
-    gaps = [(expected_bound(NoiseSchedule(K), z0, M_DATA, S_DATA) - true_nll(z0)).abs().max().item()
-            for K in (16, 128, 1000)]
+    gaps = [
+        (expected_bound(NoiseSchedule(K), z0, M_DATA, S_DATA) - true_nll(z0)).abs().max().item()
+        for K in (16, 128, 1000)
+    ]
     assert gaps[0] > 5 * gaps[1] > 25 * gaps[2]
 
 
@@ -277,12 +281,12 @@ def test_monte_carlo_bound_of_the_exact_denoiser(K, draws_per_z0):
     net = gaussian_network(M_DATA, S_DATA)
     z0_values = torch.tensor([-1.0, 0.5, 2.0])
     rows, draws = 2000, draws_per_z0 // 2000
-    z0 = z0_values.repeat_interleave(rows).unsqueeze(-1)               # (3 * rows, 1)
+    z0 = z0_values.repeat_interleave(rows).unsqueeze(-1)  # (3 * rows, 1)
     torch.manual_seed(K)
     with torch.no_grad():
         est = diffusion_bound(net, sch, z0, None, num_draws=draws).double().reshape(3, rows)
     mean = est.mean(1)
-    se = est.std(1) / math.sqrt(rows)                                  # per-row means: ~Gaussian
+    se = est.std(1) / math.sqrt(rows)  # per-row means: ~Gaussian
     expected = expected_bound(sch, z0_values, M_DATA, S_DATA)
     truth = true_nll(z0_values)
     # unbiased for the closed form
@@ -301,27 +305,32 @@ def test_monte_carlo_bound_of_the_exact_denoiser(K, draws_per_z0):
 
 # ------------------------------------------------------- sharp against broad laws (bound_gap.py)
 
+
 def _mixture_gap(schedule, a, tau, nodes=48):
     """``E[bound] - H`` for ``0.5 N(-a, tau^2) + 0.5 N(a, tau^2)`` with its exact denoiser, by
     Gauss-Hermite quadrature over ``z0`` (per component) and ``eps``: no Monte Carlo."""
     import numpy as np
-    x, w = np.polynomial.hermite_e.hermegauss(nodes)                   # weight exp(-x^2 / 2)
+
+    x, w = np.polynomial.hermite_e.hermegauss(nodes)  # weight exp(-x^2 / 2)
     x, w = torch.tensor(x), torch.tensor(w / w.sum())
-    z0 = torch.cat([a + tau * x, -a + tau * x])                         # (2n,) both components
+    z0 = torch.cat([a + tau * x, -a + tau * x])  # (2n,) both components
     wz = torch.cat([w, w]) / 2
-    sig = schedule.sigmas.double()[:, None, None]                      # (K, 1, 1)
-    y = z0[None, :, None] + sig * x[None, None, :]                      # (K, 2n, n)
-    var = tau ** 2 + sig ** 2
+    sig = schedule.sigmas.double()[:, None, None]  # (K, 1, 1)
+    y = z0[None, :, None] + sig * x[None, None, :]  # (K, 2n, n)
+    var = tau**2 + sig**2
     up = torch.sigmoid(2 * a * y / var)
-    post_mean = (tau ** 2 * y + sig ** 2 * a * (2 * up - 1)) / var
+    post_mean = (tau**2 * y + sig**2 * a * (2 * up - 1)) / var
     _, c_out, _, _ = karras_coefficients(sig)
-    err = ((post_mean - z0[None, :, None]) ** 2 / c_out ** 2 * w[None, None, :]).sum(-1)   # (K, 2n)
+    err = ((post_mean - z0[None, :, None]) ** 2 / c_out**2 * w[None, None, :]).sum(-1)  # (K, 2n)
     per_z0 = (schedule.loss_weights.double()[:, None] * err).sum(0)
     forward = schedule.forward_kl(z0.unsqueeze(-1))
     bound = ((per_z0 + forward) * wz).sum().item() + schedule.constant_per_dim
     grid = torch.linspace(-a - 12 * tau, a + 12 * tau, 200_001, dtype=torch.float64)
-    logp = torch.logaddexp(-(grid - a) ** 2 / (2 * tau ** 2), -(grid + a) ** 2 / (2 * tau ** 2)) \
-        - math.log(2) - 0.5 * math.log(2 * math.pi * tau ** 2)
+    logp = (
+        torch.logaddexp(-((grid - a) ** 2) / (2 * tau**2), -((grid + a) ** 2) / (2 * tau**2))
+        - math.log(2)
+        - 0.5 * math.log(2 * math.pi * tau**2)
+    )
     entropy = -(logp.exp() * logp).sum().item() * (grid[1] - grid[0]).item()
     return bound - entropy
 
@@ -332,11 +341,13 @@ def test_bound_gap_is_larger_for_sharp_laws_and_shrinks_with_K():
     0.28 against 0.016 at K = 512 (measured).  A small K tilts the ELBO towards broad transitions
     (the DDSSM docstring's claim; ``benchmarks/bound_gap.py`` measures it by Monte Carlo)."""
     a = 4 * 0.35
-    gaps = {K: (_mixture_gap(NoiseSchedule(K), a, 0.05 * 0.35), _mixture_gap(NoiseSchedule(K), a, 0.6 * 0.35))
-            for K in (32, 512)}
+    gaps = {
+        K: (_mixture_gap(NoiseSchedule(K), a, 0.05 * 0.35), _mixture_gap(NoiseSchedule(K), a, 0.6 * 0.35))
+        for K in (32, 512)
+    }
     sharp32, broad32 = gaps[32]
     sharp512, broad512 = gaps[512]
-    assert min(sharp32, broad32, sharp512, broad512) > -0.01            # a cross-entropy: >= H
+    assert min(sharp32, broad32, sharp512, broad512) > -0.01  # a cross-entropy: >= H
     assert sharp32 - broad32 > 1.0
     assert sharp512 < 0.25 * sharp32 and broad512 < 0.25 * broad32
     assert sharp512 - broad512 < 0.4

@@ -28,23 +28,27 @@ M_DATA, S_DATA = 0.5, 0.7
 
 def gaussian_network(m, s):
     """``F*`` for ``N(m, s^2)`` data (``m``, ``s`` broadcast against ``(B, d)``)."""
+
     def network(x_in, c_noise, context):
         sigma = torch.exp(4 * c_noise).unsqueeze(-1)
         c_skip, c_out, c_in, _ = karras_coefficients(sigma)
         z_hat = x_in / c_in
-        d_star = (s ** 2 * z_hat + sigma ** 2 * m) / (s ** 2 + sigma ** 2)
+        d_star = (s**2 * z_hat + sigma**2 * m) / (s**2 + sigma**2)
         return (d_star - c_skip * z_hat) / c_out
+
     return network
 
 
 def make_denoiser(schedule, network, calls=None):
     """The sampler interface ``denoiser(z_hat (..., d), k_index) -> D`` over ``denoise``."""
+
     def denoiser(z_hat, k_index):
         if calls is not None:
             calls.append(k_index)
         flat = z_hat.reshape(-1, z_hat.shape[-1])
         sigma = schedule.sigmas[k_index].expand(flat.shape[0])
         return denoise(network, flat, sigma, None)[0].reshape(z_hat.shape)
+
     return denoiser
 
 
@@ -52,7 +56,7 @@ def ode_solution(z_tilde_k, schedule, m=M_DATA, s=S_DATA):
     """Probability-flow ODE solution at sigma = 0 from ``z~^K`` (closed form for Gaussian data)."""
     z_hat_k = z_tilde_k / schedule.alpha_bars[-1].sqrt()
     sigma_k = schedule.sigmas[-1]
-    return m + (z_hat_k - m) * s / torch.sqrt(s ** 2 + sigma_k ** 2)
+    return m + (z_hat_k - m) * s / torch.sqrt(s**2 + sigma_k**2)
 
 
 # ---------------------------------------------------------------------------------- DDPM
@@ -84,8 +88,9 @@ def test_ddpm_diagonal_gaussian_with_leading_batch_shape():
 def test_ddpm_visits_every_step_in_reverse_and_reports_progress():
     sch = NoiseSchedule(16)
     calls, done = [], []
-    ddpm_sample(make_denoiser(sch, gaussian_network(0.0, 1.0), calls), sch, (3, 2),
-                progress=lambda i, n: done.append((i, n)))
+    ddpm_sample(
+        make_denoiser(sch, gaussian_network(0.0, 1.0), calls), sch, (3, 2), progress=lambda i, n: done.append((i, n))
+    )
     assert calls == list(range(15, -1, -1))
     assert done == [(i, 16) for i in range(1, 17)]
 
@@ -137,8 +142,12 @@ def test_ddpm_generator_reproducible():
 def ddim_error(K):
     sch = NoiseSchedule(K)
     z_k = torch.randn(2000, 1, generator=torch.Generator().manual_seed(11))
-    z0 = ddim_sample(make_denoiser(sch, gaussian_network(M_DATA, S_DATA)), sch, (2000, 1),
-                     generator=torch.Generator().manual_seed(11))
+    z0 = ddim_sample(
+        make_denoiser(sch, gaussian_network(M_DATA, S_DATA)),
+        sch,
+        (2000, 1),
+        generator=torch.Generator().manual_seed(11),
+    )
     return (z0 - ode_solution(z_k, sch)).abs().max().item()
 
 
@@ -166,8 +175,13 @@ def test_ddim_is_deterministic_given_the_initial_noise():
 @pytest.mark.parametrize("n", [32, 128])
 def test_ddim_fewer_steps_roughly_gaussian(n):
     sch = NoiseSchedule(1000)
-    z0 = ddim_sample(make_denoiser(sch, gaussian_network(M_DATA, S_DATA)), sch, (4000, 1),
-                     num_sampling_steps=n, generator=torch.Generator().manual_seed(2))
+    z0 = ddim_sample(
+        make_denoiser(sch, gaussian_network(M_DATA, S_DATA)),
+        sch,
+        (4000, 1),
+        num_sampling_steps=n,
+        generator=torch.Generator().manual_seed(2),
+    )
     assert abs(z0.mean().item() - M_DATA) < 0.03
     assert z0.std().item() == pytest.approx(S_DATA, rel=0.1 if n == 32 else 0.03)
 
@@ -175,8 +189,10 @@ def test_ddim_fewer_steps_roughly_gaussian(n):
 def test_ddim_spread_improves_with_more_steps():
     sch = NoiseSchedule(1000)
     den = make_denoiser(sch, gaussian_network(M_DATA, S_DATA))
-    stds = [ddim_sample(den, sch, (2000, 1), num_sampling_steps=n,
-                        generator=torch.Generator().manual_seed(2)).std().item() for n in (4, 10, 32, 1000)]
+    stds = [
+        ddim_sample(den, sch, (2000, 1), num_sampling_steps=n, generator=torch.Generator().manual_seed(2)).std().item()
+        for n in (4, 10, 32, 1000)
+    ]
     assert stds[0] < stds[1] < stds[2] < stds[3]
     assert stds[3] == pytest.approx(S_DATA, rel=0.05)
 
@@ -185,11 +201,16 @@ def test_ddim_spread_improves_with_more_steps():
 def test_ddim_step_sequence(n, K):
     sch = NoiseSchedule(K)
     calls, done = [], []
-    ddim_sample(make_denoiser(sch, gaussian_network(0.0, 1.0), calls), sch, (2, 3), num_sampling_steps=n,
-                progress=lambda i, total: done.append((i, total)))
+    ddim_sample(
+        make_denoiser(sch, gaussian_network(0.0, 1.0), calls),
+        sch,
+        (2, 3),
+        num_sampling_steps=n,
+        progress=lambda i, total: done.append((i, total)),
+    )
     assert calls[0] == K - 1
     assert len(calls) == max(n, 1)
-    assert calls == sorted(set(calls), reverse=True)         # strictly decreasing
+    assert calls == sorted(set(calls), reverse=True)  # strictly decreasing
     if n > 1:
         assert calls[-1] == 0
     assert done == [(i, len(calls)) for i in range(1, len(calls) + 1)]
@@ -198,11 +219,12 @@ def test_ddim_step_sequence(n, K):
 def test_ddim_one_step_returns_the_denoised_initial_noise():
     sch = NoiseSchedule(16)
     net = gaussian_network(M_DATA, S_DATA)
-    out = ddim_sample(make_denoiser(sch, net), sch, (5, 1), num_sampling_steps=1,
-                      generator=torch.Generator().manual_seed(9))
+    out = ddim_sample(
+        make_denoiser(sch, net), sch, (5, 1), num_sampling_steps=1, generator=torch.Generator().manual_seed(9)
+    )
     z_hat = torch.randn(5, 1, generator=torch.Generator().manual_seed(9)) / sch.alpha_bars[-1].sqrt()
     sigma = sch.sigmas[-1]
-    expected = (S_DATA ** 2 * z_hat + sigma ** 2 * M_DATA) / (S_DATA ** 2 + sigma ** 2)
+    expected = (S_DATA**2 * z_hat + sigma**2 * M_DATA) / (S_DATA**2 + sigma**2)
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
 
 

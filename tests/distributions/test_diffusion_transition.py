@@ -41,7 +41,7 @@ class ExactConditional(nn.Module):
         sigma = torch.exp(4 * c_noise).unsqueeze(-1)
         c_skip, c_out, c_in, _ = karras_coefficients(sigma)
         z_hat = x_in / c_in
-        d_star = (S ** 2 * z_hat + sigma ** 2 * mean) / (S ** 2 + sigma ** 2)
+        d_star = (S**2 * z_hat + sigma**2 * mean) / (S**2 + sigma**2)
         return (d_star - c_skip * z_hat) / c_out
 
 
@@ -135,8 +135,11 @@ def test_log_prob_is_differentiable(batch_shape):
 @pytest.mark.parametrize("batch_shape", [(5,), (2, 4)], ids=str)
 def test_log_prob_of_the_exact_network_is_the_conditional_density(batch_shape):
     history, covariates = make_context(batch_shape, seed=1)
-    value = (A * history[..., -1, :] + B * covariates[..., -1, :1]
-             + S * torch.randn(batch_shape + (M,), generator=torch.Generator().manual_seed(2)))
+    value = (
+        A * history[..., -1, :]
+        + B * covariates[..., -1, :1]
+        + S * torch.randn(batch_shape + (M,), generator=torch.Generator().manual_seed(2))
+    )
     sch = NoiseSchedule(128)
     torch.manual_seed(0)
     d = DiffusionTransition(ExactConditional(), sch, history, covariates, num_noise_draws=20000)
@@ -149,10 +152,10 @@ def test_log_prob_of_the_exact_network_is_the_conditional_density(batch_shape):
     assert (true_log_prob(value, shuffled, covariates) - ref).abs().max() > 2
     # include_constant=False drops exactly d C
     torch.manual_seed(0)
-    no_c = DiffusionTransition(ExactConditional(), sch, history, covariates, num_noise_draws=20000,
-                               include_constant=False).log_prob(value)
-    torch.testing.assert_close(no_c - lp, torch.full(batch_shape, M * sch.constant_per_dim),
-                               rtol=1e-4, atol=1e-3)
+    no_c = DiffusionTransition(
+        ExactConditional(), sch, history, covariates, num_noise_draws=20000, include_constant=False
+    ).log_prob(value)
+    torch.testing.assert_close(no_c - lp, torch.full(batch_shape, M * sch.constant_per_dim), rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("sampler,steps", [("ddpm", None), ("ddim", 64), ("ddim", 8)])
@@ -163,8 +166,7 @@ def test_sample_of_the_exact_network_follows_the_conditional_law(sampler, steps)
     history, covariates = make_context(batch_shape, seed=3)
     sch = NoiseSchedule(64)
     torch.manual_seed(1)
-    d = DiffusionTransition(ExactConditional(), sch, history, covariates, sampler=sampler,
-                            num_sampling_steps=steps)
+    d = DiffusionTransition(ExactConditional(), sch, history, covariates, sampler=sampler, num_sampling_steps=steps)
     x = d.sample((4000,))
     assert x.shape == (4000,) + batch_shape + (M,)
     mean = A * history[..., -1, :] + B * covariates[..., -1, :1]
@@ -172,9 +174,9 @@ def test_sample_of_the_exact_network_follows_the_conditional_law(sampler, steps)
     std = x.std(0)
     if sampler == "ddpm":
         torch.testing.assert_close(std, torch.full_like(std, S), rtol=0.05, atol=0)
-    elif steps == 64:   # all 64 steps: the ODE's Euler error leaves it ~5% under-dispersed
+    elif steps == 64:  # all 64 steps: the ODE's Euler error leaves it ~5% under-dispersed
         assert (std > 0.9 * S).all() and (std < 1.02 * S).all()
-    else:   # deterministic sampler with coarse steps: under-dispersed, but not collapsed
+    else:  # deterministic sampler with coarse steps: under-dispersed, but not collapsed
         assert (std > 0.6 * S).all() and (std < S).all()
 
 
@@ -200,11 +202,15 @@ def test_residual_transition_diffuses_the_increment_from_the_last_state():
         torch.testing.assert_close(resid.sample((2,)), expected, rtol=0, atol=1e-6)
 
     # with the exact increment denoiser, the density and the law of z_t itself come out
-    value = (A * history[..., -1, :] + B * covariates[..., -1, :1]
-             + S * torch.randn(batch_shape + (M,), generator=torch.Generator().manual_seed(6)))
+    value = (
+        A * history[..., -1, :]
+        + B * covariates[..., -1, :1]
+        + S * torch.randn(batch_shape + (M,), generator=torch.Generator().manual_seed(6))
+    )
     torch.manual_seed(2)
-    exact = DiffusionTransition(ExactConditional(increment=True), NoiseSchedule(128), history,
-                                covariates, num_noise_draws=20000, residual=True)
+    exact = DiffusionTransition(
+        ExactConditional(increment=True), NoiseSchedule(128), history, covariates, num_noise_draws=20000, residual=True
+    )
     assert (exact.log_prob(value) - true_log_prob(value, history, covariates)).abs().max() < 0.6
     exact.sampler = "ddpm"
     x = exact.sample((4000,))
@@ -216,8 +222,7 @@ def test_residual_transition_diffuses_the_increment_from_the_last_state():
 def test_ddim_uses_num_sampling_steps_network_calls():
     history, covariates = make_context((4,))
     net = Counting(ExactConditional())
-    d = DiffusionTransition(net, NoiseSchedule(32), history, covariates, sampler="ddim",
-                            num_sampling_steps=5)
+    d = DiffusionTransition(net, NoiseSchedule(32), history, covariates, sampler="ddim", num_sampling_steps=5)
     x1 = d.sample((2,))
     assert net.calls == 5 and net.rows == [8] * 5
     net.calls = 0
@@ -251,16 +256,16 @@ def test_bad_num_sampling_steps_raises(bad):
     history, covariates = make_context((3,))
     with pytest.raises(ValueError, match="num_sampling_steps"):
         # raised on construction, not first when sampling
-        DiffusionTransition(ExactConditional(), NoiseSchedule(8), history, covariates, sampler="ddim",
-                            num_sampling_steps=bad)
+        DiffusionTransition(
+            ExactConditional(), NoiseSchedule(8), history, covariates, sampler="ddim", num_sampling_steps=bad
+        )
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True])
 def test_bad_num_noise_draws_raises(bad):
     history, covariates = make_context((3,))
     with pytest.raises(ValueError, match="num_noise_draws"):
-        DiffusionTransition(ExactConditional(), NoiseSchedule(8), history, covariates,
-                            num_noise_draws=bad)
+        DiffusionTransition(ExactConditional(), NoiseSchedule(8), history, covariates, num_noise_draws=bad)
 
 
 # ---------------------------------------------------------------------- the CSDI denoiser learns
@@ -281,10 +286,13 @@ def test_untrained_denoiser_features_respond_to_their_inputs(m, j, v, floor):
         gen = torch.Generator().manual_seed(100)
         n = 2000
         k = torch.randint(0, 16, (n,), generator=gen)
-        out = net(torch.randn(n, m, generator=gen), torch.log(sch.sigmas[k]) / 4,
-                  (2 * torch.randn(n, j, m, generator=gen), torch.randn(n, j + 1, v, generator=gen)))
-        assert out.shape == (n, m) and (out == 0).all()            # zero-initialised output layer
-        features = acts[0][:, :, -1, :].reshape(-1, acts[0].shape[-1])   # target position
+        out = net(
+            torch.randn(n, m, generator=gen),
+            torch.log(sch.sigmas[k]) / 4,
+            (2 * torch.randn(n, j, m, generator=gen), torch.randn(n, j + 1, v, generator=gen)),
+        )
+        assert out.shape == (n, m) and (out == 0).all()  # zero-initialised output layer
+        features = acts[0][:, :, -1, :].reshape(-1, acts[0].shape[-1])  # target position
         assert features.std(0).median().item() > floor, seed
 
 
@@ -296,7 +304,7 @@ def test_denoiser_units_pushed_negative_still_learn_with_silu_only(activation):
     torch.manual_seed(0)
     net = CSDIDenoiser(1, 1, 0, channels=8, num_layers=2, activation=activation)
     with torch.no_grad():
-        net.post.bias.fill_(-3.0 - net.post.weight.abs().sum(-1).max() * 20)   # all units < -3
+        net.post.bias.fill_(-3.0 - net.post.weight.abs().sum(-1).max() * 20)  # all units < -3
         net.output.weight.fill_(1.0)
     x_in = torch.linspace(-2, 2, 32).unsqueeze(-1)
     out = net(x_in, torch.zeros(32), (0.5 * x_in.unsqueeze(1), torch.zeros(32, 2, 0)))
@@ -340,12 +348,12 @@ def test_log_prob_training_learns_a_bimodal_conditional():
         opt.step()
     prev = torch.linspace(-2, 2, 16).reshape(16, 1, 1)
     x = DiffusionTransition(net, sch, prev, torch.zeros(16, 2, 0)).sample((256,))[..., 0] - a * prev[:, 0, 0]
-    up = ((x - jump).abs() < 0.25).float().mean(0)                # per history value
+    up = ((x - jump).abs() < 0.25).float().mean(0)  # per history value
     down = ((x + jump).abs() < 0.25).float().mean(0)
     assert (up + down).mean() > 0.6, ((up + down).mean(), up.mean(), down.mean())
     assert up.mean() > 0.25 and down.mean() > 0.25
-    assert ((up > 0.1) & (down > 0.1)).all()                      # bimodal at every history value
-    assert (x.abs() < 0.3).float().mean() < 0.1                   # little mass between the modes
+    assert ((up > 0.1) & (down > 0.1)).all()  # bimodal at every history value
+    assert (x.abs() < 0.3).float().mean() < 0.1  # little mass between the modes
 
 
 def test_shift_diffuses_the_departure_from_a_context_mean():
@@ -372,8 +380,7 @@ def test_shift_diffuses_the_departure_from_a_context_mean():
     torch.manual_seed(3)
     expected = plain.log_prob(value.expand((4,) + value.shape) - offset)
     torch.manual_seed(3)
-    torch.testing.assert_close(shifted.log_prob(value.expand((4,) + value.shape)), expected,
-                               rtol=0, atol=0)
+    torch.testing.assert_close(shifted.log_prob(value.expand((4,) + value.shape)), expected, rtol=0, atol=0)
     torch.testing.assert_close(shifted.offset(), offset, rtol=0, atol=0)
     torch.testing.assert_close(shifted.expand((4,) + batch_shape).offset(), offset.expand((4,) + offset.shape))
     assert plain.offset() is None
@@ -389,7 +396,6 @@ def test_shift_argument_errors():
     history, covariates = make_context((2,))
     net, sch = small_denoiser(), NoiseSchedule(8)
     with pytest.raises(ValueError, match="residual=True or a shift"):
-        DiffusionTransition(net, sch, history, covariates, residual=True,
-                            shift=lambda h, u: h[:, -1, :])
+        DiffusionTransition(net, sch, history, covariates, residual=True, shift=lambda h, u: h[:, -1, :])
     with pytest.raises(TypeError, match="shift must be a callable"):
         DiffusionTransition(net, sch, history, covariates, shift=torch.zeros(2, M))

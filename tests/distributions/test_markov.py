@@ -49,8 +49,8 @@ def sequential_chain_log_prob(conditional, full, covariates, order):
     cov = covariates.expand(batch + covariates.shape[-2:])
     total = torch.zeros(batch, dtype=full.dtype)
     for t in range(order, full.shape[-2]):
-        hist = full[..., t - order:t, :].reshape(-1, order, full.shape[-1])
-        c = cov[..., t - order:t + 1, :].reshape(-1, order + 1, cov.shape[-1])
+        hist = full[..., t - order : t, :].reshape(-1, order, full.shape[-1])
+        c = cov[..., t - order : t + 1, :].reshape(-1, order + 1, cov.shape[-1])
         total = total + conditional(hist, c).log_prob(full[..., t, :].reshape(-1, full.shape[-1])).reshape(batch)
     return total
 
@@ -106,11 +106,11 @@ def test_prior_with_the_gaussian_transition_network_equals_sequential_loop(order
 def ar1_moments(z0, a, b, s, length):
     """Mean and covariance of ``z_{1:L}`` for ``z_t = a z_{t-1} + b + s eps`` given ``z_0``."""
     t = np.arange(1, length + 1)
-    mean = a ** t * z0 + b * np.array([sum(a ** k for k in range(n)) for n in t])
+    mean = a**t * z0 + b * np.array([sum(a**k for k in range(n)) for n in t])
     cov = np.empty((length, length))
     for i in range(1, length + 1):
         for j in range(1, length + 1):
-            cov[i - 1, j - 1] = s ** 2 * sum(a ** ((i - k) + (j - k)) for k in range(1, min(i, j) + 1))
+            cov[i - 1, j - 1] = s**2 * sum(a ** ((i - k) + (j - k)) for k in range(1, min(i, j) + 1))
     return mean, cov
 
 
@@ -136,11 +136,11 @@ def test_linear_gaussian_state_space_prior_equals_closed_form_joint():
     prior = StateSpacePrior(init, LinearGaussian(a, b, s), torch.zeros(length, 0, dtype=torch.float64), length)
     value = torch.tensor(np.random.default_rng(2).normal(size=(length, M)))
     t = np.arange(length)
-    mean = b * np.array([sum(a ** k for k in range(n)) for n in t])
+    mean = b * np.array([sum(a**k for k in range(n)) for n in t])
     cov = np.empty((length, length))
     for i in range(length):
         for j in range(length):
-            cov[i, j] = a ** (i + j) + s ** 2 * sum(a ** ((i - k) + (j - k)) for k in range(1, min(i, j) + 1))
+            cov[i, j] = a ** (i + j) + s**2 * sum(a ** ((i - k) + (j - k)) for k in range(1, min(i, j) + 1))
     expected = sum(multivariate_normal(mean, cov).logpdf(value[:, m].numpy()) for m in range(M))
     assert prior.log_prob(value).item() == pytest.approx(expected, abs=1e-9, rel=0)
 
@@ -231,9 +231,18 @@ def test_rsample_is_reparameterised():
 # ------------------------------------------------------------------ smoothing posterior
 def make_posterior(order, covariate_dim=2, seed=0):
     torch.manual_seed(seed)
-    encoder = SmoothingEncoder(obs_dim=2, latent_dim=M, order=order, covariate_dim=covariate_dim,
-                               summary_dim=4, summary_layers=1, channels=4, num_layers=1, seq_dim=4,
-                               hidden_dim=4)
+    encoder = SmoothingEncoder(
+        obs_dim=2,
+        latent_dim=M,
+        order=order,
+        covariate_dim=covariate_dim,
+        summary_dim=4,
+        summary_layers=1,
+        channels=4,
+        num_layers=1,
+        seq_dim=4,
+        hidden_dim=4,
+    )
     n, length = 3, 6
     x = torch.randn(n, length, 2)
     mask = torch.ones(n, length, 2, dtype=torch.bool)
@@ -285,7 +294,11 @@ def test_smoothing_posterior_density_is_the_product_of_its_conditionals(order):
     padded_cov = torch.cat([torch.zeros(2, order, 1, dtype=torch.float64), cov], 1)
     for t in range(length):
         real = min(t, order)  # history entries before t = 0 are padding
-        loc = summary[:, t] + 0.5 * padded[:, t:t + order].sum(1) + padded_cov[:, t:t + order + 1].sum((1, 2))[:, None]
+        loc = (
+            summary[:, t]
+            + 0.5 * padded[:, t : t + order].sum(1)
+            + padded_cov[:, t : t + order + 1].sum((1, 2))[:, None]
+        )
         expected += dist.Normal(loc, 1.0 + real).log_prob(value[:, t]).sum(-1)
     assert torch.allclose(q.log_prob(value), expected, atol=1e-10)
 

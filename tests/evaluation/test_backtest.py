@@ -32,6 +32,7 @@ def dkf(d, seed):
 def dkf_with(**options):
     def fit(d, seed):
         return pyrossm.fit(model="dkf", data=d, seed=seed, progress=False, **{**FIT, **options})
+
     return fit
 
 
@@ -53,20 +54,27 @@ class Persistence:
         self.calls = []
 
     def forecast(self, context, horizon, num_samples=100, future_covariates=None, seed=None):
-        self.calls.append(dict(context=context, horizon=horizon, num_samples=num_samples,
-                               future_covariates=future_covariates, seed=seed))
+        self.calls.append(
+            dict(
+                context=context,
+                horizon=horizon,
+                num_samples=num_samples,
+                future_covariates=future_covariates,
+                seed=seed,
+            )
+        )
         last = context.isel(time=-1)
         rng = np.random.default_rng(seed)
         out = {}
         for name, var in last.data_vars.items():
             noise = rng.normal(size=(num_samples, var.sizes["series"], horizon))
             out[name] = (("draw", "series", "time"), var.values[None, :, None] + noise)
-        return xr.Dataset(out, coords={"series": context["series"].values,
-                                       "time": np.arange(horizon)})
+        return xr.Dataset(out, coords={"series": context["series"].values, "time": np.arange(horizon)})
 
 
 class OrderTwo(Persistence):
     """A fitted forecaster whose model has Markov order 2."""
+
     model = SimpleNamespace(order=2)
 
 
@@ -115,6 +123,7 @@ def assert_row_matches(df, window, expected):
 
 # ------------------------------------------------------------------------------ window layout
 
+
 def test_expanding_windows_with_stride(ds):
     fit = Recorder()
     df = backtest(fit, ds, min_train_window=6, test_window=2, stride=2, num_samples=10)
@@ -129,8 +138,7 @@ def test_sliding_windows_with_stride(ds, fitted):
     df = backtest(fitted, ds, train_window=4, test_window=2, stride=3, num_samples=10)
     assert windows(df) == [(0, 4, 6), (3, 7, 9), (6, 10, 12)]
     # min_train_window larger than train_window delays the first origin
-    df = backtest(fitted, ds, train_window=3, min_train_window=5, test_window=3, stride=2,
-                  num_samples=10)
+    df = backtest(fitted, ds, train_window=3, min_train_window=5, test_window=3, stride=2, num_samples=10)
     assert windows(df) == [(2, 5, 8), (4, 7, 10), (6, 9, 12)]
     # stride 1, last window ends exactly at T
     df = backtest(fitted, ds, min_train_window=9, test_window=3, num_samples=10)
@@ -140,13 +148,11 @@ def test_sliding_windows_with_stride(ds, fitted):
 def test_columns_times_and_finite_metrics(ds):
     times = pd.date_range("2024-01-01", periods=T, freq="D")
     data = ds.assign_coords(time=times)
-    df = backtest(dkf, data, train_window=5, test_window=3, stride=2, num_samples=10,
-                  progress=False)
+    df = backtest(dkf, data, train_window=5, test_window=3, stride=2, num_samples=10, progress=False)
     metrics = metric_columns(df)
     assert metrics, "no metric columns"
     assert list(df.columns) == FIXED + metrics + TIMING
-    assert list(df.columns[7:-2]) == list(evaluate(
-        *_forecast_and_truth(data, 0, 5, 8)).columns)
+    assert list(df.columns[7:-2]) == list(evaluate(*_forecast_and_truth(data, 0, 5, 8)).columns)
     assert df["variable"].tolist() == ["x"] * len(df)
     assert len(df) == 3 and isinstance(df.index, pd.RangeIndex)
     for _, row in df.iterrows():
@@ -164,10 +170,14 @@ def _forecast_and_truth(data, t0, t1, t2):
 
 # ------------------------------------------------------------------------------ fit or forecaster
 
-@pytest.mark.parametrize("layout, expected", [
-    (dict(min_train_window=5, stride=3), [(0, 5, 7), (0, 8, 10)]),
-    (dict(train_window=4, stride=3), [(0, 4, 6), (3, 7, 9), (6, 10, 12)]),
-])
+
+@pytest.mark.parametrize(
+    "layout, expected",
+    [
+        (dict(min_train_window=5, stride=3), [(0, 5, 7), (0, 8, 10)]),
+        (dict(train_window=4, stride=3), [(0, 4, 6), (3, 7, 9), (6, 10, 12)]),
+    ],
+)
 def test_fit_callable_is_called_once_per_window_with_its_training_slice(ds, layout, expected):
     forecaster = Persistence()
     calls = []
@@ -203,15 +213,15 @@ def test_fit_result_is_never_refitted(ds):
     fc = first.forecast(ds.isel(time=slice(0, 10)), 2, num_samples=10, seed=0)
     assert_row_matches(df, 2, evaluate(fc, ds.isel(time=slice(10, 12))))
     # the context holds only the fit's variables: an extra variable in data is fine
-    df = backtest(first, ds.assign(extra=ds["x"] * 0), min_train_window=10, test_window=2,
-                  num_samples=10)
+    df = backtest(first, ds.assign(extra=ds["x"] * 0), min_train_window=10, test_window=2, num_samples=10)
     assert df["variable"].tolist() == ["x"]
 
 
 def test_forecaster_without_contract_and_covariates(cov_ds):
     forecaster = Persistence()
-    df = backtest(forecaster, cov_ds, min_train_window=8, test_window=2, stride=2,
-                  covariates=["u"], num_samples=10, seed=5)
+    df = backtest(
+        forecaster, cov_ds, min_train_window=8, test_window=2, stride=2, covariates=["u"], num_samples=10, seed=5
+    )
     assert windows(df) == [(0, 8, 10), (0, 10, 12)]
     assert df["variable"].tolist() == ["x", "x"]  # the covariate is not scored
     for call, t1 in zip(forecaster.calls, (8, 10)):
@@ -226,14 +236,14 @@ def test_forecaster_without_contract_and_covariates(cov_ds):
 
 # ------------------------------------------------------------------------------ seeding, scoring
 
+
 def test_same_seed_same_result_and_metrics_match_evaluate(ds):
     kwargs = dict(train_window=5, test_window=3, stride=3, num_samples=10, seed=3)
     first = backtest(dkf, ds, **kwargs)
     second = backtest(dkf, ds, **kwargs)
     pd.testing.assert_frame_equal(first.drop(columns=TIMING), second.drop(columns=TIMING))
     other = backtest(dkf, ds, **{**kwargs, "seed": 4})
-    assert not np.allclose(first[metric_columns(first)].to_numpy(float),
-                           other[metric_columns(other)].to_numpy(float))
+    assert not np.allclose(first[metric_columns(first)].to_numpy(float), other[metric_columns(other)].to_numpy(float))
 
     assert windows(first) == [(0, 5, 8), (3, 8, 11)]
     assert_row_matches(first, 1, by_hand(ds, 3, 8, 11, seed=3))
@@ -248,8 +258,15 @@ def test_covariates_are_passed_to_forecast(cov_ds):
     assert all(sorted(d.data_vars) == ["u", "x"] for d, _ in fit.calls)  # the fit sees all of data
     assert_row_matches(df, 1, by_hand(cov_ds, 0, 10, 12, covariates=["u"]))
     # covariates= naming the fit's covariates is fine (same result)
-    again = backtest(dkf_with(covariates=["u"]), cov_ds, min_train_window=8, test_window=2,
-                     stride=2, num_samples=10, covariates=["u"])
+    again = backtest(
+        dkf_with(covariates=["u"]),
+        cov_ds,
+        min_train_window=8,
+        test_window=2,
+        stride=2,
+        num_samples=10,
+        covariates=["u"],
+    )
     pd.testing.assert_frame_equal(df.drop(columns=TIMING), again.drop(columns=TIMING))
 
     # a FitResult with covariates takes them from data on [t1, t2)
@@ -260,13 +277,15 @@ def test_covariates_are_passed_to_forecast(cov_ds):
 
 
 def test_metrics_are_passed_to_evaluate(ds, fitted):
-    df = backtest(fitted, ds, min_train_window=8, test_window=2, stride=2, num_samples=10,
-                  metrics=["mae", "coverage", "crps"])
+    df = backtest(
+        fitted, ds, min_train_window=8, test_window=2, stride=2, num_samples=10, metrics=["mae", "coverage", "crps"]
+    )
     assert metric_columns(df) == ["mae", "coverage_90", "crps"]
     assert np.isfinite(df[metric_columns(df)].to_numpy(float)).all()
 
 
 # ------------------------------------------------------------------------------ progress
+
 
 def test_progress_bar(ds, fitted, capsys):
     backtest(fitted, ds, min_train_window=10, test_window=2, num_samples=10, progress=True)
@@ -278,36 +297,40 @@ def test_progress_bar(ds, fitted, capsys):
 
 # ------------------------------------------------------------------------------ errors
 
+
 def no_fit(*args, **kwargs):
     raise AssertionError("backtest fitted before validating its arguments")
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    (dict(test_window=0), ValueError, "test_window"),
-    (dict(test_window=-2), ValueError, "test_window"),
-    (dict(test_window=1.5), ValueError, "test_window"),
-    (dict(test_window=None), ValueError, "test_window"),
-    (dict(test_window=2, stride=0), ValueError, "stride"),
-    (dict(test_window=2, stride=True), ValueError, "stride"),
-    (dict(test_window=2, min_train_window=0), ValueError, "min_train_window"),
-    (dict(test_window=2, train_window=0), ValueError, "train_window"),
-    (dict(test_window=2, num_samples=0), ValueError, "num_samples"),
-    (dict(test_window=2, seed=-1), ValueError, "seed"),
-    (dict(test_window=2, seed=None), ValueError, "seed"),
-    (dict(test_window=12), ValueError, r"T=12.*test_window=12"),
-    (dict(test_window=3, min_train_window=10), ValueError, r"T=12.*min_train_window=10"),
-    (dict(test_window=3, train_window=10), ValueError, r"T=12.*train_window=10"),
-    (dict(test_window=2, train_window=1, fit=OrderTwo()), ValueError, "train_window.*order 2"),
-    (dict(test_window=2, fit=OrderTwo()), ValueError, "min_train_window.*order 2"),
-    (dict(test_window=2, fit=3), TypeError, "fit must be"),
-    (dict(test_window=2, fit=None), TypeError, "fit must be"),
-    (dict(test_window=2, fit="dkf"), TypeError, "fit must be"),
-    (dict(test_window=2, fit=SimpleNamespace(forecast=3)), TypeError, "fit must be"),
-    (dict(test_window=2, covariates=["nope"]), ValueError, "covariates"),
-    (dict(test_window=2, metrics=["crps", "nope"]), ValueError, "metrics"),
-    (dict(test_window=2, covariates="u"), TypeError, "covariates"),
-    (dict(test_window=2, progress="yes"), TypeError, "progress"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(test_window=0), ValueError, "test_window"),
+        (dict(test_window=-2), ValueError, "test_window"),
+        (dict(test_window=1.5), ValueError, "test_window"),
+        (dict(test_window=None), ValueError, "test_window"),
+        (dict(test_window=2, stride=0), ValueError, "stride"),
+        (dict(test_window=2, stride=True), ValueError, "stride"),
+        (dict(test_window=2, min_train_window=0), ValueError, "min_train_window"),
+        (dict(test_window=2, train_window=0), ValueError, "train_window"),
+        (dict(test_window=2, num_samples=0), ValueError, "num_samples"),
+        (dict(test_window=2, seed=-1), ValueError, "seed"),
+        (dict(test_window=2, seed=None), ValueError, "seed"),
+        (dict(test_window=12), ValueError, r"T=12.*test_window=12"),
+        (dict(test_window=3, min_train_window=10), ValueError, r"T=12.*min_train_window=10"),
+        (dict(test_window=3, train_window=10), ValueError, r"T=12.*train_window=10"),
+        (dict(test_window=2, train_window=1, fit=OrderTwo()), ValueError, "train_window.*order 2"),
+        (dict(test_window=2, fit=OrderTwo()), ValueError, "min_train_window.*order 2"),
+        (dict(test_window=2, fit=3), TypeError, "fit must be"),
+        (dict(test_window=2, fit=None), TypeError, "fit must be"),
+        (dict(test_window=2, fit="dkf"), TypeError, "fit must be"),
+        (dict(test_window=2, fit=SimpleNamespace(forecast=3)), TypeError, "fit must be"),
+        (dict(test_window=2, covariates=["nope"]), ValueError, "covariates"),
+        (dict(test_window=2, metrics=["crps", "nope"]), ValueError, "metrics"),
+        (dict(test_window=2, covariates="u"), TypeError, "covariates"),
+        (dict(test_window=2, progress="yes"), TypeError, "progress"),
+    ],
+)
 def test_errors_before_any_fit(ds, kwargs, error, match):
     kwargs = {"fit": no_fit, **kwargs}
     with pytest.raises(error, match=match):
@@ -350,6 +373,7 @@ def test_fit_result_argument_errors(ds, fitted, cov_ds):
 
 # ------------------------------------------------------------------------------ no model imports
 
+
 def test_backtest_module_imports_no_model_api_or_inference():
     module = sys.modules["pyrossm.evaluation.backtest"]
     tree = ast.parse(inspect.getsource(module))
@@ -359,7 +383,7 @@ def test_backtest_module_imports_no_model_api_or_inference():
         if isinstance(node, ast.Import):
             imported += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = package[:len(package) - node.level + 1] if node.level else []
+            base = package[: len(package) - node.level + 1] if node.level else []
             base = ".".join(base + ([node.module] if node.module else []))
             imported.append(base)
             imported += [f"{base}.{alias.name}" for alias in node.names]

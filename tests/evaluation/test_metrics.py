@@ -31,8 +31,21 @@ def brute_crps(x, y):
 
 
 def test_public_surface():
-    expected = {"crps", "crps_sum", "energy_score", "coverage", "interval_width", "mae", "rmse",
-                "jsd", "jsd_to_density", "wasserstein", "sliced_wasserstein", "mmd", "evaluate"}
+    expected = {
+        "crps",
+        "crps_sum",
+        "energy_score",
+        "coverage",
+        "interval_width",
+        "mae",
+        "rmse",
+        "jsd",
+        "jsd_to_density",
+        "wasserstein",
+        "sliced_wasserstein",
+        "mmd",
+        "evaluate",
+    }
     assert set(M.__all__) == expected
     for name in expected:
         assert getattr(pyrossm.metrics, name) is getattr(M, name)
@@ -60,8 +73,10 @@ def test_crps_ignores_missing_observations_and_reduce_false():
     obs[0, 1] = np.nan
     full = M.crps(samples, obs, reduce=False)
     assert full.shape == (2, 4) and np.isnan(full[0, 1])
-    expected = [np.mean([brute_crps(samples[:, 0, t], obs[0, t]) for t in (0, 2, 3)]),
-                np.mean([brute_crps(samples[:, 1, t], obs[1, t]) for t in range(4)])]
+    expected = [
+        np.mean([brute_crps(samples[:, 0, t], obs[0, t]) for t in (0, 2, 3)]),
+        np.mean([brute_crps(samples[:, 1, t], obs[1, t]) for t in range(4)]),
+    ]
     np.testing.assert_allclose(M.crps(samples, obs), expected, rtol=1e-12)
 
 
@@ -77,7 +92,7 @@ def test_crps_sum_hand_computed():
     samples, observed = tiny_sum_case()
     # t0: X in {3, 4}, y = 2: 1.5 - 0.25 = 1.25;  t1: X in {1, 2}, y = 4: 2.5 - 0.25 = 2.25
     assert M.crps_sum(samples, observed, normalize=False)[0] == pytest.approx(1.75)
-    assert M.crps_sum(samples, observed)[0] == pytest.approx(3.5 / 6)      # sum c_t / sum |y_t|
+    assert M.crps_sum(samples, observed)[0] == pytest.approx(3.5 / 6)  # sum c_t / sum |y_t|
     np.testing.assert_allclose(M.crps_sum(samples, observed, reduce=False), [[1.25 / 3, 2.25 / 3]])
 
 
@@ -85,8 +100,9 @@ def test_crps_sum_of_one_channel_is_crps():
     rng = RNG(2)
     samples, obs = rng.normal(size=(30, 3, 5)), rng.normal(size=(3, 5))
     np.testing.assert_allclose(M.crps_sum(samples, obs, normalize=False), M.crps(samples, obs), rtol=1e-12)
-    np.testing.assert_allclose(M.crps_sum(samples[..., None], obs[..., None], normalize=False),
-                               M.crps(samples, obs), rtol=1e-12)
+    np.testing.assert_allclose(
+        M.crps_sum(samples[..., None], obs[..., None], normalize=False), M.crps(samples, obs), rtol=1e-12
+    )
     np.testing.assert_allclose(M.crps_sum(samples, obs), M.crps(samples, obs) / np.abs(obs).mean(1), rtol=1e-12)
 
 
@@ -97,7 +113,7 @@ def test_crps_sum_quantile_levels_reproduce_the_gluonts_weighted_quantile_loss()
     total, target = samples.sum(-1), obs.sum(-1)
     expected = []
     for n in range(2):
-        q = np.quantile(total[:, n], levels, axis=0)                                   # (Q, T)
+        q = np.quantile(total[:, n], levels, axis=0)  # (Q, T)
         loss = 2 * np.abs((q - target[n]) * ((target[n] <= q) - levels[:, None])).sum(1)
         expected.append(np.mean(loss / np.abs(target[n]).sum()))
     got = M.crps_sum(samples, obs, quantile_levels=levels)
@@ -131,7 +147,7 @@ def test_energy_score_brute_force_double_loop():
             continue
         to_y = sum(np.linalg.norm(samples[i, n, t] - obs[n, t]) for i in range(S)) / S
         pairs = sum(np.linalg.norm(samples[i, n, t] - samples[j, n, t]) for i in range(S) for j in range(S))
-        expected[n, t] = to_y - 0.5 * pairs / S ** 2
+        expected[n, t] = to_y - 0.5 * pairs / S**2
     np.testing.assert_allclose(M.energy_score(samples, obs, reduce=False), expected, rtol=1e-12)
     np.testing.assert_allclose(M.energy_score(samples, obs), np.nanmean(expected, axis=1), rtol=1e-12)
 
@@ -157,11 +173,11 @@ def test_coverage_of_a_calibrated_normal_is_the_level():
 
 def test_mae_and_rmse_of_the_median():
     samples = np.stack([np.zeros((2, 2)), np.array([[1.0, 4.0], [2.0, 5.0]]), np.full((2, 2), 9.0)])
-    obs = np.array([[0.0, 7.0], [0.0, np.nan]])         # errors of the median: [1, -3], [2, NaN]
+    obs = np.array([[0.0, 7.0], [0.0, np.nan]])  # errors of the median: [1, -3], [2, NaN]
     np.testing.assert_allclose(M.mae(samples, obs), [2.0, 2.0])
     np.testing.assert_allclose(M.rmse(samples, obs), [math.sqrt(5.0), 2.0])
     np.testing.assert_allclose(M.mae(samples, obs, reduce=False), [[1.0, 3.0], [2.0, np.nan]])
-    even = np.array([0.0, 1.0, 2.0, 10.0])[:, None, None]           # median of an even count: 1.5
+    even = np.array([0.0, 1.0, 2.0, 10.0])[:, None, None]  # median of an even count: 1.5
     assert M.mae(even, np.zeros((1, 1)))[0] == pytest.approx(1.5)
 
 
@@ -201,14 +217,14 @@ def test_jsd_against_a_density_delegates_to_jsd_to_density():
 def test_wasserstein_matches_scipy_and_shift():
     rng = RNG(11)
     x, y = rng.normal(size=(97, 3, 2)), rng.exponential(size=(41, 3, 2))
-    expected = [np.mean([scipy.stats.wasserstein_distance(x[:, n, d], y[:, n, d]) for d in range(2)])
-                for n in range(3)]
+    expected = [np.mean([scipy.stats.wasserstein_distance(x[:, n, d], y[:, n, d]) for d in range(2)]) for n in range(3)]
     np.testing.assert_allclose(M.wasserstein(x, y), expected, rtol=1e-12)
     np.testing.assert_allclose(M.wasserstein(x, x + 0.75), 0.75, rtol=1e-12)
     np.testing.assert_allclose(M.wasserstein(x, x), 0.0, atol=1e-15)
     ties = np.array([0.0, 0.0, 1.0, 1.0, 1.0])
     assert M.wasserstein(ties, np.array([1.0, 0.0]))[0] == pytest.approx(
-        scipy.stats.wasserstein_distance(ties, [1.0, 0.0]))
+        scipy.stats.wasserstein_distance(ties, [1.0, 0.0])
+    )
 
 
 def test_sliced_wasserstein_one_dim_equals_wasserstein_and_scales():
@@ -247,13 +263,16 @@ def brute_mmd(x, y, h):
 def test_mmd_equals_the_brute_force_unbiased_estimator():
     rng = RNG(14)
     x, y = rng.normal(size=(6, 3, 2)), rng.normal(0.5, 1.0, size=(5, 3, 2))
-    np.testing.assert_allclose(M.mmd(x, y, bandwidth=0.7), [brute_mmd(x[:, n], y[:, n], 0.7) for n in range(3)],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        M.mmd(x, y, bandwidth=0.7), [brute_mmd(x[:, n], y[:, n], 0.7) for n in range(3)], rtol=1e-12
+    )
     heuristic = [np.median(pdist(np.concatenate([x[:, n], y[:, n]]))) for n in range(3)]
-    np.testing.assert_allclose(M.mmd(x, y), [brute_mmd(x[:, n], y[:, n], heuristic[n]) for n in range(3)],
-                               rtol=1e-12)
-    np.testing.assert_allclose(M.mmd(x, y, bandwidth=[0.5, 1.0, 2.0]),
-                               [brute_mmd(x[:, n], y[:, n], h) for n, h in enumerate([0.5, 1.0, 2.0])], rtol=1e-12)
+    np.testing.assert_allclose(M.mmd(x, y), [brute_mmd(x[:, n], y[:, n], heuristic[n]) for n in range(3)], rtol=1e-12)
+    np.testing.assert_allclose(
+        M.mmd(x, y, bandwidth=[0.5, 1.0, 2.0]),
+        [brute_mmd(x[:, n], y[:, n], h) for n, h in enumerate([0.5, 1.0, 2.0])],
+        rtol=1e-12,
+    )
 
 
 def test_mmd_same_law_near_zero_different_law_positive():
@@ -262,9 +281,9 @@ def test_mmd_same_law_near_zero_different_law_positive():
     same = M.mmd(x, y)
     assert np.all(np.abs(same) < 0.01)
     # N(0, I) vs N(v, I) in D dims, kernel length h: E k = (h^2 / (h^2 + 2))^(D/2) exp(-|v|^2 / (2 (h^2 + 2)))
-    expected = 2 * (1 / 3) * (1 - math.exp(-1 / 6))                   # h = 1, |v| = 1, D = 2
+    expected = 2 * (1 / 3) * (1 - math.exp(-1 / 6))  # h = 1, |v| = 1, D = 2
     np.testing.assert_allclose(M.mmd(x, y + np.array([1.0, 0.0]), bandwidth=1.0), expected, atol=0.03)
-    assert np.all(M.mmd(x, y + np.array([1.0, 0.0])) > 0.05)         # median heuristic
+    assert np.all(M.mmd(x, y + np.array([1.0, 0.0])) > 0.05)  # median heuristic
 
 
 # ------------------------------------------------------------------ xarray inputs
@@ -292,12 +311,20 @@ def fc_truth():
     rng = RNG(17)
     S, N, T = 50, 4, 3
     times = np.arange(5, 5 + T)
-    fc = xr.Dataset({"x": (("draw", "series", "time"), rng.normal(size=(S, N, T))),
-                     "y": (("draw", "series", "time", "f"), rng.normal(size=(S, N, T, 2)))},
-                    coords={"series": ["a", "b", "c", "d"], "time": times, "f": ["u", "v"]})
-    truth = xr.Dataset({"x": (("series", "time"), rng.normal(size=(N, 10))),
-                        "y": (("time", "series", "f"), rng.normal(size=(10, N, 2)))},
-                       coords={"series": ["d", "c", "b", "a"], "time": np.arange(10), "f": ["v", "u"]})
+    fc = xr.Dataset(
+        {
+            "x": (("draw", "series", "time"), rng.normal(size=(S, N, T))),
+            "y": (("draw", "series", "time", "f"), rng.normal(size=(S, N, T, 2))),
+        },
+        coords={"series": ["a", "b", "c", "d"], "time": times, "f": ["u", "v"]},
+    )
+    truth = xr.Dataset(
+        {
+            "x": (("series", "time"), rng.normal(size=(N, 10))),
+            "y": (("time", "series", "f"), rng.normal(size=(10, N, 2))),
+        },
+        coords={"series": ["d", "c", "b", "a"], "time": np.arange(10), "f": ["v", "u"]},
+    )
     return fc, truth
 
 
@@ -323,7 +350,7 @@ def test_evaluate_table_and_values(fc_truth):
 
 def test_evaluate_metric_selection_level_and_per_series(fc_truth):
     fc, truth = fc_truth
-    truth["x"][0, 6] = np.nan   # series "d", time 6: ignored
+    truth["x"][0, 6] = np.nan  # series "d", time 6: ignored
     table = M.evaluate(fc, truth, metrics=["coverage", "crps", "interval_width"], level=0.95)
     assert list(table.columns) == ["coverage_95", "crps", "width_95"]
     per = M.evaluate(fc, truth, metrics=["crps"], per_series=True)
@@ -402,8 +429,10 @@ def test_argument_errors():
     with pytest.raises(ValueError, match="reference"):
         M.wasserstein(np.zeros((3, 2)), np.zeros((3, 3)))
     with pytest.raises(ValueError, match="reference.*'draw'"):
-        M.wasserstein(xr.DataArray(np.zeros((3, 2)), dims=("draw", "series")),
-                      xr.DataArray(np.zeros((3, 2)), dims=("x", "series")))
+        M.wasserstein(
+            xr.DataArray(np.zeros((3, 2)), dims=("draw", "series")),
+            xr.DataArray(np.zeros((3, 2)), dims=("x", "series")),
+        )
     with pytest.raises(ValueError, match="num_projections"):
         M.sliced_wasserstein(s, s, num_projections=0)
     with pytest.raises(ValueError, match="samples.*at least 2"):
@@ -418,8 +447,9 @@ def test_argument_errors():
 
 def test_metrics_alias_is_importable():
     """``pyrossm.metrics`` is the evaluation package, also as an import path."""
-    import pyrossm
     from pyrossm.metrics import coverage, crps
+
+    import pyrossm
 
     assert pyrossm.metrics is pyrossm.evaluation
     assert crps is pyrossm.evaluation.crps and coverage is pyrossm.evaluation.metrics.coverage

@@ -16,8 +16,10 @@ from tests.inference.test_trainer import RAMP, args_of, assert_same_state, histo
 def test_batch_size_at_follows_the_schedule():
     cfg = TrainerConfig.from_dict(dict(num_steps=10, batch_size=4, batch_schedule=[[3, 5], [6, 2]]))
     assert [cfg.batching.size_at(s) for s in range(10)] == [4, 4, 4, 5, 5, 5, 2, 2, 2, 2]
-    assert TrainerConfig.from_dict(dict(num_steps=10, batch_size=None,
-                                        batch_schedule=[[5, 3]])).batching.size_at(4) is None
+    assert (
+        TrainerConfig.from_dict(dict(num_steps=10, batch_size=None, batch_schedule=[[5, 3]])).batching.size_at(4)
+        is None
+    )
     assert TrainerConfig.from_dict(dict(num_steps=10, batch_size=7)).batching.size_at(9) == 7
 
 
@@ -28,39 +30,42 @@ def test_batch_schedule_survives_json():
     assert TrainerConfig.from_dict(d).batching.batch_schedule == cfg.batching.batch_schedule == ((3, 5), (6, 2))
 
 
-@pytest.mark.parametrize("schedule, match", [
-    ("[[3, 5]]", "batch_schedule must be a list"),
-    ({3: 5}, "batch_schedule must be a list"),
-    (5, "batch_schedule must be a list"),
-    ([[3, 5, 1]], r"batch_schedule\[0\] must be a \[step, batch_size\] pair"),
-    ([3], r"batch_schedule\[0\] must be a \[step, batch_size\] pair"),
-    ([[0, 5]], "strictly increasing in \\(0, num_steps=10\\)"),
-    ([[10, 5]], "strictly increasing in \\(0, num_steps=10\\)"),
-    ([[5, 4], [5, 8]], r"got 5 at batch_schedule\[1\]"),
-    ([[6, 4], [3, 8]], r"got 3 at batch_schedule\[1\]"),
-    ([[3, 0]], r"batch_schedule\[0\]\[1\] \(batch_size\) must be a positive int"),
-    ([[3, 2.5]], r"batch_schedule\[0\]\[1\] \(batch_size\) must be a positive int"),
-    ([[1.5, 2]], r"batch_schedule\[0\]\[0\] \(step\) must be a non-negative int"),
-])
+@pytest.mark.parametrize(
+    "schedule, match",
+    [
+        ("[[3, 5]]", "batch_schedule must be a list"),
+        ({3: 5}, "batch_schedule must be a list"),
+        (5, "batch_schedule must be a list"),
+        ([[3, 5, 1]], r"batch_schedule\[0\] must be a \[step, batch_size\] pair"),
+        ([3], r"batch_schedule\[0\] must be a \[step, batch_size\] pair"),
+        ([[0, 5]], "strictly increasing in \\(0, num_steps=10\\)"),
+        ([[10, 5]], "strictly increasing in \\(0, num_steps=10\\)"),
+        ([[5, 4], [5, 8]], r"got 5 at batch_schedule\[1\]"),
+        ([[6, 4], [3, 8]], r"got 3 at batch_schedule\[1\]"),
+        ([[3, 0]], r"batch_schedule\[0\]\[1\] \(batch_size\) must be a positive int"),
+        ([[3, 2.5]], r"batch_schedule\[0\]\[1\] \(batch_size\) must be a positive int"),
+        ([[1.5, 2]], r"batch_schedule\[0\]\[0\] \(step\) must be a non-negative int"),
+    ],
+)
 def test_bad_batch_schedules_are_rejected(schedule, match):
     with pytest.raises(ValueError, match=match):
         TrainerConfig.from_dict(dict(num_steps=10, batch_schedule=schedule))
 
 
 def test_the_trainer_draws_minibatches_of_the_scheduled_sizes(series_ds):
-    x = torch.tensor(series_ds["x"].values, dtype=torch.float32)[..., None]     # (6, 8, 1)
+    x = torch.tensor(series_ds["x"].values, dtype=torch.float32)[..., None]  # (6, 8, 1)
     data = (x, torch.ones_like(x, dtype=torch.bool), torch.zeros(6, 8, 0))
     sizes = []
     make_batch = args_of(data)
 
     def recording(idx):
         sizes.append(len(idx))
-        assert len(set(idx.tolist())) == len(idx)          # series drawn without replacement
+        assert len(set(idx.tolist())) == len(idx)  # series drawn without replacement
         return make_batch(idx)
 
     _, trainer = make_trainer(num_steps=7, batch_size=2, batch_schedule=[[2, 4], [4, 50]])
     history = trainer.fit(recording, 6)
-    assert sizes == [2, 2, 4, 4, 6, 6, 6]                  # 50 is capped at the 6 series there are
+    assert sizes == [2, 2, 4, 4, 6, 6, 6]  # 50 is capped at the 6 series there are
     assert list(history["batch_size"]) == sizes
 
 
@@ -70,11 +75,10 @@ def test_fit_with_a_batch_schedule_resumes_bit_for_bit(series_ds, tiny, tmp_path
     full = pyrossm.fit(num_steps=14, checkpoint_dir=tmp_path / "full", **kw)
     assert list(full.history["batch_size"]) == [2] * 4 + [3] * 4 + [5] * 6
     assert full.config["trainer"]["batching"]["batch_schedule"] == [[4, 3], [8, 5]]
-    pyrossm.fit(num_steps=10, checkpoint_dir=tmp_path / "cut", **kw)      # interrupted at step 10
+    pyrossm.fit(num_steps=10, checkpoint_dir=tmp_path / "cut", **kw)  # interrupted at step 10
     resumed = pyrossm.fit(num_steps=14, checkpoint_dir=tmp_path / "cut", resume=True, **kw)
     assert_same_state(full.model, resumed.model)
-    pd.testing.assert_frame_equal(history_without_seconds(full.history),
-                                  history_without_seconds(resumed.history))
+    pd.testing.assert_frame_equal(history_without_seconds(full.history), history_without_seconds(resumed.history))
     # a schedule changes the training: the same run with batch_size 2 throughout differs
     plain = pyrossm.fit(num_steps=14, **{**kw, "trainer": {"annealing": RAMP}})
     assert (plain.history["batch_size"] == 2).all()
@@ -82,8 +86,7 @@ def test_fit_with_a_batch_schedule_resumes_bit_for_bit(series_ds, tiny, tmp_path
 
 
 def test_saved_fit_keeps_its_batch_schedule(series_ds, tiny, tmp_path):
-    res = pyrossm.fit(data=series_ds, num_steps=4, batch_size=2, trainer={"batch_schedule": [[2, 4]]}, seed=0,
-                      **tiny)
+    res = pyrossm.fit(data=series_ds, num_steps=4, batch_size=2, trainer={"batch_schedule": [[2, 4]]}, seed=0, **tiny)
     path = res.save(tmp_path / "fit.pyrossm")
     loaded = pyrossm.load(path)
     assert loaded.config["trainer"]["batching"]["batch_schedule"] == [[2, 4]]
@@ -92,7 +95,7 @@ def test_saved_fit_keeps_its_batch_schedule(series_ds, tiny, tmp_path):
 
 # ------------------------------------------------------------------ reset_moments_on_batch_change
 def _fitted_trainer(series_ds, **settings):
-    x = torch.tensor(series_ds["x"].values, dtype=torch.float32)[..., None]     # (6, 8, 1)
+    x = torch.tensor(series_ds["x"].values, dtype=torch.float32)[..., None]  # (6, 8, 1)
     data = (x, torch.ones_like(x, dtype=torch.bool), torch.zeros(6, 8, 0))
     _, trainer = make_trainer(num_steps=7, batch_size=2, batch_schedule=[[4, 4]], **settings)
     return trainer, trainer.fit(args_of(data), 6)
@@ -101,7 +104,7 @@ def _fitted_trainer(series_ds, **settings):
 def test_reset_moments_restarts_the_optimiser_at_the_batch_change(series_ds):
     kept, kept_history = _fitted_trainer(series_ds)
     reset, reset_history = _fitted_trainer(series_ds, reset_moments_on_batch_change=True)
-    for trainer, steps in [(kept, 7), (reset, 3)]:              # AdamW's own count: 7, or 4, 5, 6
+    for trainer, steps in [(kept, 7), (reset, 3)]:  # AdamW's own count: 7, or 4, 5, 6
         counts = {float(state["step"]) for state in trainer.optimizer.state.values()}
         assert counts == {steps}
     # the same first four steps, then different updates: the moments started from zero at step 4
@@ -110,16 +113,14 @@ def test_reset_moments_restarts_the_optimiser_at_the_batch_change(series_ds):
 
 
 def test_reset_moments_resumes_bit_for_bit_and_survives_json(series_ds, tiny, tmp_path):
-    settings = dict(annealing=RAMP, batch_schedule=[[7, 4]], reset_moments_on_batch_change=True,
-                    checkpoint_every=5)
+    settings = dict(annealing=RAMP, batch_schedule=[[7, 4]], reset_moments_on_batch_change=True, checkpoint_every=5)
     kw = dict(data=series_ds, seed=3, batch_size=2, trainer=settings, **tiny)
     full = pyrossm.fit(num_steps=14, checkpoint_dir=tmp_path / "full", **kw)
     assert full.config["trainer"]["batching"]["reset_moments_on_batch_change"] is True
-    pyrossm.fit(num_steps=10, checkpoint_dir=tmp_path / "cut", **kw)    # reset at 7, stopped at 10
+    pyrossm.fit(num_steps=10, checkpoint_dir=tmp_path / "cut", **kw)  # reset at 7, stopped at 10
     resumed = pyrossm.fit(num_steps=14, checkpoint_dir=tmp_path / "cut", resume=True, **kw)
     assert_same_state(full.model, resumed.model)
-    pd.testing.assert_frame_equal(history_without_seconds(full.history),
-                                  history_without_seconds(resumed.history))
+    pd.testing.assert_frame_equal(history_without_seconds(full.history), history_without_seconds(resumed.history))
 
 
 def test_reset_moments_needs_a_bool_and_a_schedule():

@@ -35,7 +35,7 @@ def test_joint_clipping_scales_every_group_by_the_joint_norm():
     _, trainer = make_trainer(clip_norm=1.0)
     before = set_gradients(trainer, SCALES)
     norm, group_norms = trainer._clip_gradients()
-    joint = math.sqrt(sum(n ** 2 for n in before.values()))
+    joint = math.sqrt(sum(n**2 for n in before.values()))
     assert float(norm) == pytest.approx(joint, rel=1e-5)
     assert {k: float(v) for k, v in group_norms.items()} == pytest.approx(before, rel=1e-5)
     # every group shrinks by the same factor 1 / joint (the transition's noise sets it)
@@ -50,7 +50,7 @@ def test_per_group_clipping_leaves_small_groups_alone():
     before = set_gradients(trainer, SCALES)
     assert before["transition"] > 1.0 and all(before[n] < 1.0 for n in ("encoder", "emission", "init"))
     norm, _ = trainer._clip_gradients()
-    assert float(norm) == pytest.approx(math.sqrt(sum(n ** 2 for n in before.values())), rel=1e-5)
+    assert float(norm) == pytest.approx(math.sqrt(sum(n**2 for n in before.values())), rel=1e-5)
     assert group_norm(trainer, "transition") == pytest.approx(1.0, rel=1e-4)
     for name in ("encoder", "emission", "init"):
         assert group_norm(trainer, name) == pytest.approx(before[name], rel=1e-6)
@@ -60,7 +60,7 @@ def test_no_clipping_leaves_the_gradients_and_still_reports_the_norms():
     _, trainer = make_trainer(clip_norm=None)
     before = set_gradients(trainer, SCALES)
     norm, _ = trainer._clip_gradients()
-    assert float(norm) == pytest.approx(math.sqrt(sum(n ** 2 for n in before.values())), rel=1e-5)
+    assert float(norm) == pytest.approx(math.sqrt(sum(n**2 for n in before.values())), rel=1e-5)
     for name in trainer.group_names:
         assert group_norm(trainer, name) == pytest.approx(before[name], rel=1e-6)
 

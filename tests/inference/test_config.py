@@ -25,24 +25,61 @@ from pyrossm.inference.config import SECTION_OF, SECTIONS, TOP_LEVEL
 
 #: every setting away from its default, by its flat name
 FLAT = dict(
-    num_steps=40, seed=7, progress=False,
-    learning_rate=2e-3, learning_rates={"transition": 1e-2}, weight_decay=0.0, clip_norm=None, clip_per_group=True,
-    lr_schedule="cosine", lr_end_factor=0.05, lr_restarts=[10, 25], lr_warmup_steps=3,
-    batch_size=None, batch_schedule=[[25, 64]], reset_moments_on_batch_change=True,
-    annealing={"kind": "piecewise", "points": [[0, 0.01], [5, 1.0], [12, 1.5], [20, 1.0]]}, num_particles=2,
-    validate_every=5, validation_metric="log_score", keep_best=True, restart_from_best=True, ema_decay=0.9,
-    checkpoint_every=10, on_nonfinite="restore",
+    num_steps=40,
+    seed=7,
+    progress=False,
+    learning_rate=2e-3,
+    learning_rates={"transition": 1e-2},
+    weight_decay=0.0,
+    clip_norm=None,
+    clip_per_group=True,
+    lr_schedule="cosine",
+    lr_end_factor=0.05,
+    lr_restarts=[10, 25],
+    lr_warmup_steps=3,
+    batch_size=None,
+    batch_schedule=[[25, 64]],
+    reset_moments_on_batch_change=True,
+    annealing={"kind": "piecewise", "points": [[0, 0.01], [5, 1.0], [12, 1.5], [20, 1.0]]},
+    num_particles=2,
+    validate_every=5,
+    validation_metric="log_score",
+    keep_best=True,
+    restart_from_best=True,
+    ema_decay=0.9,
+    checkpoint_every=10,
+    on_nonfinite="restore",
 )
 NESTED = {
-    "num_steps": 40, "seed": 7, "progress": False,
-    "optimizer": {"learning_rate": 2e-3, "learning_rates": {"transition": 1e-2}, "weight_decay": 0.0,
-                  "clip_norm": None, "clip_per_group": True},
+    "num_steps": 40,
+    "seed": 7,
+    "progress": False,
+    "optimizer": {
+        "learning_rate": 2e-3,
+        "learning_rates": {"transition": 1e-2},
+        "weight_decay": 0.0,
+        "clip_norm": None,
+        "clip_per_group": True,
+    },
     "schedule": {"lr_schedule": "cosine", "lr_end_factor": 0.05, "lr_restarts": [10, 25], "lr_warmup_steps": 3},
     "batching": {"batch_size": None, "batch_schedule": [[25, 64]], "reset_moments_on_batch_change": True},
-    "objective": {"annealing": {"kind": "piecewise", "start": 0.01, "end": 1.0, "warmup_steps": None,
-                                "points": [[0, 0.01], [5, 1.0], [12, 1.5], [20, 1.0]]}, "num_particles": 2},
-    "selection": {"validate_every": 5, "validation_metric": "log_score", "keep_best": True,
-                  "restart_from_best": True, "ema_decay": 0.9},
+    "objective": {
+        "annealing": {
+            "kind": "piecewise",
+            "start": 0.01,
+            "end": 1.0,
+            "warmup_steps": None,
+            "points": [[0, 0.01], [5, 1.0], [12, 1.5], [20, 1.0]],
+        },
+        "num_particles": 2,
+    },
+    "selection": {
+        "validate_every": 5,
+        "validation_metric": "log_score",
+        "keep_best": True,
+        "restart_from_best": True,
+        "ema_decay": 0.9,
+    },
     "checkpointing": {"checkpoint_every": 10, "on_nonfinite": "restore"},
 }
 
@@ -55,16 +92,23 @@ def test_every_setting_has_one_section():
     names = [f.name for cls in SECTIONS.values() for f in fields(cls)]
     assert len(names) == len(set(names)) == len(SECTION_OF)
     assert not set(names) & (set(TOP_LEVEL) | set(SECTIONS))
-    assert set(FLAT) == set(names) | set(TOP_LEVEL)                    # (FLAT names every setting)
+    assert set(FLAT) == set(names) | set(TOP_LEVEL)  # (FLAT names every setting)
 
 
-@pytest.mark.parametrize("config", [
-    TrainerConfig(),
-    TrainerConfig.from_dict(FLAT),
-    TrainerConfig(num_steps=9, optimizer=OptimizerSettings(learning_rate=0.5),
-                  objective=ObjectiveSettings(annealing=AnnealingSchedule("linear", 0.2, 1.3, 4))),
-    TrainerConfig.from_preset("ddssm-bimodal-cpu", num_steps=100),
-], ids=["defaults", "everything", "objects", "preset"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        TrainerConfig(),
+        TrainerConfig.from_dict(FLAT),
+        TrainerConfig(
+            num_steps=9,
+            optimizer=OptimizerSettings(learning_rate=0.5),
+            objective=ObjectiveSettings(annealing=AnnealingSchedule("linear", 0.2, 1.3, 4)),
+        ),
+        TrainerConfig.from_preset("ddssm-bimodal-cpu", num_steps=100),
+    ],
+    ids=["defaults", "everything", "objects", "preset"],
+)
 def test_round_trip_through_json(config):
     again = round_trip(config)
     assert again.to_dict() == config.to_dict()
@@ -85,21 +129,34 @@ def test_flat_and_nested_dicts_give_the_same_config():
     flat, nested = TrainerConfig.from_dict(FLAT), TrainerConfig.from_dict(NESTED)
     assert flat == nested and flat.to_dict() == nested.to_dict()
     # sections given as objects or dicts to the constructor give it too
-    objects = TrainerConfig(num_steps=40, seed=7, progress=False,
-                            **{name: cls(**NESTED[name]) for name, cls in SECTIONS.items()})
+    objects = TrainerConfig(
+        num_steps=40, seed=7, progress=False, **{name: cls(**NESTED[name]) for name, cls in SECTIONS.items()}
+    )
     dicts = TrainerConfig(num_steps=40, seed=7, progress=False, **{name: NESTED[name] for name in SECTIONS})
     assert objects == dicts == flat
     assert isinstance(dicts.optimizer, OptimizerSettings) and isinstance(dicts.selection, SelectionSettings)
 
 
 def test_a_mix_of_flat_and_nested_settings():
-    mixed = TrainerConfig.from_dict({
-        "num_steps": 40, "seed": 7, "progress": False, "optimizer": NESTED["optimizer"],
-        "schedule": NESTED["schedule"], "batch_size": None, "batch_schedule": [[25, 64]],
-        "reset_moments_on_batch_change": True, "objective": {"num_particles": 2},
-        "annealing": FLAT["annealing"], "selection": {"validate_every": 5, "keep_best": True},
-        "validation_metric": "log_score", "restart_from_best": True, "ema_decay": 0.9,
-        "checkpointing": NESTED["checkpointing"]})
+    mixed = TrainerConfig.from_dict(
+        {
+            "num_steps": 40,
+            "seed": 7,
+            "progress": False,
+            "optimizer": NESTED["optimizer"],
+            "schedule": NESTED["schedule"],
+            "batch_size": None,
+            "batch_schedule": [[25, 64]],
+            "reset_moments_on_batch_change": True,
+            "objective": {"num_particles": 2},
+            "annealing": FLAT["annealing"],
+            "selection": {"validate_every": 5, "keep_best": True},
+            "validation_metric": "log_score",
+            "restart_from_best": True,
+            "ema_decay": 0.9,
+            "checkpointing": NESTED["checkpointing"],
+        }
+    )
     assert mixed.to_dict() == NESTED
     # a partial section keeps the other settings' defaults
     partial = TrainerConfig.from_dict({"optimizer": {"clip_norm": 1.0}, "keep_best": True, "validate_every": 2})
@@ -115,33 +172,45 @@ def test_the_default_annealing_is_a_cosine_over_a_third_of_each_stage():
     assert annealing.for_stage(300).warmup_steps == 100
     # a kind name alone keeps the third-of-the-stage warm-up; a dict's missing warm-up too
     assert TrainerConfig.from_dict({"annealing": "linear"}).objective.annealing.warmup_steps is None
-    assert TrainerConfig.from_dict({"annealing": {"kind": "linear", "end": 1.5}}).objective.annealing == \
-        AnnealingSchedule("linear", end=1.5, warmup_steps=None)
+    assert TrainerConfig.from_dict(
+        {"annealing": {"kind": "linear", "end": 1.5}}
+    ).objective.annealing == AnnealingSchedule("linear", end=1.5, warmup_steps=None)
 
 
-@pytest.mark.parametrize("settings,match", [
-    ({"learning_rat": 1e-3}, r"unknown trainer setting 'learning_rat' \(did you mean 'learning_rate'\?\)"),
-    ({"keep_bets": True}, r"did you mean 'keep_best'\?"),
-    ({"optimiser": {}}, r"did you mean 'optimizer'\?"),
-    ({"optimizer": {"learning_rat": 1e-3}},
-     r"unknown setting 'learning_rat' in trainer section 'optimizer' \(did you mean 'learning_rate'\?\)"),
-])
+@pytest.mark.parametrize(
+    "settings,match",
+    [
+        ({"learning_rat": 1e-3}, r"unknown trainer setting 'learning_rat' \(did you mean 'learning_rate'\?\)"),
+        ({"keep_bets": True}, r"did you mean 'keep_best'\?"),
+        ({"optimiser": {}}, r"did you mean 'optimizer'\?"),
+        (
+            {"optimizer": {"learning_rat": 1e-3}},
+            r"unknown setting 'learning_rat' in trainer section 'optimizer' \(did you mean 'learning_rate'\?\)",
+        ),
+    ],
+)
 def test_an_unknown_key_names_the_closest(settings, match):
     with pytest.raises(ValueError, match=match):
         TrainerConfig.from_dict(settings)
 
 
-@pytest.mark.parametrize("section,key,right", [
-    ("optimizer", "keep_best", "selection"),
-    ("selection", "learning_rate", "optimizer"),
-    ("batching", "lr_restarts", "schedule"),
-    ("objective", "batch_size", "batching"),
-    ("schedule", "checkpoint_every", "checkpointing"),
-    ("checkpointing", "annealing", "objective"),
-])
+@pytest.mark.parametrize(
+    "section,key,right",
+    [
+        ("optimizer", "keep_best", "selection"),
+        ("selection", "learning_rate", "optimizer"),
+        ("batching", "lr_restarts", "schedule"),
+        ("objective", "batch_size", "batching"),
+        ("schedule", "checkpoint_every", "checkpointing"),
+        ("checkpointing", "annealing", "objective"),
+    ],
+)
 def test_a_key_in_the_wrong_section_names_the_right_one(section, key, right):
-    with pytest.raises(ValueError, match=f"unknown setting '{key}' in trainer section '{section}' "
-                                         rf"\(it belongs to section '{right}'\)"):
+    with pytest.raises(
+        ValueError,
+        match=f"unknown setting '{key}' in trainer section '{section}' "
+        rf"\(it belongs to section '{right}'\)",
+    ):
         TrainerConfig.from_dict({section: {key: 1}})
 
 
@@ -159,25 +228,31 @@ def test_updated_replaces_values_and_keeps_the_rest():
     new = config.updated(learning_rate=0.01, ema_decay=None, num_steps=60, batch_schedule=[[30, 8]])
     assert new.optimizer.learning_rate == 0.01 and new.selection.ema_decay is None
     assert new.num_steps == 60 and new.batching.batch_schedule == ((30, 8),)
-    assert new.to_dict() == {**NESTED, "num_steps": 60,
-                             "optimizer": {**NESTED["optimizer"], "learning_rate": 0.01},
-                             "selection": {**NESTED["selection"], "ema_decay": None},
-                             "batching": {**NESTED["batching"], "batch_schedule": [[30, 8]]}}
-    assert config.to_dict() == NESTED                                   # the original is unchanged
+    assert new.to_dict() == {
+        **NESTED,
+        "num_steps": 60,
+        "optimizer": {**NESTED["optimizer"], "learning_rate": 0.01},
+        "selection": {**NESTED["selection"], "ema_decay": None},
+        "batching": {**NESTED["batching"], "batch_schedule": [[30, 8]]},
+    }
+    assert config.to_dict() == NESTED  # the original is unchanged
     assert config.updated().to_dict() == NESTED and config.updated() is not config
     # a section dict replaces only the settings it names (the rest of the section is kept)
     section = config.updated(checkpointing={"checkpoint_every": 3}).checkpointing
     assert section == CheckpointSettings(3, config.checkpointing.on_nonfinite)
     # a copy is checked like any config
     with pytest.raises(ValueError, match="lr_restarts must be strictly increasing"):
-        config.updated(num_steps=20)                                    # restart 25 is past the end
+        config.updated(num_steps=20)  # restart 25 is past the end
     with pytest.raises(ValueError, match=r"did you mean 'learning_rate'\?"):
         config.updated(learning_rat=0.1)
 
 
 def test_from_preset_suggests_the_closest_name():
-    with pytest.raises(ValueError, match=r"unknown trainer preset 'ddssm-bimodal-gpu' "
-                                         r"\(did you mean 'ddssm-bimodal-cpu'\?\); presets are \["):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown trainer preset 'ddssm-bimodal-gpu' "
+        r"\(did you mean 'ddssm-bimodal-cpu'\?\); presets are \[",
+    ):
         TrainerConfig.from_preset("ddssm-bimodal-gpu")
     with pytest.raises(ValueError, match="unknown trainer preset 'nothing-like-it'; presets are"):
         TrainerConfig.from_preset("nothing-like-it")
@@ -208,19 +283,30 @@ def test_the_trainer_resolves_its_config():
     assert Trainer(objective, {"p": [p]}).config == TrainerConfig()
 
 
-@pytest.mark.parametrize("settings,match", [
-    (dict(num_steps=10, restart_from_best=True, lr_schedule="cosine", lr_restarts=[5]),
-     "restart_from_best=True .* needs keep_best=True and non-empty lr_restarts"),
-    (dict(num_steps=10, restart_from_best=True, keep_best=True, validate_every=2),
-     "restart_from_best=True .* needs keep_best=True and non-empty lr_restarts"),
-    (dict(num_steps=10, lr_schedule="cosine", lr_restarts=[10]),
-     r"lr_restarts must be strictly increasing steps in \(0, num_steps=10\), got 10 at lr_restarts\[0\]"),
-    (dict(num_steps=10, lr_schedule="cosine", lr_restarts=[4, 12]), r"got 12 at lr_restarts\[1\]"),
-    (dict(num_steps=10, batch_schedule=[[10, 5]]),
-     r"batch_schedule steps must be strictly increasing in \(0, num_steps=10\), got 10 at batch_schedule\[0\]"),
-    (dict(num_steps=10, batch_schedule=[[3, 5], [11, 8]]), r"got 11 at batch_schedule\[1\]"),
-    (dict(keep_best=True), "keep_best=True keeps the parameters with the best validation: it needs validate_every"),
-])
+@pytest.mark.parametrize(
+    "settings,match",
+    [
+        (
+            dict(num_steps=10, restart_from_best=True, lr_schedule="cosine", lr_restarts=[5]),
+            "restart_from_best=True .* needs keep_best=True and non-empty lr_restarts",
+        ),
+        (
+            dict(num_steps=10, restart_from_best=True, keep_best=True, validate_every=2),
+            "restart_from_best=True .* needs keep_best=True and non-empty lr_restarts",
+        ),
+        (
+            dict(num_steps=10, lr_schedule="cosine", lr_restarts=[10]),
+            r"lr_restarts must be strictly increasing steps in \(0, num_steps=10\), got 10 at lr_restarts\[0\]",
+        ),
+        (dict(num_steps=10, lr_schedule="cosine", lr_restarts=[4, 12]), r"got 12 at lr_restarts\[1\]"),
+        (
+            dict(num_steps=10, batch_schedule=[[10, 5]]),
+            r"batch_schedule steps must be strictly increasing in \(0, num_steps=10\), got 10 at batch_schedule\[0\]",
+        ),
+        (dict(num_steps=10, batch_schedule=[[3, 5], [11, 8]]), r"got 11 at batch_schedule\[1\]"),
+        (dict(keep_best=True), "keep_best=True keeps the parameters with the best validation: it needs validate_every"),
+    ],
+)
 def test_checks_across_sections(settings, match):
     with pytest.raises(ValueError, match=match):
         TrainerConfig.from_dict(settings)

@@ -20,8 +20,18 @@ N, T, D = 4, 6, 2
 
 def setup(order=2, init="vhp", covariate_dim=1, seed=0):
     torch.manual_seed(seed)
-    model = DKF(obs_dim=D, latent_dim=2, order=order, covariate_dim=covariate_dim, init=init,
-                channels=4, hidden_dim=4, encoder_layers=1, emission_layers=1, transition_layers=1)
+    model = DKF(
+        obs_dim=D,
+        latent_dim=2,
+        order=order,
+        covariate_dim=covariate_dim,
+        init=init,
+        channels=4,
+        hidden_dim=4,
+        encoder_layers=1,
+        emission_layers=1,
+        transition_layers=1,
+    )
     gen = torch.Generator().manual_seed(seed + 1)
     mask = torch.rand(N, T, D, generator=gen) > 0.3
     x = torch.where(mask, torch.randn(N, T, D, generator=gen), torch.zeros(()))
@@ -40,8 +50,10 @@ def our_loss(model, args, num_particles, seed, **kwargs):
     return elbo_terms(model.model, model.guide, *args, num_particles=num_particles, **kwargs)
 
 
-@pytest.mark.parametrize("order,init,covariate_dim,num_particles",
-                         [(1, "normal", 0, 1), (2, "vhp", 1, 3), (3, "vhp", 0, 4), (2, "normal", 2, 2)])
+@pytest.mark.parametrize(
+    "order,init,covariate_dim,num_particles",
+    [(1, "normal", 0, 1), (2, "vhp", 1, 3), (3, "vhp", 0, 4), (2, "normal", 2, 2)],
+)
 def test_loss_equals_trace_elbo_for_the_same_seed(order, init, covariate_dim, num_particles):
     model, args = setup(order, init, covariate_dim)
     for seed in (0, 1):
@@ -124,8 +136,13 @@ def test_annealed_elbo_is_elbo_terms_per_series_at_the_steps_lambda():
     loss, terms = objective.loss(args, 2)
     expected_loss, expected = our_loss(model, args, 3, seed=2, annealing=lam)
     assert loss.item() == expected_loss.item() / N
-    assert terms == {"elbo": expected["elbo_unscaled"] / N, "annealing": lam,
-                     "elbo_x": expected["x"] / N, "elbo_z": expected["z"] / N, "elbo_z_aux": expected["z_aux"] / N}
+    assert terms == {
+        "elbo": expected["elbo_unscaled"] / N,
+        "annealing": lam,
+        "elbo_x": expected["x"] / N,
+        "elbo_z": expected["z"] / N,
+        "elbo_z_aux": expected["z_aux"] / N,
+    }
     # validation: the unscaled ELBO per series, whatever the step's lambda
     torch.manual_seed(2)
     assert objective.validate(args) == {"elbo": our_loss(model, args, 3, seed=2)[1]["elbo_unscaled"] / N}
@@ -143,8 +160,9 @@ def test_annealed_elbo_resolves_its_warmup_per_stage():
     assert [staged.annealing(s) for s in (0, 3, 8)] == pytest.approx([0.01, 1.0, 1.0])
     # no schedule: lambda = 1; a concrete warm-up is kept whatever the stage's length
     assert AnnealedELBO(model.model, model.guide).for_stage(9).annealing(0) == 1.0
-    assert AnnealedELBO(model.model, model.guide, AnnealingSchedule(warmup_steps=5)).for_stage(9).annealing \
-        == AnnealingSchedule(warmup_steps=5)
+    assert AnnealedELBO(model.model, model.guide, AnnealingSchedule(warmup_steps=5)).for_stage(
+        9
+    ).annealing == AnnealingSchedule(warmup_steps=5)
 
 
 # ------------------------------------------------------------------ schedules
@@ -168,15 +186,18 @@ def test_linear_and_constant_schedules():
     assert AnnealingSchedule(**lin.to_dict()) == lin
 
 
-@pytest.mark.parametrize("kwargs,culprit", [
-    (dict(kind="exponential"), "kind"),
-    (dict(start=0.0), "start"),
-    (dict(start=-0.1), "start"),
-    (dict(end=float("nan")), "end"),
-    (dict(end=float("inf")), "end"),
-    (dict(warmup_steps=-1), "warmup_steps"),
-    (dict(warmup_steps=2.5), "warmup_steps"),
-])
+@pytest.mark.parametrize(
+    "kwargs,culprit",
+    [
+        (dict(kind="exponential"), "kind"),
+        (dict(start=0.0), "start"),
+        (dict(start=-0.1), "start"),
+        (dict(end=float("nan")), "end"),
+        (dict(end=float("inf")), "end"),
+        (dict(warmup_steps=-1), "warmup_steps"),
+        (dict(warmup_steps=2.5), "warmup_steps"),
+    ],
+)
 def test_invalid_schedules_raise(kwargs, culprit):
     with pytest.raises(ValueError, match=culprit):
         AnnealingSchedule(**kwargs)
@@ -204,20 +225,23 @@ def test_piecewise_schedule_round_trips_through_json():
     assert AnnealingSchedule(**AnnealingSchedule(warmup_steps=5).to_dict()).points == ()
 
 
-@pytest.mark.parametrize("kwargs,culprit", [
-    (dict(kind="piecewise"), "needs points"),
-    (dict(kind="piecewise", points=[]), "needs points"),
-    (dict(kind="piecewise", points="0,1"), "list of"),
-    (dict(kind="piecewise", points=[(0, 1.0, 2.0)]), r"points\[0\]"),
-    (dict(kind="piecewise", points=[5]), r"points\[0\]"),
-    (dict(kind="piecewise", points=[(-1, 1.0)]), r"points\[0\] step"),
-    (dict(kind="piecewise", points=[(0.5, 1.0)]), r"points\[0\] step"),
-    (dict(kind="piecewise", points=[(0, 1.0), (0, 2.0)]), "strictly increasing"),
-    (dict(kind="piecewise", points=[(3, 1.0), (1, 2.0)]), "strictly increasing"),
-    (dict(kind="piecewise", points=[(0, 1.0), (4, 0.0)]), r"points\[1\] value"),
-    (dict(kind="piecewise", points=[(0, float("nan"))]), r"points\[0\] value"),
-    (dict(kind="cosine", points=[(0, 1.0)]), "only apply to kind='piecewise'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,culprit",
+    [
+        (dict(kind="piecewise"), "needs points"),
+        (dict(kind="piecewise", points=[]), "needs points"),
+        (dict(kind="piecewise", points="0,1"), "list of"),
+        (dict(kind="piecewise", points=[(0, 1.0, 2.0)]), r"points\[0\]"),
+        (dict(kind="piecewise", points=[5]), r"points\[0\]"),
+        (dict(kind="piecewise", points=[(-1, 1.0)]), r"points\[0\] step"),
+        (dict(kind="piecewise", points=[(0.5, 1.0)]), r"points\[0\] step"),
+        (dict(kind="piecewise", points=[(0, 1.0), (0, 2.0)]), "strictly increasing"),
+        (dict(kind="piecewise", points=[(3, 1.0), (1, 2.0)]), "strictly increasing"),
+        (dict(kind="piecewise", points=[(0, 1.0), (4, 0.0)]), r"points\[1\] value"),
+        (dict(kind="piecewise", points=[(0, float("nan"))]), r"points\[0\] value"),
+        (dict(kind="cosine", points=[(0, 1.0)]), "only apply to kind='piecewise'"),
+    ],
+)
 def test_invalid_piecewise_schedules_raise(kwargs, culprit):
     with pytest.raises(ValueError, match=culprit):
         AnnealingSchedule(**kwargs)

@@ -44,8 +44,9 @@ def scripted_validation(trainer, values):
 @pytest.mark.parametrize("ema_decay", [None, 0.5])
 def test_the_model_ends_with_the_parameters_of_the_best_validation(ema_decay):
     data = tensors()
-    model, trainer = make_trainer(num_steps=12, batch_size=None, learning_rate=0.05, validate_every=3,
-                                  keep_best=True, ema_decay=ema_decay)
+    model, trainer = make_trainer(
+        num_steps=12, batch_size=None, learning_rate=0.05, validate_every=3, keep_best=True, ema_decay=ema_decay
+    )
     # validations after steps 2, 5, 8 and 11, the last
     seen = scripted_validation(trainer, [-5.0, -1.0, -3.0, -2.0])
     history = trainer.fit(args_of(data), N, val_batch=data)
@@ -59,8 +60,7 @@ def test_the_model_ends_with_the_parameters_of_the_best_validation(ema_decay):
 
 def test_a_non_finite_validation_is_never_the_best():
     data = tensors()
-    _, trainer = make_trainer(num_steps=8, batch_size=None, learning_rate=0.05, validate_every=2,
-                              keep_best=True)
+    _, trainer = make_trainer(num_steps=8, batch_size=None, learning_rate=0.05, validate_every=2, keep_best=True)
     seen = scripted_validation(trainer, [math.nan, -4.0, math.inf, -4.5])
     trainer.fit(args_of(data), N, val_batch=data)
     assert trainer.best["step"] == 3 and trainer.best["values"]["val_elbo"] == -4.0
@@ -69,8 +69,7 @@ def test_a_non_finite_validation_is_never_the_best():
 
 def test_without_a_finite_validation_the_model_ends_with_its_last_step():
     data = tensors()
-    _, trainer = make_trainer(num_steps=4, batch_size=None, learning_rate=0.05, validate_every=2,
-                              keep_best=True)
+    _, trainer = make_trainer(num_steps=4, batch_size=None, learning_rate=0.05, validate_every=2, keep_best=True)
     seen = scripted_validation(trainer, [math.nan, math.nan])
     trainer.fit(args_of(data), N, val_batch=data)
     assert trainer.best is None
@@ -90,8 +89,9 @@ def test_fit_records_the_kept_step_which_is_the_argmax_of_val_elbo(fit_kwargs, m
     plain = pyrossm.fit(num_steps=18, trainer=settings, **kwargs)
     assert "kept" not in plain.config and "kept" not in repr(plain)
     pd.testing.assert_frame_equal(history_without_seconds(plain.history), history_without_seconds(res.history))
-    assert any(not torch.equal(p, q) for p, q in zip(plain.model.state_dict().values(),
-                                                      res.model.state_dict().values()))
+    assert any(
+        not torch.equal(p, q) for p, q in zip(plain.model.state_dict().values(), res.model.state_dict().values())
+    )
     # the kept parameters and their step survive save/load
     res.save(tmp_path / "fit.pyrossm")
     loaded = pyrossm.load(tmp_path / "fit.pyrossm")
@@ -100,8 +100,12 @@ def test_fit_records_the_kept_step_which_is_the_argmax_of_val_elbo(fit_kwargs, m
 
 
 def test_keep_best_resume_equals_an_uninterrupted_run(fit_kwargs, make_ds, tmp_path):
-    kwargs = dict(fit_kwargs, learning_rate=0.05, validation_data=make_ds(num_series=4, seed=5),
-                  trainer=dict(annealing=RAMP, validate_every=3, keep_best=True, checkpoint_every=5))
+    kwargs = dict(
+        fit_kwargs,
+        learning_rate=0.05,
+        validation_data=make_ds(num_series=4, seed=5),
+        trainer=dict(annealing=RAMP, validate_every=3, keep_best=True, checkpoint_every=5),
+    )
     full = pyrossm.fit(num_steps=20, checkpoint_dir=tmp_path / "full", **kwargs)
     pyrossm.fit(num_steps=10, checkpoint_dir=tmp_path / "cut", **kwargs)
     resumed = pyrossm.fit(num_steps=20, checkpoint_dir=tmp_path / "cut", resume=True, **kwargs)

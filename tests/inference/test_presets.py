@@ -14,7 +14,7 @@ import pyrossm
 from pyrossm.inference import TRAINER_PRESETS, AnnealingSchedule, TrainerConfig, presets, register_trainer_preset
 
 DDSSM = "ddssm-bimodal-cpu"
-DDSSM_STEPS = 18600                                     # 6000 + 7 cycles of 1800
+DDSSM_STEPS = 18600  # 6000 + 7 cycles of 1800
 BASE = TrainerConfig.from_preset(DDSSM)
 BASE_KNOTS = [list(p) for p in BASE.objective.annealing.points]
 BASE_RESTARTS = list(BASE.schedule.lr_restarts)
@@ -27,8 +27,11 @@ def test_presets_are_listed():
 def test_cpu_ddssm_settings_are_the_presets_at_its_own_step_count():
     assert BASE.num_steps == DDSSM_STEPS
     assert BASE.to_dict() == TrainerConfig.from_dict(TRAINER_PRESETS[DDSSM]).to_dict()
-    for config in (TrainerConfig.from_preset(DDSSM, num_steps=DDSSM_STEPS), BASE.stretched(DDSSM_STEPS),
-                   TrainerConfig.resolve(DDSSM)):
+    for config in (
+        TrainerConfig.from_preset(DDSSM, num_steps=DDSSM_STEPS),
+        BASE.stretched(DDSSM_STEPS),
+        TrainerConfig.resolve(DDSSM),
+    ):
         assert config.objective.annealing.points == BASE.objective.annealing.points
         assert config.schedule.lr_restarts == BASE.schedule.lr_restarts
         assert config.to_dict() == BASE.to_dict()
@@ -48,13 +51,14 @@ def test_cpu_ddssm_cycles_restart_the_decay_with_a_lambda_phase():
         assert schedule(start + 1500) == 1.0
     assert schedule(DDSSM_STEPS) == 1.0
     # the warm-up: 0.01 -> 1 by step 200, 1.75 over steps 1200-4800, back to 1 by 5400
-    assert [schedule(s) for s in (0, 100, 200, 1200, 3000, 4800, 5400)] == \
-        pytest.approx([0.01, 0.505, 1.0, 1.75, 1.75, 1.75, 1.0])
+    assert [schedule(s) for s in (0, 100, 200, 1200, 3000, 4800, 5400)] == pytest.approx(
+        [0.01, 0.505, 1.0, 1.75, 1.75, 1.75, 1.0]
+    )
     factor = BASE.schedule.factor
     assert [factor(s, DDSSM_STEPS) for s in restarts] == [1.0] * len(restarts)
     assert factor(restarts[0] - 1, DDSSM_STEPS) == pytest.approx(0.03, abs=1e-3)
     assert factor(DDSSM_STEPS - 1, DDSSM_STEPS) == pytest.approx(0.03, abs=1e-3)
-    assert factor(restarts[0] + 900, DDSSM_STEPS) == pytest.approx(0.03 + 0.97 * 0.5)   # mid-cycle
+    assert factor(restarts[0] + 900, DDSSM_STEPS) == pytest.approx(0.03 + 0.97 * 0.5)  # mid-cycle
 
 
 @pytest.mark.parametrize("steps", [DDSSM_STEPS // 2, 12, 5])
@@ -78,8 +82,10 @@ def test_cpu_ddssm_knots_and_restarts_stretch_to_fewer_steps(steps):
 
 
 def test_stretching_twice_by_a_round_ratio_is_stretching_once():
-    assert BASE.stretched(DDSSM_STEPS // 2).stretched(DDSSM_STEPS // 4).to_dict() == \
-        BASE.stretched(DDSSM_STEPS // 4).to_dict()
+    assert (
+        BASE.stretched(DDSSM_STEPS // 2).stretched(DDSSM_STEPS // 4).to_dict()
+        == BASE.stretched(DDSSM_STEPS // 4).to_dict()
+    )
 
 
 @pytest.mark.parametrize("steps", [DDSSM_STEPS, 12, 5, 1, 0])
@@ -113,7 +119,7 @@ def test_cpu_ddssm_last_cycle_draws_larger_minibatches(steps):
     n = DDSSM_STEPS if steps is None else steps
     config = TrainerConfig.from_preset(DDSSM, num_steps=steps)
     batching = config.batching
-    if not config.schedule.lr_restarts:          # too short a run for cycles: one batch size throughout
+    if not config.schedule.lr_restarts:  # too short a run for cycles: one batch size throughout
         assert batching.batch_schedule == () and batching.size_at(n - 1) == 64
         assert not batching.reset_moments_on_batch_change
         return
@@ -123,8 +129,9 @@ def test_cpu_ddssm_last_cycle_draws_larger_minibatches(steps):
     assert batching.size_at(last) == batching.size_at(n - 1) == 256
 
 
-@pytest.mark.parametrize("steps,every", [(None, 300), (DDSSM_STEPS // 2, 150), (DDSSM_STEPS // 3, 100),
-                                         (620, 10), (12, 1), (0, 1)])
+@pytest.mark.parametrize(
+    "steps,every", [(None, 300), (DDSSM_STEPS // 2, 150), (DDSSM_STEPS // 3, 100), (620, 10), (12, 1), (0, 1)]
+)
 def test_validate_every_stretches_and_stays_at_least_one(steps, every):
     assert TrainerConfig.from_preset(DDSSM, num_steps=steps).selection.validate_every == every
 
@@ -141,14 +148,21 @@ def test_cpu_dkf_preset():
     # stretched, only the ramp's length changes (validate_every 0 stays 0: no validation)
     short = TrainerConfig.from_preset("dkf-bimodal-cpu", num_steps=3000)
     assert short.objective.annealing.warmup_steps == 100
-    assert short.to_dict() == config.updated(num_steps=3000, annealing=dict(
-        config.to_dict()["objective"]["annealing"], warmup_steps=100)).to_dict()
+    assert (
+        short.to_dict()
+        == config.updated(
+            num_steps=3000, annealing=dict(config.to_dict()["objective"]["annealing"], warmup_steps=100)
+        ).to_dict()
+    )
 
 
-@pytest.mark.parametrize("name,batch_size,end,warmup,rates", [
-    ("ddssm-table3", 128, 1.243, 889, dict(encoder=0.000864, emission=0.000300, transition=0.00941, init=0.000801)),
-    ("dkf-table3", 512, 1.245, 867, dict(encoder=0.00887, emission=0.00777, transition=0.000099, init=0.005)),
-])
+@pytest.mark.parametrize(
+    "name,batch_size,end,warmup,rates",
+    [
+        ("ddssm-table3", 128, 1.243, 889, dict(encoder=0.000864, emission=0.000300, transition=0.00941, init=0.000801)),
+        ("dkf-table3", 512, 1.245, 867, dict(encoder=0.00887, emission=0.00777, transition=0.000099, init=0.005)),
+    ],
+)
 def test_table3_presets(name, batch_size, end, warmup, rates):
     config = TrainerConfig.from_preset(name)
     assert config.num_steps == 3000 and config.batching.batch_size == batch_size
@@ -171,8 +185,8 @@ def test_every_preset_builds_and_round_trips(name):
 def test_fit_stretches_a_preset_to_its_num_steps(series_ds, tiny):
     res = pyrossm.fit(data=series_ds, trainer="dkf-bimodal-cpu", num_steps=30, seed=0, **tiny)
     h = res.history
-    assert len(h) == 30 and (h["batch_size"] == 6).all()              # 64 capped at the 6 series
-    assert h["annealing"].tolist() == [0.01] + [1.0] * 29               # warm-up 200 * 30 / 6000 = 1
+    assert len(h) == 30 and (h["batch_size"] == 6).all()  # 64 capped at the 6 series
+    assert h["annealing"].tolist() == [0.01] + [1.0] * 29  # warm-up 200 * 30 / 6000 = 1
     factor = 0.03 + 0.97 * 0.5 * (1 + np.cos(np.pi * h["step"].to_numpy() / 30))
     np.testing.assert_allclose(h["lr_encoder"], 3e-3 * factor, rtol=1e-12)
     expected = TrainerConfig.from_preset("dkf-bimodal-cpu", num_steps=30).updated(progress=False)
@@ -188,8 +202,13 @@ def registry(monkeypatch):
 
 
 def test_a_registered_preset_is_a_deep_copy_of_its_settings(registry):
-    settings = {"num_steps": 40, "learning_rate": 2e-3, "lr_schedule": "linear", "lr_restarts": [20],
-                "annealing": {"kind": "piecewise", "points": [[0, 0.1], [10, 1.0]]}}
+    settings = {
+        "num_steps": 40,
+        "learning_rate": 2e-3,
+        "lr_schedule": "linear",
+        "lr_restarts": [20],
+        "annealing": {"kind": "piecewise", "points": [[0, 0.1], [10, 1.0]]},
+    }
     register_trainer_preset("mine", settings)
     settings["annealing"]["points"][1][0] = 30
     config = TrainerConfig.from_preset("mine")
@@ -197,17 +216,20 @@ def test_a_registered_preset_is_a_deep_copy_of_its_settings(registry):
     assert config.objective.annealing.points == ((0, 0.1), (10, 1.0))
     half = TrainerConfig.from_preset("mine", num_steps=20)
     assert half.schedule.lr_restarts == (10,) and half.objective.annealing.points == ((0, 0.1), (5, 1.0))
-    assert "mine" in registry and "mine" not in TRAINER_PRESETS       # (the fixture's copy)
+    assert "mine" in registry and "mine" not in TRAINER_PRESETS  # (the fixture's copy)
 
 
-@pytest.mark.parametrize("settings,error,match", [
-    ({"keep_best": True}, ValueError, "validate_every"),
-    ({"learning_rat": 1e-3}, ValueError, "did you mean 'learning_rate'"),
-    ({"num_steps": 10, "lr_schedule": "cosine", "lr_restarts": [10]}, ValueError, "lr_restarts"),
-    ({"batch_size": 0}, ValueError, "batch_size"),
-    ({"annealing": {"kind": "piecewise"}}, ValueError, "needs points"),
-    ([("num_steps", 10)], TypeError, "must be a dict"),
-])
+@pytest.mark.parametrize(
+    "settings,error,match",
+    [
+        ({"keep_best": True}, ValueError, "validate_every"),
+        ({"learning_rat": 1e-3}, ValueError, "did you mean 'learning_rate'"),
+        ({"num_steps": 10, "lr_schedule": "cosine", "lr_restarts": [10]}, ValueError, "lr_restarts"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"annealing": {"kind": "piecewise"}}, ValueError, "needs points"),
+        ([("num_steps", 10)], TypeError, "must be a dict"),
+    ],
+)
 def test_register_trainer_preset_checks_its_settings(registry, settings, error, match):
     before = copy.deepcopy(registry)
     with pytest.raises(error, match=match):

@@ -11,8 +11,15 @@ from pyrossm.inference import TrainerConfig
 from tests.inference.test_trainer import RAMP, N, args_of, history_without_seconds, make_trainer, tensors
 
 # validations after steps 1, 3, ..., 11; restarts at 4 and 8
-CYCLES = dict(num_steps=12, batch_size=None, learning_rate=0.05, validate_every=2, keep_best=True,
-              lr_schedule="cosine", lr_restarts=[4, 8])
+CYCLES = dict(
+    num_steps=12,
+    batch_size=None,
+    learning_rate=0.05,
+    validate_every=2,
+    keep_best=True,
+    lr_schedule="cosine",
+    lr_restarts=[4, 8],
+)
 
 
 def scripted(trainer, by_step):
@@ -120,10 +127,23 @@ def test_restart_from_best_needs_keep_best_and_restarts():
 
 
 def test_fit_passes_restart_from_best_and_discards_by_the_validation(series_ds, make_ds, tiny):
-    res = pyrossm.fit(data=series_ds, validation_data=make_ds(num_series=4, seed=5), seed=3,
-                      batch_size=4, num_steps=24, learning_rate=0.05,
-                      trainer=dict(annealing=RAMP, validate_every=2, keep_best=True, restart_from_best=True,
-                                   lr_schedule="cosine", lr_restarts=[6, 12, 18]), **tiny)
+    res = pyrossm.fit(
+        data=series_ds,
+        validation_data=make_ds(num_series=4, seed=5),
+        seed=3,
+        batch_size=4,
+        num_steps=24,
+        learning_rate=0.05,
+        trainer=dict(
+            annealing=RAMP,
+            validate_every=2,
+            keep_best=True,
+            restart_from_best=True,
+            lr_schedule="cosine",
+            lr_restarts=[6, 12, 18],
+        ),
+        **tiny,
+    )
     assert res.config["trainer"]["selection"]["restart_from_best"] is True
     val = res.history["val_elbo"].dropna()
     returned = res.history["restart_from"].dropna() if "restart_from" in res.history else pd.Series(dtype=float)

@@ -50,8 +50,16 @@ def make_trainer(seed=0, **settings):
     """A tiny DKF and a :class:`Trainer` of its stages with the flat trainer ``settings``
     (lambda = 1 throughout unless ``annealing`` is given)."""
     torch.manual_seed(seed)
-    model = DKF(obs_dim=1, latent_dim=1, order=1, channels=4, hidden_dim=4, encoder_layers=1,
-                emission_layers=1, transition_layers=1)
+    model = DKF(
+        obs_dim=1,
+        latent_dim=1,
+        order=1,
+        channels=4,
+        hidden_dim=4,
+        encoder_layers=1,
+        emission_layers=1,
+        transition_layers=1,
+    )
     settings.setdefault("progress", False)
     settings.setdefault("annealing", {"kind": "constant", "end": 1.0})
     config = TrainerConfig.from_dict(settings)
@@ -89,8 +97,22 @@ def test_history_columns(fit_kwargs):
     res = pyrossm.fit(num_steps=5, **fit_kwargs)
     h = res.history
     assert list(h["step"]) == [0, 1, 2, 3, 4]
-    for column in ("stage", "loss", "elbo", "annealing", "batch_size", "grad_norm", "elbo_x", "elbo_z",
-                   "elbo_z_aux", "lr_encoder", "lr_emission", "lr_transition", "lr_init", "seconds"):
+    for column in (
+        "stage",
+        "loss",
+        "elbo",
+        "annealing",
+        "batch_size",
+        "grad_norm",
+        "elbo_x",
+        "elbo_z",
+        "elbo_z_aux",
+        "lr_encoder",
+        "lr_emission",
+        "lr_transition",
+        "lr_init",
+        "seconds",
+    ):
         assert column in h.columns
     assert (h["stage"] == "svi").all() and (h["batch_size"] == 4).all()
     # elbo is the unscaled sum of the per-site terms (per series)
@@ -114,8 +136,7 @@ def test_resume_equals_an_uninterrupted_run(fit_kwargs, tmp_path):
     resumed = pyrossm.fit(num_steps=20, checkpoint_dir=tmp_path / "cut", resume=True, **kw)
 
     assert_same_state(full.model, resumed.model)
-    pd.testing.assert_frame_equal(history_without_seconds(full.history),
-                                  history_without_seconds(resumed.history))
+    pd.testing.assert_frame_equal(history_without_seconds(full.history), history_without_seconds(resumed.history))
     # validation rows before the checkpoint survive the round trip through it
     assert resumed.history["val_elbo"].notna().sum() == 6  # steps 2, 5, 8, 11, 14, 17
 
@@ -142,8 +163,7 @@ def test_resume_after_a_crash(fit_kwargs, tmp_path, monkeypatch):
     assert safe_torch_load(tmp_path / CHECKPOINT_NAME)["step"] == 10
     resumed = pyrossm.fit(num_steps=15, checkpoint_dir=tmp_path, resume=True, **kw)
     assert_same_state(full.model, resumed.model)
-    pd.testing.assert_frame_equal(history_without_seconds(full.history),
-                                  history_without_seconds(resumed.history))
+    pd.testing.assert_frame_equal(history_without_seconds(full.history), history_without_seconds(resumed.history))
 
 
 def test_resume_without_a_checkpoint_is_a_fresh_seeded_run(fit_kwargs, tmp_path):
@@ -246,8 +266,11 @@ def test_non_finite_gradient_raises_and_leaves_parameters_untouched():
         pass
 
     # a bare objective is one stage, "train"
-    trainer = Trainer(AnnealedELBO(model, guide), {"p": [p]},
-                      TrainerConfig.from_dict({"num_steps": 1, "batch_size": None, "progress": False}))
+    trainer = Trainer(
+        AnnealedELBO(model, guide),
+        {"p": [p]},
+        TrainerConfig.from_dict({"num_steps": 1, "batch_size": None, "progress": False}),
+    )
     with pytest.raises(NonFiniteLossError, match=r"non-finite gradient at step 0 \(stage 'train'\)"):
         trainer.fit(lambda idx: (torch.zeros(1),), 1)
     assert p.item() == 1.0
@@ -263,8 +286,9 @@ def test_restore_on_non_finite_reloads_the_checkpoint_and_halves_the_learning_ra
         bad = x * 1e30 if len(calls) == 8 else x  # an infinite loss at step 7, only once
         return bad[idx], mask[idx], cov[idx]
 
-    _, trainer = make_trainer(num_steps=10, batch_size=None, checkpoint_every=5, on_nonfinite="restore",
-                              learning_rate=0.004)
+    _, trainer = make_trainer(
+        num_steps=10, batch_size=None, checkpoint_every=5, on_nonfinite="restore", learning_rate=0.004
+    )
     history = trainer.fit(make_batch, N, checkpoint_dir=tmp_path)
     assert list(history["step"]) == list(range(10))
     assert len(calls) == 8 + 5  # steps 0-7, then 5-9 again from the step-5 checkpoint
@@ -281,9 +305,13 @@ def test_per_group_learning_rates_reach_the_optimizer(fit_kwargs):
     assert (h["lr_transition"] == 0.002).all()
     assert (h["lr_init"] == 0.0005).all()
     assert (h["lr_emission"] == 0.001).all()
-    assert res.config["trainer"]["optimizer"] == {"learning_rate": 0.001, "learning_rates": rates,
-                                                  "weight_decay": 0.01, "clip_norm": 10.0,
-                                                  "clip_per_group": False}
+    assert res.config["trainer"]["optimizer"] == {
+        "learning_rate": 0.001,
+        "learning_rates": rates,
+        "weight_decay": 0.01,
+        "clip_norm": 10.0,
+        "clip_per_group": False,
+    }
 
     _, trainer = make_trainer(learning_rate=0.003, learning_rates={"emission": 0.02})
     lrs = {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}
@@ -292,8 +320,11 @@ def test_per_group_learning_rates_reach_the_optimizer(fit_kwargs):
 
 @pytest.mark.parametrize("schedule", ["cosine", "linear"])
 def test_lr_schedule_decays_every_group_from_its_base_rate_to_the_end_factor(fit_kwargs, schedule):
-    res = pyrossm.fit(num_steps=8, learning_rate=0.002, **with_settings(
-        fit_kwargs, learning_rates={"transition": 0.01}, lr_schedule=schedule, lr_end_factor=0.25))
+    res = pyrossm.fit(
+        num_steps=8,
+        learning_rate=0.002,
+        **with_settings(fit_kwargs, learning_rates={"transition": 0.01}, lr_schedule=schedule, lr_end_factor=0.25),
+    )
     h = res.history
     progress = h["step"].to_numpy() / 8
     shape = 1 - progress if schedule == "linear" else 0.5 * (1 + np.cos(np.pi * progress))
@@ -309,8 +340,11 @@ def test_lr_schedule_decays_every_group_from_its_base_rate_to_the_end_factor(fit
 
 @pytest.mark.parametrize("schedule", ["cosine", "linear"])
 def test_lr_restarts_start_the_decay_over_in_each_cycle(fit_kwargs, schedule):
-    res = pyrossm.fit(num_steps=10, learning_rate=0.002, **with_settings(
-        fit_kwargs, lr_schedule=schedule, lr_end_factor=0.25, lr_restarts=[4, 7]))
+    res = pyrossm.fit(
+        num_steps=10,
+        learning_rate=0.002,
+        **with_settings(fit_kwargs, lr_schedule=schedule, lr_end_factor=0.25, lr_restarts=[4, 7]),
+    )
     step = res.history["step"].to_numpy()
     start = np.where(step < 4, 0, np.where(step < 7, 4, 7))
     length = np.where(step < 4, 4, 3)
@@ -319,25 +353,27 @@ def test_lr_restarts_start_the_decay_over_in_each_cycle(fit_kwargs, schedule):
     np.testing.assert_allclose(res.history["lr_encoder"], 0.002 * (0.25 + 0.75 * shape), rtol=1e-12)
     assert res.history["lr_encoder"].iloc[[0, 4, 7]].tolist() == [0.002] * 3
     assert res.config["trainer"]["schedule"]["lr_restarts"] == [4, 7]
-    config = TrainerConfig.from_dict(dict(num_steps=10, lr_schedule="cosine", lr_end_factor=0.25,
-                                          lr_restarts=[4, 7]))
+    config = TrainerConfig.from_dict(dict(num_steps=10, lr_schedule="cosine", lr_end_factor=0.25, lr_restarts=[4, 7]))
     assert config.schedule.factor(2, config.num_steps) == pytest.approx(0.625)  # half-way through cycle 1
     assert config.schedule.factor(10, config.num_steps) == pytest.approx(0.25)
     linear = TrainerConfig.from_dict(dict(num_steps=10, lr_restarts=np.array([5]), lr_schedule="linear"))
     assert linear.schedule.lr_restarts == (5,) and type(linear.schedule.lr_restarts[0]) is int
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(lr_restarts=[0]), r"lr_restarts.*\(0, num_steps=10\), got 0"),
-    (dict(lr_restarts=[10]), r"got 10 at lr_restarts\[0\]"),
-    (dict(lr_restarts=[5, 5]), r"strictly increasing.*got 5 at lr_restarts\[1\]"),
-    (dict(lr_restarts=[6, 3]), r"got 3 at lr_restarts\[1\]"),
-    (dict(lr_restarts=[-1]), r"lr_restarts\[0\]"),
-    (dict(lr_restarts=[2.5]), r"lr_restarts\[0\]"),
-    (dict(lr_restarts="5"), "lr_restarts must be a list"),
-    (dict(lr_restarts=5), "lr_restarts must be a list"),
-    (dict(lr_restarts=[5], lr_schedule="constant"), "lr_schedule is 'constant'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(lr_restarts=[0]), r"lr_restarts.*\(0, num_steps=10\), got 0"),
+        (dict(lr_restarts=[10]), r"got 10 at lr_restarts\[0\]"),
+        (dict(lr_restarts=[5, 5]), r"strictly increasing.*got 5 at lr_restarts\[1\]"),
+        (dict(lr_restarts=[6, 3]), r"got 3 at lr_restarts\[1\]"),
+        (dict(lr_restarts=[-1]), r"lr_restarts\[0\]"),
+        (dict(lr_restarts=[2.5]), r"lr_restarts\[0\]"),
+        (dict(lr_restarts="5"), "lr_restarts must be a list"),
+        (dict(lr_restarts=5), "lr_restarts must be a list"),
+        (dict(lr_restarts=[5], lr_schedule="constant"), "lr_schedule is 'constant'"),
+    ],
+)
 def test_invalid_lr_restarts_name_the_argument(kwargs, message):
     kwargs = {"num_steps": 10, "lr_schedule": "cosine", **kwargs}
     with pytest.raises(ValueError, match=message):
@@ -345,20 +381,25 @@ def test_invalid_lr_restarts_name_the_argument(kwargs, message):
 
 
 def test_lr_warmup_ramps_every_group_linearly_then_follows_the_schedule(fit_kwargs):
-    res = pyrossm.fit(num_steps=8, learning_rate=0.002, **with_settings(
-        fit_kwargs, learning_rates={"transition": 0.01}, lr_schedule="cosine", lr_end_factor=0.25,
-        lr_warmup_steps=4))
+    res = pyrossm.fit(
+        num_steps=8,
+        learning_rate=0.002,
+        **with_settings(
+            fit_kwargs, learning_rates={"transition": 0.01}, lr_schedule="cosine", lr_end_factor=0.25, lr_warmup_steps=4
+        ),
+    )
     h = res.history
     step = h["step"].to_numpy()
     warmup = np.minimum(1.0, (step + 1) / 4)
     factor = warmup * (0.25 + 0.75 * 0.5 * (1 + np.cos(np.pi * step / 8)))
     np.testing.assert_allclose(h["lr_transition"], 0.01 * factor, rtol=1e-12)
     np.testing.assert_allclose(h["lr_encoder"], 0.002 * factor, rtol=1e-12)
-    assert h["lr_encoder"].iloc[0] == pytest.approx(0.0005)       # a quarter of the rate at step 0
+    assert h["lr_encoder"].iloc[0] == pytest.approx(0.0005)  # a quarter of the rate at step 0
     assert res.config["trainer"]["schedule"]["lr_warmup_steps"] == 4
     constant = TrainerConfig.from_dict(dict(num_steps=10, lr_warmup_steps=5))
-    assert [constant.schedule.factor(s, constant.num_steps) for s in (0, 1, 4, 5, 9)] \
-        == pytest.approx([0.2, 0.4, 1.0, 1.0, 1.0])
+    assert [constant.schedule.factor(s, constant.num_steps) for s in (0, 1, 4, 5, 9)] == pytest.approx(
+        [0.2, 0.4, 1.0, 1.0, 1.0]
+    )
 
 
 def test_lr_schedule_resumes_where_it_stopped(fit_kwargs, tmp_path, monkeypatch):
@@ -369,14 +410,14 @@ def test_lr_schedule_resumes_where_it_stopped(fit_kwargs, tmp_path, monkeypatch)
     fit_until_a_crash(monkeypatch, 6, **kwargs, checkpoint_dir=tmp_path)
     assert safe_torch_load(tmp_path / CHECKPOINT_NAME)["step"] == 5
     resumed = pyrossm.fit(**kwargs, checkpoint_dir=tmp_path, resume=True)
-    pd.testing.assert_frame_equal(history_without_seconds(whole.history),
-                                  history_without_seconds(resumed.history))
+    pd.testing.assert_frame_equal(history_without_seconds(whole.history), history_without_seconds(resumed.history))
     assert_same_state(whole.model, resumed.model)
 
 
 def test_ema_decay_zero_is_the_plain_run(fit_kwargs, make_ds):
-    kwargs = dict(num_steps=6, validation_data=make_ds(num_series=3, seed=5),
-                  **with_settings(fit_kwargs, validate_every=3))
+    kwargs = dict(
+        num_steps=6, validation_data=make_ds(num_series=3, seed=5), **with_settings(fit_kwargs, validate_every=3)
+    )
     plain, ema = pyrossm.fit(**kwargs), pyrossm.fit(**{**kwargs, **with_settings(kwargs, ema_decay=0.0)})
     assert ema.config["trainer"]["selection"]["ema_decay"] == 0.0
     pd.testing.assert_frame_equal(history_without_seconds(plain.history), history_without_seconds(ema.history))
@@ -450,23 +491,26 @@ def test_batch_size_larger_than_the_data_uses_every_series(fit_kwargs):
     assert_same_state(big.model, every.model)
 
 
-@pytest.mark.parametrize("kwargs,culprit", [
-    (dict(num_steps=-1), "num_steps"),
-    (dict(batch_size=0), "batch_size"),
-    (dict(num_particles=0), "num_particles"),
-    (dict(learning_rate=0.0), "learning_rate"),
-    (dict(learning_rates={"encoder": float("nan")}), "encoder"),
-    (dict(weight_decay=-1.0), "weight_decay"),
-    (dict(clip_norm=0), "clip_norm"),
-    (dict(on_nonfinite="ignore"), "on_nonfinite"),
-    (dict(validate_every=-2), "validate_every"),
-    (dict(lr_schedule="step"), "lr_schedule"),
-    (dict(lr_end_factor=0.0), "lr_end_factor"),
-    (dict(lr_end_factor=1.5), "lr_end_factor"),
-    (dict(lr_warmup_steps=-1), "lr_warmup_steps"),
-    (dict(ema_decay=1.0), "ema_decay"),
-    (dict(ema_decay=-0.1), "ema_decay"),
-])
+@pytest.mark.parametrize(
+    "kwargs,culprit",
+    [
+        (dict(num_steps=-1), "num_steps"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(num_particles=0), "num_particles"),
+        (dict(learning_rate=0.0), "learning_rate"),
+        (dict(learning_rates={"encoder": float("nan")}), "encoder"),
+        (dict(weight_decay=-1.0), "weight_decay"),
+        (dict(clip_norm=0), "clip_norm"),
+        (dict(on_nonfinite="ignore"), "on_nonfinite"),
+        (dict(validate_every=-2), "validate_every"),
+        (dict(lr_schedule="step"), "lr_schedule"),
+        (dict(lr_end_factor=0.0), "lr_end_factor"),
+        (dict(lr_end_factor=1.5), "lr_end_factor"),
+        (dict(lr_warmup_steps=-1), "lr_warmup_steps"),
+        (dict(ema_decay=1.0), "ema_decay"),
+        (dict(ema_decay=-0.1), "ema_decay"),
+    ],
+)
 def test_invalid_trainer_config(kwargs, culprit):
     with pytest.raises(ValueError, match=culprit):
         TrainerConfig.from_dict(kwargs)
@@ -475,11 +519,24 @@ def test_invalid_trainer_config(kwargs, culprit):
 def test_numpy_ints_are_accepted_and_stored_as_ints():
     import json
 
-    config = TrainerConfig.from_dict(dict(
-        num_steps=np.int64(7), batch_size=np.int32(4), num_particles=np.int64(2), validate_every=np.int64(0),
-        annealing=AnnealingSchedule(warmup_steps=np.int64(3))))
-    assert [type(v) for v in (config.num_steps, config.batching.batch_size, config.objective.num_particles,
-                              config.objective.annealing.warmup_steps)] == [int] * 4
+    config = TrainerConfig.from_dict(
+        dict(
+            num_steps=np.int64(7),
+            batch_size=np.int32(4),
+            num_particles=np.int64(2),
+            validate_every=np.int64(0),
+            annealing=AnnealingSchedule(warmup_steps=np.int64(3)),
+        )
+    )
+    assert [
+        type(v)
+        for v in (
+            config.num_steps,
+            config.batching.batch_size,
+            config.objective.num_particles,
+            config.objective.annealing.warmup_steps,
+        )
+    ] == [int] * 4
     assert json.loads(json.dumps(config.to_dict()))["num_steps"] == 7
     for bad in (True, np.bool_(True), 2.0):
         with pytest.raises(ValueError, match="num_steps"):
@@ -522,17 +579,29 @@ def test_piecewise_annealing_through_fit(fit_kwargs, tmp_path):
 def test_former_ramp_arguments_of_fit_are_refused(fit_kwargs, ramp):
     """The ramp's values are the annealing dict's own now: fit takes no separate ramp argument
     (which a full schedule would silently ignore)."""
-    with pytest.raises(TypeError, match=f"got {list(ramp)[0]}=.*the annealing ramp is a trainer setting, pass trainer="):
+    with pytest.raises(
+        TypeError, match=f"got {list(ramp)[0]}=.*the annealing ramp is a trainer setting, pass trainer="
+    ):
         pyrossm.fit(num_steps=1, **ramp, **fit_kwargs)
 
 
-@pytest.mark.parametrize("annealing", [{"kind": "linear", "start": 0.5, "end": 1.25, "warmup_steps": 2},
-                                       AnnealingSchedule("linear", start=0.5, end=1.25, warmup_steps=2)])
+@pytest.mark.parametrize(
+    "annealing",
+    [
+        {"kind": "linear", "start": 0.5, "end": 1.25, "warmup_steps": 2},
+        AnnealingSchedule("linear", start=0.5, end=1.25, warmup_steps=2),
+    ],
+)
 def test_the_annealing_dict_or_schedule_carries_its_ramp(fit_kwargs, annealing):
     res = pyrossm.fit(num_steps=4, **with_settings(fit_kwargs, annealing=annealing))
     assert res.history["annealing"].tolist() == pytest.approx([0.5, 0.875, 1.25, 1.25])
     assert res.config["trainer"]["objective"]["annealing"] == {
-        "kind": "linear", "start": 0.5, "end": 1.25, "warmup_steps": 2, "points": []}
+        "kind": "linear",
+        "start": 0.5,
+        "end": 1.25,
+        "warmup_steps": 2,
+        "points": [],
+    }
 
 
 def test_named_annealing_defaults_ramp_from_0_01_to_1_over_a_third(fit_kwargs):
@@ -546,7 +615,7 @@ def test_named_annealing_defaults_ramp_from_0_01_to_1_over_a_third(fit_kwargs):
 
 def test_fit_trains_a_fitted_model_in_train_mode(fit_kwargs):
     res = pyrossm.fit(num_steps=1, **fit_kwargs)
-    assert not res.model.training                      # FitResult leaves it in eval mode
+    assert not res.model.training  # FitResult leaves it in eval mode
     from pyrossm.models.registry import model_arguments
 
     modes = []
@@ -554,5 +623,5 @@ def test_fit_trains_a_fitted_model_in_train_mode(fit_kwargs):
         module.register_forward_pre_hook(lambda module, args: modes.append(module.training))
     kw = {k: v for k, v in fit_kwargs.items() if k not in model_arguments("dkf") | {"model"}}
     again = pyrossm.fit(model=res.model, num_steps=1, **kw)
-    assert modes and all(modes)                        # every network call while training
+    assert modes and all(modes)  # every network call while training
     assert not again.model.training

@@ -28,8 +28,9 @@ def test_scores_are_recorded_without_touching_the_training_stream():
     assert list(history["val_noisy"].dropna().index) == [2, 5, 8]
     assert history["val_noisy"].dropna().tolist() == [float(calls[0].sum())] * 3
     # the training steps and the validation ELBOs are bit-identical to a run without the score
-    pd.testing.assert_frame_equal(history_without_seconds(history).drop(columns=["val_noisy"]),
-                                  history_without_seconds(base))
+    pd.testing.assert_frame_equal(
+        history_without_seconds(history).drop(columns=["val_noisy"]), history_without_seconds(base)
+    )
     for p, q in zip(plain.all_params, scored.all_params):
         assert torch.equal(p, q)
 
@@ -37,8 +38,15 @@ def test_scores_are_recorded_without_touching_the_training_stream():
 @pytest.mark.parametrize("ema_decay", [None, 0.5])
 def test_keep_best_maximises_the_named_score(ema_decay):
     data = tensors()
-    _, trainer = make_trainer(num_steps=12, batch_size=None, learning_rate=0.05, validate_every=3,
-                              keep_best=True, validation_metric="custom", ema_decay=ema_decay)
+    _, trainer = make_trainer(
+        num_steps=12,
+        batch_size=None,
+        learning_rate=0.05,
+        validate_every=3,
+        keep_best=True,
+        validation_metric="custom",
+        ema_decay=ema_decay,
+    )
     values, seen = iter([1.0, 4.0, math.nan, 2.0]), []
 
     def custom():  # the model's parameters are the averaged ones with ema_decay, as for the ELBO
@@ -61,8 +69,11 @@ def test_an_unknown_validation_metric_is_refused_before_training():
     data = tensors()
     _, trainer = make_trainer(num_steps=3, validate_every=1, keep_best=True, validation_metric="crps")
     # the names are the stage objective's validation values ("elbo") and the scores given
-    with pytest.raises(ValueError, match=r"'crps' is not among the validation values of stage 'svi': "
-                                         r"\['elbo', 'other'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"'crps' is not among the validation values of stage 'svi': "
+        r"\['elbo', 'other'\]",
+    ):
         trainer.fit(args_of(data), N, val_batch=data, val_scores={"other": lambda: 0.0})
     assert trainer.step == 0
     with pytest.raises(TypeError, match="validation_metric"):
@@ -73,8 +84,7 @@ def test_an_unknown_validation_metric_is_refused_before_training():
 
 def test_a_checkpoint_from_before_scores_loads_its_best_elbo(tmp_path):
     data = tensors()
-    _, trainer = make_trainer(num_steps=4, batch_size=None, validate_every=2, keep_best=True,
-                              checkpoint_every=4)
+    _, trainer = make_trainer(num_steps=4, batch_size=None, validate_every=2, keep_best=True, checkpoint_every=4)
     trainer.fit(args_of(data), N, val_batch=data, checkpoint_dir=tmp_path)
     state = trainer.state_dict()
     best = state["best"]

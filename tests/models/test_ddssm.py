@@ -23,14 +23,20 @@ STEPS_LINEAR = 400
 CONFIGS = list(itertools.product([1, 3], [1, 2], [0, 2]))
 IDS = [f"M{m}-j{j}-V{v}" for m, j, v in CONFIGS]
 #: tiny DDSSM architecture, for DDSSM(...) and pyrossm.fit(model="ddssm", ...)
-TINY = dict(channels=4, hidden_dim=4, encoder_layers=1, emission_layers=1, diffusion_channels=4,
-            diffusion_layers=1, num_diffusion_steps=K)
+TINY = dict(
+    channels=4,
+    hidden_dim=4,
+    encoder_layers=1,
+    emission_layers=1,
+    diffusion_channels=4,
+    diffusion_layers=1,
+    num_diffusion_steps=K,
+)
 
 
 def build(latent_dim, order, covariate_dim, **kwargs):
     torch.manual_seed(0)
-    return DDSSM(obs_dim=D, latent_dim=latent_dim, order=order, covariate_dim=covariate_dim,
-                 **{**TINY, **kwargs})
+    return DDSSM(obs_dim=D, latent_dim=latent_dim, order=order, covariate_dim=covariate_dim, **{**TINY, **kwargs})
 
 
 def perturb_output_layer(model, seed=0):
@@ -43,8 +49,9 @@ def perturb_output_layer(model, seed=0):
 
 
 def loss_fn(num_particles=2):
-    return pyro.infer.Trace_ELBO(num_particles=num_particles, vectorize_particles=True,
-                                 max_plate_nesting=1).differentiable_loss
+    return pyro.infer.Trace_ELBO(
+        num_particles=num_particles, vectorize_particles=True, max_plate_nesting=1
+    ).differentiable_loss
 
 
 # ------------------------------------------------------------------ the model
@@ -63,29 +70,32 @@ def test_ddssm_is_a_state_space_model_with_diffusion_dynamics():
     assert ids == {id(p) for p in groups["transition"]}
 
 
-@pytest.mark.parametrize("kwargs,culprit", [
-    (dict(sampler="euler"), "sampler"),
-    (dict(sampler="ddim", num_sampling_steps=K + 1), "num_sampling_steps"),
-    (dict(sampler="ddim", num_sampling_steps=0), "num_sampling_steps"),
-    (dict(num_noise_draws=0), "num_noise_draws"),
-    (dict(init="gaussian"), "init"),
-    (dict(schedule="quadratic"), "schedule"),
-    (dict(num_diffusion_steps=0), "num_steps"),
-])
+@pytest.mark.parametrize(
+    "kwargs,culprit",
+    [
+        (dict(sampler="euler"), "sampler"),
+        (dict(sampler="ddim", num_sampling_steps=K + 1), "num_sampling_steps"),
+        (dict(sampler="ddim", num_sampling_steps=0), "num_sampling_steps"),
+        (dict(num_noise_draws=0), "num_noise_draws"),
+        (dict(init="gaussian"), "init"),
+        (dict(schedule="quadratic"), "schedule"),
+        (dict(num_diffusion_steps=0), "num_steps"),
+    ],
+)
 def test_bad_arguments_raise_on_construction(kwargs, culprit):
     with pytest.raises(ValueError, match=culprit):
         build(1, 1, 0, **kwargs)
 
 
 @pytest.mark.parametrize("latent_dim,order,covariate_dim", CONFIGS, ids=IDS)
-def test_elbo_is_finite_with_finite_gradients_and_one_denoiser_call(latent_dim, order, covariate_dim,
-                                                                     random_batch):
+def test_elbo_is_finite_with_finite_gradients_and_one_denoiser_call(latent_dim, order, covariate_dim, random_batch):
     model = build(latent_dim, order, covariate_dim, num_noise_draws=2)
     args = random_batch(N, T, D, covariate_dim)
     perturb_output_layer(model)
     calls = []
     hook = model.transition.network.register_forward_hook(
-        lambda module, inputs, output: calls.append((inputs[0].shape, output.shape)))
+        lambda module, inputs, output: calls.append((inputs[0].shape, output.shape))
+    )
     torch.manual_seed(0)
     loss = loss_fn(2)(model.model, model.guide, *args)
     hook.remove()
@@ -110,17 +120,16 @@ def test_model_trace_scores_z_with_the_diffusion_bound(random_batch):
     perturb_output_layer(model)
     guide_trace = poutine.trace(model.guide).get_trace(x, mask, cov)
     model_trace = poutine.trace(poutine.replay(model.model, trace=guide_trace)).get_trace(x, mask, cov)
-    torch.manual_seed(11)                 # the bound's (k, eps) draws happen in compute_log_prob
+    torch.manual_seed(11)  # the bound's (k, eps) draws happen in compute_log_prob
     model_trace.compute_log_prob()
-    z = guide_trace.nodes["z"]["value"]                                     # (N, T, M)
+    z = guide_trace.nodes["z"]["value"]  # (N, T, M)
     assert model_trace.nodes["z"]["value"] is z
     assert model_trace.nodes["z"]["log_prob"].shape == (N,)
     torch.manual_seed(11)
     init_lp = torch.distributions.Normal(0.0, 1.0).log_prob(z[:, :1, :]).sum((-1, -2))
     hist = z[:, :-1, :].reshape(N * (T - 1), 1, 1)
     cov_w = torch.zeros(N * (T - 1), 2, 0)
-    trans = DiffusionTransition(model.transition.network, model.transition.schedule, hist, cov_w,
-                                num_noise_draws=4)
+    trans = DiffusionTransition(model.transition.network, model.transition.schedule, hist, cov_w, num_noise_draws=4)
     expected = init_lp + trans.log_prob(z[:, 1:, :].reshape(N * (T - 1), 1)).reshape(N, T - 1).sum(-1)
     torch.testing.assert_close(model_trace.nodes["z"]["log_prob"], expected, rtol=1e-5, atol=1e-4)
 
@@ -138,14 +147,23 @@ def cov_data(make_ds):
 
 @pytest.fixture(scope="module")
 def fitted(data):
-    return pyrossm.fit(model="ddssm", data=data, latent_dim=2, order=2, num_steps=5, seed=0,
-                       progress=False, sampler="ddim", num_sampling_steps=4, **TINY)
+    return pyrossm.fit(
+        model="ddssm",
+        data=data,
+        latent_dim=2,
+        order=2,
+        num_steps=5,
+        seed=0,
+        progress=False,
+        sampler="ddim",
+        num_sampling_steps=4,
+        **TINY,
+    )
 
 
 @pytest.fixture(scope="module")
 def cov_fitted(cov_data):
-    return pyrossm.fit(model="ddssm", data=cov_data, covariates=["u"], num_steps=5, seed=0,
-                       progress=False, **TINY)
+    return pyrossm.fit(model="ddssm", data=cov_data, covariates=["u"], num_steps=5, seed=0, progress=False, **TINY)
 
 
 def test_fit_history_and_config(fitted):
@@ -182,8 +200,7 @@ def test_forecast_sample_smooth_shapes(fitted, data):
 
 
 def test_forecast_with_covariates_and_ddpm(cov_fitted, cov_data, make_future):
-    fc = cov_fitted.forecast(cov_data, horizon=3, num_samples=4, seed=0,
-                             future_covariates=make_future(horizon=3))
+    fc = cov_fitted.forecast(cov_data, horizon=3, num_samples=4, seed=0, future_covariates=make_future(horizon=3))
     assert fc["x"].shape == (4, cov_data.sizes["series"], 3) and set(fc.data_vars) == {"x"}
     assert np.isfinite(fc["x"].values).all()
     assert cov_fitted.model.transition.sampler == "ddpm"
@@ -194,7 +211,8 @@ def test_forecast_runs_the_reverse_diffusion_per_step(fitted, data):
     draws and series."""
     rows = []
     hook = fitted.model.transition.network.register_forward_hook(
-        lambda module, inputs, output: rows.append(inputs[0].shape[0]))
+        lambda module, inputs, output: rows.append(inputs[0].shape[0])
+    )
     try:
         fitted.forecast(data, horizon=2, num_samples=5, seed=0)
     finally:
@@ -248,8 +266,9 @@ def test_fits_saved_before_activation_existed_load_with_relu(data, tmp_path):
 
     from pyrossm.inference import atomic_torch_save, safe_torch_load
 
-    silu = pyrossm.fit(model="ddssm", data=data, latent_dim=2, order=2, num_steps=2, seed=0,
-                       progress=False, activation="silu", **TINY)
+    silu = pyrossm.fit(
+        model="ddssm", data=data, latent_dim=2, order=2, num_steps=2, seed=0, progress=False, activation="silu", **TINY
+    )
     assert silu.model.config["activation"] == "silu"
     payload = safe_torch_load(silu.save(tmp_path / "new.pyrossm"))
     config = json.loads(payload["config"])
@@ -259,8 +278,11 @@ def test_fits_saved_before_activation_existed_load_with_relu(data, tmp_path):
     old = pyrossm.load(tmp_path / "old.pyrossm")
     assert old.model.config["activation"] == "relu"
     # the heads' MLPs (the noise-level embedding's SiLU MLP is CSDI's and not switched)
-    heads = [m for name, m in old.model.named_modules() if ".head." in name and not isinstance(m, torch.nn.Linear)
-             and not list(m.children())]
+    heads = [
+        m
+        for name, m in old.model.named_modules()
+        if ".head." in name and not isinstance(m, torch.nn.Linear) and not list(m.children())
+    ]
     assert heads and all(isinstance(m, torch.nn.ReLU) for m in heads)
     assert {m.activation for m in old.model.modules() if hasattr(m, "activation")} == {"relu"}
     relu = DDSSM(**{**silu.model.config, "activation": "relu"})
@@ -269,16 +291,14 @@ def test_fits_saved_before_activation_existed_load_with_relu(data, tmp_path):
     expected = as_relu.forecast(data, horizon=2, num_samples=6, seed=3)
     got = old.forecast(data, horizon=2, num_samples=6, seed=3)
     assert np.array_equal(expected["x"].values, got["x"].values)
-    assert not np.array_equal(silu.forecast(data, horizon=2, num_samples=6, seed=3)["x"].values,
-                              got["x"].values)
+    assert not np.array_equal(silu.forecast(data, horizon=2, num_samples=6, seed=3)["x"].values, got["x"].values)
 
 
 def test_fit_rejects_bad_diffusion_arguments_before_training(data):
     with pytest.raises(TypeError, match="num_difusion_steps"):
         pyrossm.fit(model="ddssm", data=data, num_steps=1, num_difusion_steps=8)
     with pytest.raises(ValueError, match="num_sampling_steps"):
-        pyrossm.fit(model="ddssm", data=data, num_steps=1, sampler="ddim", num_sampling_steps=100,
-                    **TINY)
+        pyrossm.fit(model="ddssm", data=data, num_steps=1, sampler="ddim", num_sampling_steps=100, **TINY)
     for model in ("ddssm", "dkf"):
         with pytest.raises(ValueError, match="activation must be one of \\['relu', 'silu'\\]"):
             pyrossm.fit(model=model, data=data, num_steps=1, activation="tanh")
@@ -297,10 +317,19 @@ def test_fit_rejects_bad_diffusion_arguments_before_training(data):
 #: denoiser's old default init these settings gave a uniform predictive (0.11, 0.11): a dead
 #: transition network. About 100-120 s on one CPU thread.
 BIMODAL_FIT = dict(
-    num_steps=1000, batch_size=128, num_noise_draws=4, learning_rate=0.003,
-    learning_rates=dict(transition=0.01), annealing="cosine",    # lambda 0.01 -> 1 over 333 steps
-    channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1,
-    diffusion_channels=16, diffusion_layers=3, num_diffusion_steps=16,
+    num_steps=1000,
+    batch_size=128,
+    num_noise_draws=4,
+    learning_rate=0.003,
+    learning_rates=dict(transition=0.01),
+    annealing="cosine",  # lambda 0.01 -> 1 over 333 steps
+    channels=8,
+    hidden_dim=8,
+    encoder_layers=1,
+    emission_layers=1,
+    diffusion_channels=16,
+    diffusion_layers=3,
+    num_diffusion_steps=16,
 )
 
 
@@ -310,8 +339,7 @@ def test_bimodal_random_walk_one_step_predictive_is_bimodal():
     latent), concentrates around the two jumps +4 and -4: a Gaussian transition cannot do this."""
     length, num_test = 12, 64
     ds, latent = bimodal_random_walk(n_series=256, length=length, seed=0, return_latent=True)
-    res = pyrossm.fit(model="ddssm", data=ds, latent_dim=1, order=1, seed=0, progress=False,
-                      **BIMODAL_FIT)
+    res = pyrossm.fit(model="ddssm", data=ds, latent_dim=1, order=1, seed=0, progress=False, **BIMODAL_FIT)
     assert np.isfinite(res.history["elbo"]).all()
     context = ds.isel(time=slice(0, length - 1), series=slice(0, num_test))
     fc = res.forecast(context, horizon=1, num_samples=512, seed=0)
@@ -327,8 +355,17 @@ def test_bimodal_random_walk_one_step_predictive_is_bimodal():
 
 @pytest.mark.parametrize("residual", [True, "linear"])
 def test_residual_transition_fits_forecasts_and_round_trips(data, tmp_path, residual):
-    res = pyrossm.fit("ddssm", data, num_steps=2, batch_size=None, progress=False,
-                      residual_transition=residual, sampler="ddim", num_sampling_steps=4, **TINY)
+    res = pyrossm.fit(
+        "ddssm",
+        data,
+        num_steps=2,
+        batch_size=None,
+        progress=False,
+        residual_transition=residual,
+        sampler="ddim",
+        num_sampling_steps=4,
+        **TINY,
+    )
     assert res.model.transition.residual == residual
     assert res.config["model_config"]["residual_transition"] == residual
     fc = res.forecast(data, horizon=2, num_samples=5, seed=0)
@@ -336,10 +373,11 @@ def test_residual_transition_fits_forecasts_and_round_trips(data, tmp_path, resi
     assert np.isfinite(fc["x"].values).all()
     loaded = pyrossm.load(res.save(tmp_path / "residual.pyrossm"))
     assert loaded.model.transition.residual == residual
-    if residual == "linear":   # the learned mean is part of the saved state
+    if residual == "linear":  # the learned mean is part of the saved state
         assert res.model.transition.shift.linear.weight.abs().sum() > 0
-        torch.testing.assert_close(loaded.model.transition.shift.linear.weight,
-                                   res.model.transition.shift.linear.weight, rtol=0, atol=0)
+        torch.testing.assert_close(
+            loaded.model.transition.shift.linear.weight, res.model.transition.shift.linear.weight, rtol=0, atol=0
+        )
     assert np.array_equal(fc["x"].values, loaded.forecast(data, horizon=2, num_samples=5, seed=0)["x"].values)
     assert not build(1, 1, 0).transition.residual  # the paper's parameterisation by default
 
@@ -352,8 +390,7 @@ def test_linear_shift_starts_as_the_papers_parameterisation_and_gets_gradient():
     torch.manual_seed(0)
     plain = DiffusionDynamics(3, 2, 2, num_diffusion_steps=K, channels=4, num_layers=1)
     torch.manual_seed(0)
-    linear = DiffusionDynamics(3, 2, 2, num_diffusion_steps=K, channels=4, num_layers=1,
-                               residual="linear")
+    linear = DiffusionDynamics(3, 2, 2, num_diffusion_steps=K, channels=4, num_layers=1, residual="linear")
     assert linear.shift.linear.weight.shape == (3, 2 * 3 + 3 * 2)
     torch.manual_seed(1)
     expected = plain(history, covariates).log_prob(value)
@@ -372,8 +409,9 @@ def test_linear_shift_learns_the_linear_part_of_the_dynamics():
     """On ``z_t = 0.7 z_{t-1} + 0.5 + 0.2 eps`` the shift learns the slope 0.7 and the samples
     follow the law."""
     torch.manual_seed(0)
-    dynamics = DiffusionDynamics(1, 1, 0, num_diffusion_steps=16, channels=4, num_layers=1,
-                                 num_noise_draws=4, residual="linear")
+    dynamics = DiffusionDynamics(
+        1, 1, 0, num_diffusion_steps=16, channels=4, num_layers=1, num_noise_draws=4, residual="linear"
+    )
     optimizer = torch.optim.Adam(dynamics.parameters(), lr=2e-2)
     for _ in range(STEPS_LINEAR):
         prev = 2 * torch.randn(256, 1, 1)
@@ -398,8 +436,7 @@ def test_diffusion_beta_end_sets_the_last_noise_level_and_round_trips(data, tmp_
     betas = model.transition.schedule.betas
     assert betas[-1].item() == pytest.approx(0.3) and betas[0].item() == pytest.approx(0.1 / K)
     assert model.transition.schedule.sigmas[-1] < build(1, 1, 0).transition.schedule.sigmas[-1]
-    res = pyrossm.fit("ddssm", data, num_steps=1, batch_size=None, progress=False,
-                      diffusion_beta_end=0.3, **TINY)
+    res = pyrossm.fit("ddssm", data, num_steps=1, batch_size=None, progress=False, diffusion_beta_end=0.3, **TINY)
     loaded = pyrossm.load(res.save(tmp_path / "beta.pyrossm"))
     assert loaded.model.transition.schedule.betas[-1].item() == pytest.approx(0.3)
     with pytest.raises(ValueError, match="beta_end"):
@@ -409,10 +446,11 @@ def test_diffusion_beta_end_sets_the_last_noise_level_and_round_trips(data, tmp_
 def test_diffusion_beta_start_sets_the_first_noise_level_and_round_trips(data, tmp_path):
     model = build(1, 1, 0, diffusion_beta_start=1e-4)
     schedule = model.transition.schedule
-    assert schedule.betas[0].item() == pytest.approx(1e-4) and schedule.betas[-1].item() == pytest.approx(min(20 / K, 0.999))
+    assert schedule.betas[0].item() == pytest.approx(1e-4) and schedule.betas[-1].item() == pytest.approx(
+        min(20 / K, 0.999)
+    )
     assert schedule.sigmas[0].item() == pytest.approx((1e-4 / (1 - 1e-4)) ** 0.5, rel=1e-5)
-    res = pyrossm.fit("ddssm", data, num_steps=1, batch_size=None, progress=False,
-                      diffusion_beta_start=1e-4, **TINY)
+    res = pyrossm.fit("ddssm", data, num_steps=1, batch_size=None, progress=False, diffusion_beta_start=1e-4, **TINY)
     assert res.config["model_config"]["diffusion_beta_start"] == 1e-4
     loaded = pyrossm.load(res.save(tmp_path / "beta.pyrossm"))
     assert loaded.model.transition.schedule.betas[0].item() == pytest.approx(1e-4)

@@ -40,8 +40,7 @@ class WindowVAE(GenerativeModel):
         return {**super().structure(), "length": self.length, "latent_dim": self.latent_dim}
 
     def parameter_groups(self):
-        return {"encoder": list(self.encoder.parameters()),
-                "decoder": [*self.decoder.parameters(), self.log_scale]}
+        return {"encoder": list(self.encoder.parameters()), "decoder": [*self.decoder.parameters(), self.log_scale]}
 
     def training_stages(self, settings):
         return [Stage("elbo", AnnealedELBO(self.model, self.guide, settings.annealing, settings.num_particles))]
@@ -51,16 +50,16 @@ class WindowVAE(GenerativeModel):
         return dist.Normal(loc, self.log_scale.exp())
 
     def model(self, x, mask, covariates, annealing=1.0):
-        x, mask = x[:, -self.length:], mask[:, -self.length:]
+        x, mask = x[:, -self.length :], mask[:, -self.length :]
         with pyro.plate("series", x.shape[0], dim=-1):
             with pyro.poutine.scale(scale=annealing):
                 z = pyro.sample("z", dist.Normal(x.new_zeros(self.latent_dim), 1.0).to_event(1))
             pyro.sample("x", self._likelihood(z).mask(mask).to_event(2), obs=x)
 
     def guide(self, x, mask, covariates, annealing=1.0):
-        x, mask = x[:, -self.length:], mask[:, -self.length:]
+        x, mask = x[:, -self.length :], mask[:, -self.length :]
         h = self.encoder(torch.cat([x * mask, mask.to(x.dtype)], -1).flatten(1))
-        loc, scale = h[..., :self.latent_dim], nn.functional.softplus(h[..., self.latent_dim:]) + 1e-3
+        loc, scale = h[..., : self.latent_dim], nn.functional.softplus(h[..., self.latent_dim :]) + 1e-3
         with pyro.plate("series", x.shape[0], dim=-1), pyro.poutine.scale(scale=annealing):
             pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
@@ -78,8 +77,10 @@ def windows():
     z = rng.normal(size=(32, 2))
     basis = rng.normal(size=(2, 8, 2))
     x = np.einsum("nm,mtd->ntd", z, basis) + 0.1 * rng.normal(size=(32, 8, 2))
-    return xr.Dataset({"a": (("series", "time"), x[..., 0]), "b": (("series", "time"), x[..., 1])},
-                      coords={"series": np.arange(32), "time": np.arange(8)})
+    return xr.Dataset(
+        {"a": (("series", "time"), x[..., 0]), "b": (("series", "time"), x[..., 1])},
+        coords={"series": np.arange(32), "time": np.arange(8)},
+    )
 
 
 @pytest.fixture
@@ -95,17 +96,19 @@ def test_a_non_ssm_model_fits_samples_and_refuses_forecasting(windows):
     h = res.history
     assert list(h["stage"].unique()) == ["elbo"] and len(h) == 60
     assert {"lr_encoder", "lr_decoder", "elbo_x", "elbo_z"} <= set(h.columns)
-    assert h["elbo"].iloc[-10:].mean() > h["elbo"].iloc[:10].mean() + 1.0      # it learns
+    assert h["elbo"].iloc[-10:].mean() > h["elbo"].iloc[:10].mean() + 1.0  # it learns
     assert capabilities(res.model) == () and res.capabilities == ()
     gen = res.sample(num_series=5, length=8, num_samples=3, seed=0)
     assert dict(gen.sizes) == {"draw": 3, "series": 5, "time": 8} and set(gen.data_vars) == {"a", "b"}
     assert np.isfinite(gen["a"].values).all()
     xr_equal = res.sample(num_series=5, length=8, num_samples=3, seed=0)
-    assert gen.equals(xr_equal)                                                # seeds reproduce
-    for call, name in [(lambda: res.forecast(windows, horizon=2), "forecast"),
-                       (lambda: res.log_score(windows), "log_score"),
-                       (lambda: res.smooth(windows), "smooth"),
-                       (lambda: res.posterior_predictive(windows), "posterior_predictive")]:
+    assert gen.equals(xr_equal)  # seeds reproduce
+    for call, name in [
+        (lambda: res.forecast(windows, horizon=2), "forecast"),
+        (lambda: res.log_score(windows), "log_score"),
+        (lambda: res.smooth(windows), "smooth"),
+        (lambda: res.posterior_predictive(windows), "posterior_predictive"),
+    ]:
         with pytest.raises(TypeError, match=rf"{name}\(\) needs a model with the '(forecasting|smoothing)' capability"):
             call()
     assert "capabilities=[]" in repr(res) and "length=8" in repr(res)
@@ -186,8 +189,10 @@ class TwoStage(GenerativeModel):
         return {"first": list(self.first.parameters()), "second": list(self.second.parameters())}
 
     def training_stages(self, settings):
-        return [Stage("autoencoder", Reconstruction(self), groups=("first",), num_steps=self.steps[0]),
-                Stage("prior", Prior(self), groups=("second",), num_steps=self.steps[1])]
+        return [
+            Stage("autoencoder", Reconstruction(self), groups=("first",), num_steps=self.steps[0]),
+            Stage("prior", Prior(self), groups=("second",), num_steps=self.steps[1]),
+        ]
 
     def generate(self, num_series, length, covariates=None):
         return torch.zeros(1, num_series, length, self.obs_dim)
@@ -208,8 +213,16 @@ def _run(series_ds, tmp_path=None, resume=False, callbacks=(), seed=0):
     torch.manual_seed(seed)
     model = TwoStage()
     _, data = DataContract.fit(series_ds)
-    config = TrainerConfig.from_dict({"seed": seed, "progress": False, "batch_size": 4, "learning_rate": 0.05,
-                                      "checkpoint_every": 1 if tmp_path else 0, "ema_decay": 0.5})
+    config = TrainerConfig.from_dict(
+        {
+            "seed": seed,
+            "progress": False,
+            "batch_size": 4,
+            "learning_rate": 0.05,
+            "checkpoint_every": 1 if tmp_path else 0,
+            "ema_decay": 0.5,
+        }
+    )
     trainer = Trainer(model.training_stages(config.objective), model.parameter_groups(), config, callbacks)
     history = trainer.fit(data.select, len(data), checkpoint_dir=tmp_path, resume=resume)
     return model, history, trainer
@@ -231,7 +244,7 @@ def test_two_stages_train_in_order_each_on_its_own_groups(series_ds):
     assert not torch.equal(model.first.weight, initial.first.weight)
     assert not torch.equal(model.second.weight, initial.second.weight)
     stopped_after_one = _run(series_ds, callbacks=[StopAfterStage("autoencoder")])[0]
-    assert torch.equal(stopped_after_one.first.weight, model.first.weight)      # stage two left it alone
+    assert torch.equal(stopped_after_one.first.weight, model.first.weight)  # stage two left it alone
     assert torch.equal(stopped_after_one.second.weight, initial.second.weight)  # stage one left this alone
 
 
@@ -265,8 +278,11 @@ def test_a_stage_naming_an_unknown_group_is_refused():
     stages = [Stage("x", Reconstruction(model), groups=("nope",))]
     with pytest.raises(ValueError, match="stage 'x' names unknown parameter groups \\['nope'\\]"):
         Trainer(stages, model.parameter_groups(), {"progress": False})
-    with pytest.raises(ValueError, match="validation_metric 'elbo' is not among the validation values of stage "
-                                         "'autoencoder'"):
-        Trainer(model.training_stages(None), model.parameter_groups(),
-                {"progress": False, "keep_best": True, "validate_every": 1}).fit(
-            lambda idx: None, 4, val_batch=object())
+    with pytest.raises(
+        ValueError, match="validation_metric 'elbo' is not among the validation values of stage 'autoencoder'"
+    ):
+        Trainer(
+            model.training_stages(None),
+            model.parameter_groups(),
+            {"progress": False, "keep_best": True, "validate_every": 1},
+        ).fit(lambda idx: None, 4, val_batch=object())
