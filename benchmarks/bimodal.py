@@ -274,9 +274,9 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
 
     length, ctx1, ctx8 = 32, 31, 24
-    train = bimodal_random_walk(n_series=1024, length=length, seed=args.seed)
-    valid = bimodal_random_walk(n_series=1024, length=length, seed=args.seed + 1)
-    test, latent = bimodal_random_walk(n_series=args.num_test, length=length, seed=args.seed + 2, return_latent=True)
+    train = bimodal_random_walk(num_series=1024, length=length, seed=args.seed)
+    valid = bimodal_random_walk(num_series=1024, length=length, seed=args.seed + 1)
+    test, latent = bimodal_random_walk(num_series=args.num_test, length=length, seed=args.seed + 2, return_latent=True)
     law = bimodal_transition_law(latent.values[:, ctx1 - 1])
     bounds = dict(low=law.mean - 8.0, high=law.mean + 8.0)
     print(

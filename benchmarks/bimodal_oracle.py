@@ -178,9 +178,9 @@ def main(argv=None):
     if args.sigma_q <= 0 or args.latent_gain <= 0:
         parser.error("--sigma-q and --latent-gain must be positive")
 
-    train, z_train = bimodal_random_walk(n_series=1024, length=32, seed=0, return_latent=True)
-    valid, z_valid = bimodal_random_walk(n_series=1024, length=32, seed=1, return_latent=True)
-    test, z_test = bimodal_random_walk(n_series=args.num_test, length=32, seed=2, return_latent=True)
+    train, z_train = bimodal_random_walk(num_series=1024, length=32, seed=0, return_latent=True)
+    valid, z_valid = bimodal_random_walk(num_series=1024, length=32, seed=1, return_latent=True)
+    test, z_test = bimodal_random_walk(num_series=args.num_test, length=32, seed=2, return_latent=True)
     loc, scale = float(np.mean(train["x"].values)), float(np.std(train["x"].values))  # the contract's
     xs = np.concatenate([d["x"].values for d in (train, valid, test)])
     zs = np.concatenate([z.values for z in (z_train, z_valid, z_test)])

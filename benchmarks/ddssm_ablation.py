@@ -217,9 +217,9 @@ def main(argv=None):
     settings.update({k: v for k, v in overrides.items() if not (k in SECTION_OF or k == "seed")})
     # (a run shorter than the validation interval still validates, at its last step)
     settings["trainer"] = trainer.updated(validate_every=min(trainer.selection.validate_every, args.steps))
-    train = bimodal_random_walk(n_series=1024, length=32, seed=0)
-    valid = bimodal_random_walk(n_series=1024, length=32, seed=1)
-    test, latent = bimodal_random_walk(n_series=args.num_test, length=32, seed=2, return_latent=True)
+    train = bimodal_random_walk(num_series=1024, length=32, seed=0)
+    valid = bimodal_random_walk(num_series=1024, length=32, seed=1)
+    test, latent = bimodal_random_walk(num_series=args.num_test, length=32, seed=2, return_latent=True)
     source = f"loaded from {args.load}" if args.load else f"{args.steps} steps"
     last = None
     print(f"DDSSM, cpu profile with {dict(args.overrides)}; {source}", flush=True)

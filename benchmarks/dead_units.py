@@ -101,7 +101,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     res = pyrossm.load(args.fit)
     model = res.model
-    data = bimodal_random_walk(n_series=args.num_series, length=32, seed=0)
+    data = bimodal_random_walk(num_series=args.num_series, length=32, seed=0)
     enc = res.contract.encode(data).to(res.device)
     tensors = (enc.filled_values, enc.mask, enc.covariates)
     torch.manual_seed(0)

@@ -69,7 +69,7 @@ def bimodal_data(num_series, length, seed, device):
     try:
         from pyrossm.datasets import bimodal_random_walk
 
-        x = np.asarray(bimodal_random_walk(n_series=num_series, length=length, seed=seed)["x"].values)
+        x = np.asarray(bimodal_random_walk(num_series=num_series, length=length, seed=seed)["x"].values)
     except Exception:  # noqa: BLE001  (module missing or being rewritten: fall back)
         source = "numpy (in this script)"
         rng = np.random.default_rng(seed)

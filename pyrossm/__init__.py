@@ -3,7 +3,7 @@
 Quick start::
 
     import pyrossm
-    ds = pyrossm.datasets.bimodal_random_walk(n_series=1024, length=32, seed=0)
+    ds = pyrossm.datasets.bimodal_random_walk(num_series=1024, length=32, seed=0)
     res = pyrossm.fit(model="dkf", data=ds, latent_dim=1, order=1, num_steps=1000, seed=0)
     fc = res.forecast(ds.isel(time=slice(0, 24)), horizon=8, num_samples=200)
 """

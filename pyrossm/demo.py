@@ -61,8 +61,8 @@ def run_demo(
 
     out.mkdir(parents=True, exist_ok=True)
     length, context_1, context_8 = 32, 31, 24
-    train = bimodal_random_walk(n_series=n_train, length=length, seed=seed)
-    test, latent = bimodal_random_walk(n_series=n_test, length=length, seed=seed + 2, return_latent=True)
+    train = bimodal_random_walk(num_series=n_train, length=length, seed=seed)
+    test, latent = bimodal_random_walk(num_series=n_test, length=length, seed=seed + 2, return_latent=True)
     law = bimodal_transition_law(latent.values[:, context_1 - 1])
     bounds = dict(low=law.mean - 8.0, high=law.mean + 8.0)
     truth = test["x"].values[:, context_8:]

@@ -20,7 +20,7 @@ from pyrossm.datasets import (
 
 
 def test_bimodal_shapes_and_coords():
-    ds, z = bimodal_random_walk(n_series=16, length=8, seed=3, return_latent=True)
+    ds, z = bimodal_random_walk(num_series=16, length=8, seed=3, return_latent=True)
     assert isinstance(ds, xr.Dataset) and list(ds.data_vars) == ["x"]
     assert ds["x"].dims == ("series", "time") and ds["x"].shape == (16, 8)
     np.testing.assert_array_equal(ds["time"].values, np.arange(8))
@@ -33,18 +33,18 @@ def test_bimodal_shapes_and_coords():
 
 
 def test_bimodal_seed_reproduces():
-    a = bimodal_random_walk(n_series=32, length=10, seed=7)
-    b = bimodal_random_walk(n_series=32, length=10, seed=7)
-    c = bimodal_random_walk(n_series=32, length=10, seed=8)
+    a = bimodal_random_walk(num_series=32, length=10, seed=7)
+    b = bimodal_random_walk(num_series=32, length=10, seed=7)
+    c = bimodal_random_walk(num_series=32, length=10, seed=8)
     np.testing.assert_array_equal(a["x"].values, b["x"].values)
     assert not np.array_equal(a["x"].values, c["x"].values)
-    _, za = bimodal_random_walk(n_series=32, length=10, seed=7, return_latent=True)
-    _, zb = bimodal_random_walk(n_series=32, length=10, seed=7, return_latent=True)
+    _, za = bimodal_random_walk(num_series=32, length=10, seed=7, return_latent=True)
+    _, zb = bimodal_random_walk(num_series=32, length=10, seed=7, return_latent=True)
     np.testing.assert_array_equal(za.values, zb.values)
 
 
 def test_bimodal_latent_increments_are_exactly_step():
-    ds, z = bimodal_random_walk(n_series=1024, length=32, seed=0, return_latent=True)
+    ds, z = bimodal_random_walk(num_series=1024, length=32, seed=0, return_latent=True)
     z = z.values
     previous = np.concatenate([np.zeros((z.shape[0], 1)), z[:, :-1]], axis=1)  # z0 = 0
     increments = z - 0.9 * previous
@@ -57,7 +57,7 @@ def test_bimodal_latent_increments_are_exactly_step():
 
 def test_bimodal_observation_noise_and_observed_increments():
     n, length = 1024, 32
-    ds, z = bimodal_random_walk(n_series=n, length=length, seed=1, return_latent=True)
+    ds, z = bimodal_random_walk(num_series=n, length=length, seed=1, return_latent=True)
     noise = ds["x"].values - z.values
     count = noise.size
     assert abs(noise.mean()) < 5 * math.sqrt(0.2 / count)
@@ -69,12 +69,12 @@ def test_bimodal_observation_noise_and_observed_increments():
 
 def test_bimodal_parameters():
     ds, z = bimodal_random_walk(
-        n_series=4, length=3, seed=0, decay=0.5, step=1.0, noise_var=0.0, z0=2.0, return_latent=True
+        num_series=4, length=3, seed=0, decay=0.5, step=1.0, noise_var=0.0, z0=2.0, return_latent=True
     )
     np.testing.assert_array_equal(ds["x"].values, z.values)
     assert set(np.unique(z.values[:, 0])) <= {0.0, 2.0}  # 0.5 * 2 +- 1
-    with pytest.raises(ValueError, match="n_series"):
-        bimodal_random_walk(n_series=0)
+    with pytest.raises(ValueError, match="num_series"):
+        bimodal_random_walk(num_series=0)
     with pytest.raises(ValueError, match="noise_var"):
         bimodal_random_walk(noise_var=-1.0)
 
@@ -119,7 +119,7 @@ def test_transition_law_sample_moments():
 
 
 def test_transition_law_matches_simulation():
-    ds, z = bimodal_random_walk(n_series=2048, length=4, seed=5, return_latent=True)
+    ds, z = bimodal_random_walk(num_series=2048, length=4, seed=5, return_latent=True)
     law = bimodal_transition_law(z.values[:, :-1])
     pit = law.cdf(ds["x"].values[:, 1:]).ravel()
     assert stats.kstest(pit, "uniform").pvalue > 1e-3
@@ -136,14 +136,14 @@ def test_gaussian_mixture_validation():
 
 
 def test_linear_gaussian_shapes_and_seed():
-    ds, z = linear_gaussian(n_series=8, length=5, seed=2, return_latent=True)
+    ds, z = linear_gaussian(num_series=8, length=5, seed=2, return_latent=True)
     assert ds["x"].dims == ("series", "time") and ds["x"].shape == (8, 5)
     assert z.dims == ("series", "time")
-    again = linear_gaussian(n_series=8, length=5, seed=2)
+    again = linear_gaussian(num_series=8, length=5, seed=2)
     np.testing.assert_array_equal(ds["x"].values, again["x"].values)
     A = [[0.9, 0.1], [0.0, 0.7]]
     C = [[1.0, 0.0], [0.5, 1.0], [0.0, 2.0]]
-    ds2, z2 = linear_gaussian(n_series=8, length=5, A=A, C=C, return_latent=True)
+    ds2, z2 = linear_gaussian(num_series=8, length=5, A=A, C=C, return_latent=True)
     assert ds2["x"].dims == ("series", "time", "feature") and ds2["x"].shape == (8, 5, 3)
     assert z2.dims == ("series", "time", "latent") and z2.shape == (8, 5, 2)
     with pytest.raises(ValueError, match="C must be"):
@@ -151,7 +151,7 @@ def test_linear_gaussian_shapes_and_seed():
 
 
 def test_linear_gaussian_marginal_variance():
-    ds = linear_gaussian(n_series=4096, length=3, seed=0, A=0.9, C=1.0, Q=0.5, R=0.3, P0=1.0)
+    ds = linear_gaussian(num_series=4096, length=3, seed=0, A=0.9, C=1.0, Q=0.5, R=0.3, P0=1.0)
     x = ds["x"].values
     # Var x_1 = P0 + R = 1.3 ; Var x_2 = 0.81 * 1 + 0.5 + 0.3 = 1.61
     np.testing.assert_allclose(x.var(0)[:2], [1.3, 1.61], atol=5 * 1.61 * math.sqrt(2 / 4096))
@@ -204,7 +204,7 @@ def joint_gaussian(length, A, C, Q, R, m0, P0):
 
 
 def test_kalman_loglik_equals_joint_gaussian_scalar():
-    x = linear_gaussian(n_series=3, length=6, seed=4, **SCALAR)["x"].values
+    x = linear_gaussian(num_series=3, length=6, seed=4, **SCALAR)["x"].values
     _, _, loglik = kalman_predictive(x, 1, **SCALAR)
     mean, cov = joint_gaussian(6, **SCALAR)
     for i in range(3):
@@ -222,7 +222,7 @@ def test_kalman_loglik_equals_joint_gaussian_multivariate_with_missing():
         P0=[[1.0, 0.2], [0.2, 0.5]],
     )
     length = 4
-    x = linear_gaussian(n_series=3, length=length, seed=9, **params)["x"].values  # (3, 4, 2)
+    x = linear_gaussian(num_series=3, length=length, seed=9, **params)["x"].values  # (3, 4, 2)
     x[0, 1, :] = np.nan  # a fully missing step
     x[1, 2, 1] = np.nan  # a partially missing step
     x[2, 0, 0] = np.nan
@@ -245,7 +245,7 @@ def test_kalman_predictive_matches_joint_conditional():
         P0=np.eye(2),
     )
     length, horizon = 3, 2
-    x = linear_gaussian(n_series=1, length=length, seed=1, **params)["x"].values
+    x = linear_gaussian(num_series=1, length=length, seed=1, **params)["x"].values
     pred_mean, pred_cov, _ = kalman_predictive(x, horizon, **params)
     mean, cov = joint_gaussian(length + horizon, **params)
     n_obs = length * 2

@@ -35,8 +35,8 @@ STEPS = 6
 
 
 def fit_on(device, model):
-    train = bimodal_random_walk(n_series=16, length=10, seed=0)
-    valid = bimodal_random_walk(n_series=8, length=10, seed=1)
+    train = bimodal_random_walk(num_series=16, length=10, seed=0)
+    valid = bimodal_random_walk(num_series=8, length=10, seed=1)
     trainer = dict(
         batch_schedule=[[3, 8]],
         validate_every=3,
@@ -71,7 +71,7 @@ def test_fit_and_every_draw_run_on_the_device(device, model):
     assert len(h) == STEPS and np.isfinite(h["loss"]).all() and np.isfinite(h["grad_norm"]).all()
     assert list(h["batch_size"]) == [4, 4, 4, 8, 8, 8]
     assert np.isfinite(h["val_log_score"].dropna()).sum() == 2
-    context = bimodal_random_walk(n_series=5, length=10, seed=2)
+    context = bimodal_random_walk(num_series=5, length=10, seed=2)
 
     fc = res.forecast(context, horizon=3, num_samples=7, seed=1)
     assert fc["x"].shape == (7, 5, 3) and np.isfinite(fc["x"].values).all()
@@ -95,6 +95,6 @@ def test_a_fit_saved_on_the_device_loads_on_the_cpu(device, tmp_path):
         assert b.device.type == "cpu"
         torch.testing.assert_close(a.cpu(), b, rtol=0, atol=0, msg=name)
     assert loaded.config["trainer"]["batching"]["batch_schedule"] == [[3, 8]]  # nested by section
-    context = bimodal_random_walk(n_series=3, length=10, seed=2)
+    context = bimodal_random_walk(num_series=3, length=10, seed=2)
     fc = loaded.forecast(context, horizon=2, num_samples=5, seed=0)
     assert fc["x"].shape == (5, 3, 2) and np.isfinite(fc["x"].values).all()

@@ -25,7 +25,7 @@ def test_draw_chunks_cover_the_draws_in_bounded_passes(monkeypatch):
 
 @pytest.fixture(scope="module")
 def fitted():
-    data = bimodal_random_walk(n_series=16, length=12, seed=0)
+    data = bimodal_random_walk(num_series=16, length=12, seed=0)
     res = pyrossm.fit(
         model="dkf",
         data=data,

@@ -12,7 +12,7 @@ import pyrossm
 @pytest.fixture(scope="module")
 def fitted():
     """A 5-step DKF on 16 bimodal random walks, with a validation ELBO every 2 steps."""
-    ds = pyrossm.datasets.bimodal_random_walk(n_series=16, length=10, seed=0)
+    ds = pyrossm.datasets.bimodal_random_walk(num_series=16, length=10, seed=0)
     res = pyrossm.fit(
         model="dkf",
         data=ds,

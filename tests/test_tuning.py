@@ -15,8 +15,8 @@ FIXED = dict(batch_size=8, channels=4, hidden_dim=4)
 @pytest.fixture(scope="module")
 def data():
     return (
-        pyrossm.datasets.bimodal_random_walk(n_series=8, length=6, seed=0),
-        pyrossm.datasets.bimodal_random_walk(n_series=4, length=6, seed=1),
+        pyrossm.datasets.bimodal_random_walk(num_series=8, length=6, seed=0),
+        pyrossm.datasets.bimodal_random_walk(num_series=4, length=6, seed=1),
     )
 
 

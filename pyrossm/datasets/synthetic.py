@@ -43,7 +43,7 @@ def _check_nonnegative(name, value) -> float:
 
 
 def bimodal_random_walk(
-    n_series=1024,
+    num_series=1024,
     length=32,
     seed=0,
     *,
@@ -72,7 +72,7 @@ def bimodal_random_walk(
     Draws come from ``numpy.random.default_rng(seed)``: all signs first, then all noises, so
     the same arguments give identical data.
 
-    :param int n_series: number of series ``N``.
+    :param int num_series: number of series ``N``.
     :param int length: number of time steps ``T``.
     :param int seed: random seed.
     :param float decay: autoregressive coefficient.
@@ -85,19 +85,19 @@ def bimodal_random_walk(
         ``return_latent=True`` the tuple ``(dataset, z)`` where ``z`` is a DataArray named
         ``"z"`` with the same dims and coords.
     """
-    n_series = check_positive_int("n_series", n_series)
+    num_series = check_positive_int("num_series", num_series)
     length = check_positive_int("length", length)
     noise_var = _check_nonnegative("noise_var", noise_var)
     rng = np.random.default_rng(seed)
-    signs = 2.0 * rng.integers(0, 2, size=(n_series, length)) - 1.0
-    noise = rng.normal(0.0, math.sqrt(noise_var), size=(n_series, length))
-    z = np.empty((n_series, length))
-    previous = np.full(n_series, float(z0))
+    signs = 2.0 * rng.integers(0, 2, size=(num_series, length)) - 1.0
+    noise = rng.normal(0.0, math.sqrt(noise_var), size=(num_series, length))
+    z = np.empty((num_series, length))
+    previous = np.full(num_series, float(z0))
     for t in range(length):
         previous = decay * previous + step * signs[:, t]
         z[:, t] = previous
     x = z + noise
-    coords = {"series": np.arange(n_series), "time": np.arange(length)}
+    coords = {"series": np.arange(num_series), "time": np.arange(length)}
     attrs = {
         "system": "bimodal random walk (DDSSM paper, Sec. 4)",
         "equations": "z_t = decay*z_{t-1} + step*s_t, s_t ~ U{-1,+1}; x_t = z_t + N(0, noise_var)",
@@ -273,7 +273,7 @@ def _psd_sqrt(matrix):
 
 
 def linear_gaussian(
-    n_series=256,
+    num_series=256,
     length=50,
     seed=0,
     *,
@@ -292,7 +292,7 @@ def linear_gaussian(
     dim ``k`` comes from ``A`` (or ``C``'s columns), the observation dim ``d`` from ``C``'s
     rows; scalars mean multiples of the identity and 1-D ``Q``, ``R``, ``P0`` are diagonals.
 
-    :param int n_series: number of series ``N``.
+    :param int num_series: number of series ``N``.
     :param int length: number of time steps ``T``.
     :param int seed: random seed for ``numpy.random.default_rng``.
     :param A: ``()`` or ``(k, k)`` transition matrix.
@@ -307,18 +307,18 @@ def linear_gaussian(
         ``(dataset, z)``, ``z`` a DataArray of dims ``("series", "time")`` (``k == 1``) or
         ``("series", "time", "latent")``.
     """
-    n_series = check_positive_int("n_series", n_series)
+    num_series = check_positive_int("num_series", num_series)
     length = check_positive_int("length", length)
     A, C, Q, R, m0, P0 = _lgssm_params(A, C, Q, R, m0, P0)
     k, d = A.shape[0], C.shape[0]
     rng = np.random.default_rng(seed)
-    z = np.empty((n_series, length, k))
-    z[:, 0] = m0 + rng.standard_normal((n_series, k)) @ _psd_sqrt(P0).T
+    z = np.empty((num_series, length, k))
+    z[:, 0] = m0 + rng.standard_normal((num_series, k)) @ _psd_sqrt(P0).T
     q_sqrt = _psd_sqrt(Q)
     for t in range(1, length):
-        z[:, t] = z[:, t - 1] @ A.T + rng.standard_normal((n_series, k)) @ q_sqrt.T
-    x = z @ C.T + rng.standard_normal((n_series, length, d)) @ _psd_sqrt(R).T
-    coords = {"series": np.arange(n_series), "time": np.arange(length)}
+        z[:, t] = z[:, t - 1] @ A.T + rng.standard_normal((num_series, k)) @ q_sqrt.T
+    x = z @ C.T + rng.standard_normal((num_series, length, d)) @ _psd_sqrt(R).T
+    coords = {"series": np.arange(num_series), "time": np.arange(length)}
     attrs = {
         "system": "linear Gaussian state-space model",
         "latent_dim": k,

@@ -80,7 +80,7 @@ class OrderTwo(Persistence):
 
 @pytest.fixture(scope="module")
 def ds():
-    return pyrossm.datasets.bimodal_random_walk(n_series=8, length=T, seed=0)
+    return pyrossm.datasets.bimodal_random_walk(num_series=8, length=T, seed=0)
 
 
 @pytest.fixture(scope="module")

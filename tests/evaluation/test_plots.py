@@ -25,7 +25,7 @@ from pyrossm.evaluation.plots import (  # noqa: E402
 @pytest.fixture(scope="module")
 def fitted():
     """A 5-step DKF on 16 bimodal random walks (with a validation ELBO every 2 steps)."""
-    ds, z = pyrossm.datasets.bimodal_random_walk(n_series=16, length=10, seed=0, return_latent=True)
+    ds, z = pyrossm.datasets.bimodal_random_walk(num_series=16, length=10, seed=0, return_latent=True)
     res = pyrossm.fit(
         model="dkf",
         data=ds,

@@ -338,7 +338,7 @@ def test_bimodal_random_walk_one_step_predictive_is_bimodal():
     """The 1-step predictive of ``x_T`` given ``x_{1:T-1}``, minus ``0.9 z_{T-1}`` (the true
     latent), concentrates around the two jumps +4 and -4: a Gaussian transition cannot do this."""
     length, num_test = 12, 64
-    ds, latent = bimodal_random_walk(n_series=256, length=length, seed=0, return_latent=True)
+    ds, latent = bimodal_random_walk(num_series=256, length=length, seed=0, return_latent=True)
     res = pyrossm.fit(model="ddssm", data=ds, latent_dim=1, order=1, seed=0, progress=False, **BIMODAL_FIT)
     assert np.isfinite(res.history["elbo"]).all()
     context = ds.isel(time=slice(0, length - 1), series=slice(0, num_test))

@@ -13,8 +13,8 @@ LENGTH, HORIZON, SAMPLES = 20, 4, 500
 
 @pytest.fixture(scope="module")
 def kalman_comparison():
-    train = linear_gaussian(n_series=256, length=LENGTH, seed=0, **PARAMS)
-    test = linear_gaussian(n_series=200, length=LENGTH, seed=1, **PARAMS)
+    train = linear_gaussian(num_series=256, length=LENGTH, seed=0, **PARAMS)
+    test = linear_gaussian(num_series=200, length=LENGTH, seed=1, **PARAMS)
     context = test.isel(time=slice(0, LENGTH - HORIZON))
     truth = test["x"].values[:, LENGTH - HORIZON :]
     res = pyrossm.fit(
