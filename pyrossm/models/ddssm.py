@@ -22,7 +22,7 @@ class DDSSM(PresetModel):
         draw picks one step), but the bound is tighter with more steps, and much more so for sharp
         transitions than for broad ones: with the exact denoiser, a bimodal transition 0.05 data
         units wide has a gap of about 1 nat per latent dimension at ``K = 32``, 0.19 at 128 and 0.09
-        at 512, against at most 0.13 for one 0.6 wide (``benchmarks/bound_gap.py``).  A small
+        at 512, against at most 0.13 for one 0.6 wide (``docs/experiments/scripts/bound_gap.py``).  A small
         ``K`` therefore tilts the ELBO towards broad transitions; forecasts can keep their cost
         with ``sampler="ddim"`` and ``num_sampling_steps``.
     :param str schedule: ``"linear"`` (the paper's), ``"cosine"`` or ``"karras"``.

@@ -339,7 +339,7 @@ def test_bound_gap_is_larger_for_sharp_laws_and_shrinks_with_K():
     """With the exact denoiser, the bound on a bimodal law (modes +-1.4, default linear betas) is
     far looser for modes 0.0175 wide than for modes 0.21 wide: 1.75 against 0.24 nats at K = 32,
     0.28 against 0.016 at K = 512 (measured).  A small K tilts the ELBO towards broad transitions
-    (the DDSSM docstring's claim; ``benchmarks/bound_gap.py`` measures it by Monte Carlo)."""
+    (the DDSSM docstring's claim; ``docs/experiments/scripts/bound_gap.py`` measures it by Monte Carlo)."""
     a = 4 * 0.35
     gaps = {
         K: (_mixture_gap(NoiseSchedule(K), a, 0.05 * 0.35), _mixture_gap(NoiseSchedule(K), a, 0.6 * 0.35))

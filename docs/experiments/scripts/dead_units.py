@@ -18,8 +18,8 @@ with its denoiser re-initialised, printing the mean bound ``log_prob`` and the h
 sampled departures: a denoiser with dead output units stays where it is, a fresh one learns the
 two modes.
 
-    python benchmarks/dead_units.py FIT.pyrossm
-    python benchmarks/dead_units.py FIT.pyrossm --noise-levels --retrain-transition 400
+    python docs/experiments/scripts/dead_units.py FIT.pyrossm
+    python docs/experiments/scripts/dead_units.py FIT.pyrossm --noise-levels --retrain-transition 400
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 import pyrossm  # noqa: E402
 from pyrossm.datasets import bimodal_random_walk  # noqa: E402

@@ -18,8 +18,8 @@ prefer a clean latent"): ``-1.61 - gap(0.60)`` for the noisy copy and, for a cle
 guide noise of fresh sd ``w`` is carried along the path, ``-1.31 - 13.2 w^2 - gap(w)``, best over
 ``w`` and over the latent scale ``s``.  The clean latent wins when its figure is the larger.
 
-    python benchmarks/bound_gap.py                 # the table (about 4 minutes on one core)
-    python benchmarks/bound_gap.py --draws 4000    # quicker, noisier (about 0.02 nats)
+    python docs/experiments/scripts/bound_gap.py                 # the table (about 4 minutes on one core)
+    python docs/experiments/scripts/bound_gap.py --draws 4000    # quicker, noisier (about 0.02 nats)
 
 Measured (20000 draws per step; ELBOs per step in data units, each at its best latent scale):
 
@@ -56,7 +56,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from pyrossm.diffusion import NoiseSchedule  # noqa: E402
 from pyrossm.diffusion.preconditioning import karras_coefficients  # noqa: E402

@@ -14,10 +14,10 @@ Transition, emission and VHP are learned by the same ELBO.  It prints the 1-step
 series x 1024 draws, the oracle also supplying ``z_31``), the width decomposition and the
 validation ELBO, to set against the learned guide's.
 
-    python benchmarks/bimodal_oracle.py                  # sigma_q = 0.15 data units
-    python benchmarks/bimodal_oracle.py --sigma-q 0.05
-    python benchmarks/bimodal_oracle.py --set num_diffusion_steps=128
-    python benchmarks/bimodal_oracle.py --steps 20 --num-test 8 --num-samples 64   # smoke run
+    python docs/experiments/scripts/bimodal_oracle.py                  # sigma_q = 0.15 data units
+    python docs/experiments/scripts/bimodal_oracle.py --sigma-q 0.05
+    python docs/experiments/scripts/bimodal_oracle.py --set num_diffusion_steps=128
+    python docs/experiments/scripts/bimodal_oracle.py --steps 20 --num-test 8 --num-samples 64   # smoke run
 
 Measured on the 2-core machine (one thread, other jobs running), 3000 steps:
 
@@ -64,7 +64,7 @@ import torch
 from pyro import poutine
 from pyro.distributions import TorchDistribution
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))  # bimodal, ddssm_ablation
 
 from bimodal import CPU  # noqa: E402
 from ddssm_ablation import parse_override, report  # noqa: E402
