@@ -30,8 +30,11 @@ def _write_netcdf(ds, path):
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    from .inference.checkpoint import default_file_mode
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, default_file_mode())
     try:
         ds.to_netcdf(tmp)
         os.replace(tmp, path)

@@ -86,6 +86,12 @@ class NoiseSchedule(nn.Module):
         if kind != "karras" and (sigma_min is not None or sigma_max is not None):
             raise ValueError(f"sigma_min and sigma_max set a karras schedule, not a {kind} one")
         self.num_steps, self.kind = num_steps, kind
+        # computed on the CPU (small, fixed) also when a model is built on the meta device to check
+        # a saved file's shapes (pyrossm.io) before anything is allocated
+        with torch.device("cpu"):
+            self._compute(num_steps, kind, beta_start, beta_end, sigma_min, sigma_max)
+
+    def _compute(self, num_steps, kind, beta_start, beta_end, sigma_min, sigma_max):
         #: the parameters of the chosen kind; ``None`` for those of another kind
         self.beta_start = self.beta_end = self.sigma_min = self.sigma_max = None
         if kind == "linear":

@@ -9,14 +9,24 @@ from pathlib import Path
 import torch
 
 
+def default_file_mode() -> int:
+    """The mode a newly created file gets under the process's umask (``0o666 & ~umask``):
+    ``tempfile.mkstemp`` creates owner-only files, which the rename would otherwise keep."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_torch_save(obj, path) -> None:
     """Saves ``obj`` with ``torch.save`` to a temporary file in the target folder, then renames it.
 
-    A crash mid-write leaves any previous file at ``path`` intact and no partial file behind.
+    A crash mid-write leaves any previous file at ``path`` intact and no partial file behind.  The
+    file gets the user's normal permissions (:func:`default_file_mode`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, default_file_mode())
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)

@@ -274,6 +274,8 @@ def test_fits_saved_before_activation_existed_load_with_relu(data, tmp_path):
     config = json.loads(payload["config"])
     del config["model_config"]["activation"]
     payload["config"] = json.dumps(config)
+    payload["version"] = 1  # such files were version 1: no checksum
+    del payload["checksum"]
     atomic_torch_save(payload, tmp_path / "old.pyrossm")
     old = pyrossm.load(tmp_path / "old.pyrossm")
     assert old.model.config["activation"] == "relu"
