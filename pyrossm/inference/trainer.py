@@ -11,7 +11,10 @@ gets a function giving the minibatch for given series indices.
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +29,10 @@ from .objectives import Objective
 from .rng import seeded
 
 CHECKPOINT_NAME = "checkpoint.pt"
+#: the checkpoint before the latest, kept so that a corrupted latest one falls back to it
+PREVIOUS_CHECKPOINT_NAME = "checkpoint.prev.pt"
+#: a complete new checkpoint before it replaces the latest (left only by a kill between two renames)
+NEXT_CHECKPOINT_NAME = "checkpoint.next.pt"
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -171,17 +178,41 @@ class Trainer:
             },
         }
 
-    def load_state_dict(self, state: dict) -> None:
-        for name, tensors in state["params"].items():
-            if name not in self.params or len(tensors) != len(self.params[name]):
+    def _check_state(self, state) -> None:
+        """A ``ValueError`` naming what a checkpoint lacks or gets wrong, before anything is changed."""
+        if not isinstance(state, dict):
+            raise ValueError(f"a checkpoint must be a dict, got {type(state).__name__}")
+        missing = [
+            key for key in ("step", "params", "optimizer", "history", "batch_rng", "torch_rng") if key not in state
+        ]
+        if missing:
+            raise ValueError(f"the checkpoint lacks {missing}")
+        params, step, history = state["params"], state["step"], state["history"]
+        if not isinstance(params, dict) or set(params) != set(self.params):
+            groups = sorted(params) if isinstance(params, dict) else params
+            raise ValueError(f"checkpoint parameter groups {groups} do not match this model's {sorted(self.params)}")
+        for name, tensors in params.items():
+            if not isinstance(tensors, list) or len(tensors) != len(self.params[name]):
                 raise ValueError(f"checkpoint parameter group {name!r} does not match this model")
-            with torch.no_grad():
+            for p, t in zip(self.params[name], tensors):
+                if not isinstance(t, torch.Tensor) or p.shape != t.shape:
+                    shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+                    raise ValueError(
+                        f"checkpoint parameter in group {name!r} has shape {shape}, the model has {tuple(p.shape)}"
+                    )
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= self.total_steps + 10**9:
+            raise ValueError(f"the checkpoint's step must be a non-negative int, got {step!r}")
+        if not isinstance(history, dict) or any(not isinstance(v, list) or len(v) != step for v in history.values()):
+            rows = (
+                sorted({len(v) for v in history.values() if isinstance(v, list)}) if isinstance(history, dict) else []
+            )
+            raise ValueError(f"the checkpoint's history ({rows} rows) disagrees with its step {step}")
+
+    def load_state_dict(self, state: dict) -> None:
+        self._check_state(state)
+        with torch.no_grad():
+            for name, tensors in state["params"].items():
                 for p, t in zip(self.params[name], tensors):
-                    if p.shape != t.shape:
-                        raise ValueError(
-                            f"checkpoint parameter in group {name!r} has shape "
-                            f"{tuple(t.shape)}, the model has {tuple(p.shape)}"
-                        )
                     p.copy_(t.to(p.device))
         stage = int(state.get("stage") or 0)
         if not 0 <= stage < len(self.stages):
@@ -217,16 +248,60 @@ class Trainer:
         self.rows = [dict(zip(keys, values)) for values in zip(*history.values())] if keys else []
 
     def save_checkpoint(self, directory) -> Path:
-        path = Path(directory) / CHECKPOINT_NAME
-        atomic_torch_save(self.state_dict(), path)
+        """Writes ``checkpoint.pt`` atomically; the one it replaces becomes ``checkpoint.prev.pt``."""
+        directory = Path(directory)
+        path, following = directory / CHECKPOINT_NAME, directory / NEXT_CHECKPOINT_NAME
+        atomic_torch_save(self.state_dict(), following)  # whole, or not there at all
+        if path.is_file():
+            os.replace(path, directory / PREVIOUS_CHECKPOINT_NAME)
+        os.replace(following, path)
         return path
 
     def load_checkpoint(self, directory) -> bool:
-        path = Path(directory) / CHECKPOINT_NAME
-        if not path.is_file():
-            return False
-        self.load_state_dict(safe_torch_load(path))
-        return True
+        """Loads the latest checkpoint in ``directory``, or the previous one where the latest is
+        missing or unreadable (a warning says so); ``False`` where there is none.
+
+        :raises ValueError: where neither can be read, or they do not match this run.
+        """
+        errors = []
+        for name in (CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME):
+            path = Path(directory) / name
+            if not path.is_file():
+                continue
+            try:
+                state = safe_torch_load(path)
+                self._check_state(state)
+            except ValueError as exc:
+                errors.append(f"{name}: {exc}")
+                continue
+            if errors:
+                warnings.warn(
+                    f"the latest checkpoint could not be read ({errors[0]}); resuming from {name}", stacklevel=2
+                )
+            self.load_state_dict(state)
+            return True
+        if errors:
+            raise ValueError(f"no readable checkpoint in {str(directory)!r}: " + "; ".join(errors))
+        return False
+
+    @staticmethod
+    def prepare_checkpoint_dir(directory, resume) -> None:
+        """Before training: the folder exists and is writable, stray temporary files of a killed
+        write are removed, and a fresh run does not overwrite another run's checkpoint."""
+        directory = Path(directory)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
+                pass
+        except OSError as exc:
+            raise ValueError(f"checkpoint_dir {str(directory)!r} is not writable: {exc}") from None
+        for stray in [*directory.glob(".checkpoint*.pt.*.tmp"), directory / NEXT_CHECKPOINT_NAME]:
+            stray.unlink(missing_ok=True)
+        if not resume and any((directory / name).is_file() for name in (CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME)):
+            raise ValueError(
+                f"checkpoint_dir {str(directory)!r} holds another run's checkpoint: pass resume=True to "
+                "continue it, or give an empty folder"
+            )
 
     # ------------------------------------------------------------------ parameters
     @torch.no_grad()
@@ -365,6 +440,8 @@ class Trainer:
             raise ValueError("checkpoint_every > 0 needs checkpoint_dir")
         val_scores = dict(val_scores or {})
         self._check_validation(val_batch, val_scores)
+        if checkpoint_dir is not None:
+            self.prepare_checkpoint_dir(checkpoint_dir, resume)
         if not (resume and self.load_checkpoint(checkpoint_dir)):
             pyro.set_rng_seed(cfg.seed)  # a fresh start, also when there is no checkpoint yet
         bar = progress_bar(
@@ -435,7 +512,20 @@ class Trainer:
         else:
             idx = torch.arange(num_series)
         restart_from = self._restart_from_best(stage_step)
-        loss, terms = self.objectives[index].loss(make_batch(idx), stage_step)
+        try:
+            loss, terms = self.objectives[index].loss(make_batch(idx), stage_step)
+        except ValueError as exc:
+            # a distribution's argument check (Pyro validates them) met NaN / inf that parameters
+            # driven too far by earlier steps produced: a divergence, reported (or restored) as such
+            finite = all(bool(torch.isfinite(p).all()) for p in self.stage_params)
+            if finite and "found invalid values" not in str(exc):
+                raise
+            what = "values in the model" if finite else "parameters"
+            self._nonfinite_message = (
+                f"non-finite {what} at step {self.step} (stage {self.stages[index].name!r}), the run "
+                f"diverged: {str(exc).splitlines()[0][:300]}"
+            )
+            return False
         norm, group_norms = torch.tensor(float("nan")), {}
         if torch.isfinite(loss):
             self.optimizer.zero_grad(set_to_none=True)
