@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 
 import numpy as np
@@ -88,6 +89,24 @@ def _check_model_options(model, options, fit_names):
             f"{closest(name, [*fit_names, *allowed])}; options of model {model!r} are "
             f"{sorted(allowed)}"
         )
+
+
+def _run_description(model_name, net, contract, train) -> dict:
+    """What a checkpoint must match to be resumed: the model and the data (a fingerprint of the
+    scaled values, mask and covariates, and the contract's variables)."""
+    digest = hashlib.sha256()
+    for tensor in (train.values, train.mask, train.covariates):
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return {
+        "model": model_name or type(net).__name__,
+        "model_config": net.config,
+        "structure": net.structure(),
+        "data": {
+            "variables": contract.target_vars + contract.covariate_names,
+            "shape": list(train.values.shape),
+            "sha256": digest.hexdigest(),
+        },
+    }
 
 
 def fit(
@@ -212,6 +231,7 @@ def fit(
         val_scores=val_scores,
         checkpoint_dir=checkpoint_dir,
         resume=resume,
+        run=_run_description(model_name, net, contract, train),
     )
     result_config = {
         "model": model_name,

@@ -33,6 +33,8 @@ CHECKPOINT_NAME = "checkpoint.pt"
 PREVIOUS_CHECKPOINT_NAME = "checkpoint.prev.pt"
 #: a complete new checkpoint before it replaces the latest (left only by a kill between two renames)
 NEXT_CHECKPOINT_NAME = "checkpoint.next.pt"
+#: ``on_nonfinite="restore"``: how many times a run goes back to its last checkpoint
+MAX_RESTORES = 3
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -102,6 +104,8 @@ class Trainer:
         # keep_best: {"step", "values" (the validation's val_* columns), "params"} of the best so far
         self.best: dict | None = None
         self._stop = False
+        #: what the run is (model, data ...), as ``fit`` describes it; recorded in checkpoints
+        self.run = None
         self._enter_stage(0)
 
     @property
@@ -157,6 +161,7 @@ class Trainer:
         return {
             "step": self.step,
             "stage": self.stage_index,
+            "run": self.run,
             "params": {name: [p.detach().cpu().clone() for p in ps] for name, ps in self.params.items()},
             "optimizer": self.optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(),
@@ -208,8 +213,20 @@ class Trainer:
             )
             raise ValueError(f"the checkpoint's history ({rows} rows) disagrees with its step {step}")
 
+    def _check_run(self, saved) -> None:
+        """A checkpoint of another run (other data, another model) is refused, naming the difference."""
+        if not (isinstance(saved, dict) and isinstance(self.run, dict)):
+            return
+        differ = [key for key in self.run if key in saved and saved[key] != self.run[key]]
+        if differ:
+            detail = "; ".join(
+                f"{key}: the checkpoint has {saved[key]!r}, this run {self.run[key]!r}"[:300] for key in differ
+            )
+            raise ValueError(f"the checkpoint was written by another run ({', '.join(differ)} differ): {detail}")
+
     def load_state_dict(self, state: dict) -> None:
         self._check_state(state)
+        self._check_run(state.get("run"))
         with torch.no_grad():
             for name, tensors in state["params"].items():
                 for p, t in zip(self.params[name], tensors):
@@ -270,6 +287,11 @@ class Trainer:
                 continue
             try:
                 state = safe_torch_load(path)
+            except ValueError as exc:
+                errors.append(f"{name}: {exc}")
+                continue
+            self._check_run(state.get("run") if isinstance(state, dict) else None)  # another run: refused
+            try:
                 self._check_state(state)
             except ValueError as exc:
                 errors.append(f"{name}: {exc}")
@@ -419,7 +441,7 @@ class Trainer:
                     )
 
     def fit(
-        self, make_batch, num_series, *, val_batch=None, val_scores=None, checkpoint_dir=None, resume=False
+        self, make_batch, num_series, *, val_batch=None, val_scores=None, checkpoint_dir=None, resume=False, run=None
     ) -> pd.DataFrame:
         """Runs every stage.
 
@@ -430,10 +452,14 @@ class Trainer:
             scores recorded as ``"val_" + name``; ``validation_metric`` may name one of them.
         :param checkpoint_dir: folder for ``checkpoint.pt`` (written atomically every
             ``checkpoint_every`` steps and at the end of each stage).
-        :param bool resume: continue from the checkpoint in ``checkpoint_dir`` if there is one.
+        :param bool resume: continue from the checkpoint in ``checkpoint_dir`` if there is one
+            (with this configuration's learning rates: a deliberate change applies from there on).
+        :param dict run: JSON-able description of the run (model, data fingerprint, ...), recorded
+            in the checkpoints; resuming a checkpoint whose description differs is refused.
         :returns: the history as a DataFrame (one row per step).
         """
         cfg = self.config
+        self.run = run
         if resume and checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir")
         if cfg.checkpointing.checkpoint_every and checkpoint_dir is None:
@@ -442,7 +468,10 @@ class Trainer:
         self._check_validation(val_batch, val_scores)
         if checkpoint_dir is not None:
             self.prepare_checkpoint_dir(checkpoint_dir, resume)
-        if not (resume and self.load_checkpoint(checkpoint_dir)):
+        if resume and self.load_checkpoint(checkpoint_dir):
+            for group in self.optimizer.param_groups:  # this run's rates, changed or not
+                group["base_lr"] = cfg.learning_rate_of(group["name"])
+        else:
             pyro.set_rng_seed(cfg.seed)  # a fresh start, also when there is no checkpoint yet
         bar = progress_bar(
             cfg.progress,
@@ -478,18 +507,22 @@ class Trainer:
                     self.save_checkpoint(checkpoint_dir)
                 continue
             # a non-finite step
+            current = {group["name"]: group["base_lr"] for group in self.optimizer.param_groups}
             if (
                 cfg.checkpointing.on_nonfinite == "restore"
                 and checkpoint_dir is not None
-                and restores < 3
+                and restores < MAX_RESTORES
                 and self.load_checkpoint(checkpoint_dir)
             ):
                 restores += 1
-                for group in self.optimizer.param_groups:
-                    group["base_lr"] *= 0.5
+                for group in self.optimizer.param_groups:  # half the rate it diverged at
+                    group["base_lr"] = 0.5 * current.get(group["name"], group["base_lr"])
+                pyro.set_rng_seed(cfg.seed + 7919 * restores)  # and other draws than the ones that diverged
                 bar.n = self.step
                 continue
             bar.close()
+            if restores:
+                self._nonfinite_message += f" (gave up after {restores} restores at halved learning rates)"
             raise NonFiniteLossError(self._nonfinite_message)
         bar.close()
         # the stage ends with the best validated or the averaged parameters; the live ones

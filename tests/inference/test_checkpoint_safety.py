@@ -99,3 +99,41 @@ def test_a_diverging_run_raises_nonfinite_loss_error_naming_the_step(kw):
         NonFiniteLossError, match=r"non-finite (loss|gradient|parameters|values in the model) at step \d+"
     ):
         pyrossm.fit(num_steps=30, trainer={"learning_rate": 1e6, "clip_norm": None}, **kw)
+
+
+def test_resume_on_other_data_or_another_model_is_refused_naming_the_difference(kw, tmp_path, make_ds, monkeypatch):
+    pyrossm.fit(num_steps=2, checkpoint_dir=tmp_path, **kw)
+    no_training(monkeypatch)
+    with pytest.raises(ValueError, match=r"written by another run \(data differ\)"):
+        pyrossm.fit(num_steps=4, checkpoint_dir=tmp_path, resume=True, **{**kw, "data": make_ds(seed=5)})
+    with pytest.raises(ValueError, match=r"written by another run \(model_config differ\)"):
+        pyrossm.fit(num_steps=4, checkpoint_dir=tmp_path, resume=True, init="normal", **kw)
+
+
+def test_a_deliberate_learning_rate_change_on_resume_is_applied_and_recorded(kw, tmp_path):
+    pyrossm.fit(num_steps=3, checkpoint_dir=tmp_path, learning_rate=1e-3, trainer={"annealing": "constant"}, **kw)
+    resumed = pyrossm.fit(
+        num_steps=5, checkpoint_dir=tmp_path, resume=True, learning_rate=5e-4, trainer={"annealing": "constant"}, **kw
+    )
+    assert resumed.history["lr_encoder"].tolist() == [1e-3] * 3 + [5e-4] * 2
+    assert resumed.config["trainer"]["optimizer"]["learning_rate"] == 5e-4
+
+
+def test_restore_halves_the_rate_it_diverged_at_draws_anew_and_gives_up_saying_so(kw, tmp_path, monkeypatch):
+    """A step that is non-finite from step 2 on, every time: three restores from the step-2
+    checkpoint at 1/2, 1/4, 1/8 of the rate, then the error says it gave up."""
+    rates = []
+    original = Trainer._train_step
+
+    def diverging(self, *args, **kwargs):
+        if self.step >= 2:
+            rates.append(self.optimizer.param_groups[0]["base_lr"])
+            self._nonfinite_message = f"non-finite loss at step {self.step}"
+            return False
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_train_step", diverging)
+    settings = {"checkpoint_every": 2, "on_nonfinite": "restore", "learning_rate": 0.01}
+    with pytest.raises(NonFiniteLossError, match=r"at step 2 \(gave up after 3 restores at halved learning rates\)"):
+        pyrossm.fit(num_steps=6, checkpoint_dir=tmp_path, trainer=settings, **kw)
+    assert rates == pytest.approx([0.01, 0.005, 0.0025, 0.00125])
