@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import numpy as np
 import pandas as pd
 import torch
@@ -91,8 +93,12 @@ class DataContract:
     ):
         self.target_vars = list(target_vars)
         self.feature_dims = {
-            var: (str(dim), [_plain(c) for c in coords]) for var, (dim, coords) in feature_dims.items()
+            var: (str(dim), [_label(c) for c in coords]) for var, (dim, coords) in feature_dims.items()
         }
+        #: feature dims whose coordinates are datetimes (kept as ISO strings, decoded back)
+        self.datetime_features = sorted(
+            var for var, (_, coords) in feature_dims.items() if coords and all(_is_datetime(c) for c in coords)
+        )
         self.covariate_names = list(covariate_names)
         self.channels = self._channels_of(self.target_vars)
         self.covariate_channels = self._channels_of(self.covariate_names)
@@ -166,6 +172,7 @@ class DataContract:
         :raises TypeError: if ``covariates`` is not a list of str or a variable is not numeric.
         """
         ds = as_dataset(data)
+        _check_reserved(ds)
         available = list(ds.data_vars)
         covariate_names = _check_covariate_names(covariates, available)
         target_vars = [v for v in available if v not in covariate_names]
@@ -205,6 +212,7 @@ class DataContract:
         within = np.arange(targets.shape[1])[None, :] < lengths[:, None]
         contract._check_covariates_inside(covs, within, ds[SERIES].values)
 
+        contract._check_magnitudes(targets, np.where(within[..., None], covs, np.nan), scaled_too=False)
         contract.loc = np.nanmean(targets, axis=(0, 1))
         contract.scale = _safe_scale(np.nanstd(targets, axis=(0, 1)))
         if num_cov:
@@ -318,7 +326,7 @@ class DataContract:
                 raise ValueError(
                     f"variable {var!r} has dims {da.dims}; expected ('series', 'time', {dim!r}) as in the training data"
                 )
-            labels = [_plain(c) for c in ds[dim].values.tolist()]
+            labels = [_label(c) for c in ds[dim].values.tolist()]
             position = {c: i for i, c in enumerate(labels)}
             absent = [c for c in coords if c not in position]
             if absent or len(labels) != len(coords):
@@ -355,7 +363,29 @@ class DataContract:
                 "length (NaN is allowed only after a series' last observed step)"
             )
 
+    def _check_magnitudes(self, targets, covs, scaled_too=True) -> None:
+        """Values that cannot be scaled (their square overflows) or whose scaled value leaves
+        float32 are a ``ValueError`` naming the channel, before any model sees them."""
+        for values, channels, loc, scale in (
+            (targets, self.channels, self.loc, self.scale),
+            (covs, self.covariate_channels, self.cov_loc, self.cov_scale),
+        ):
+            if not values.shape[-1]:
+                continue
+            with np.errstate(all="ignore"):
+                largest = np.nanmax(np.abs(np.where(np.isnan(values), 0.0, values)), axis=(0, 1))
+                scaled = np.nanmax(np.abs(np.where(np.isnan(values), 0.0, (values - loc) / scale)), axis=(0, 1))
+            bad = (largest > MAX_ABS_VALUE) | (~(scaled < MAX_ABS_SCALED) if scaled_too else False)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise ValueError(
+                    f"variable {self._channel_label(channels[i])} has values up to {largest[i]:.3g}: beyond what "
+                    f"pyrossm can scale (|x| <= {MAX_ABS_VALUE:.0e}, and within {MAX_ABS_SCALED:.0e} "
+                    "standard deviations of the training data)"
+                )
+
     def _to_series_data(self, targets, covs, lengths, within, ds) -> SeriesData:
+        self._check_magnitudes(targets, np.where(within[..., None], covs, np.nan))
         scaled = (targets - self.loc) / self.scale
         cov_scaled = np.where(within[..., None], (covs - self.cov_loc) / self.cov_scale, 0.0)
         cov_scaled = np.nan_to_num(cov_scaled, nan=0.0)  # absent covariates (not required)
@@ -409,7 +439,10 @@ class DataContract:
                 stop = start + len(labels)
                 variables[var] = (lead + (SERIES, TIME, dim), values[..., start:stop])
                 mixed = len({type(label) for label in labels}) > 1
-                coords[dim] = np.array(labels, dtype=object) if mixed else np.asarray(labels)
+                if var in self.datetime_features:
+                    coords[dim] = np.array(labels, dtype="datetime64[ns]")
+                else:
+                    coords[dim] = np.array(labels, dtype=object) if mixed else np.asarray(labels)
             else:
                 stop = start + 1
                 variables[var] = (lead + (SERIES, TIME), values[..., start])
@@ -439,6 +472,7 @@ class DataContract:
             "version": 1,
             "target_vars": list(self.target_vars),
             "feature_dims": {var: [dim, list(coords)] for var, (dim, coords) in self.feature_dims.items()},
+            "datetime_features": list(self.datetime_features),
             "covariate_names": list(self.covariate_names),
             "loc": self.loc.tolist(),
             "scale": self.scale.tolist(),
@@ -457,7 +491,13 @@ class DataContract:
             step = pd.Timedelta(step).to_timedelta64()
         return cls(
             target_vars=d["target_vars"],
-            feature_dims={var: (dim, coords) for var, (dim, coords) in d["feature_dims"].items()},
+            feature_dims={
+                var: (
+                    dim,
+                    [np.datetime64(c, "ns") for c in coords] if var in d.get("datetime_features", ()) else coords,
+                )
+                for var, (dim, coords) in d["feature_dims"].items()
+            },
             covariate_names=d["covariate_names"],
             loc=d["loc"],
             scale=d["scale"],
@@ -467,6 +507,34 @@ class DataContract:
             time_step=step,
             time_freq=d.get("time_freq"),
         )
+
+
+#: the largest magnitude accepted in data (its square, in a standard deviation, stays finite)
+MAX_ABS_VALUE = 1e150
+#: the largest scaled magnitude accepted (float32 holds 3.4e38; models square scaled values)
+MAX_ABS_SCALED = 1e15
+#: dims and variable names that pyrossm's outputs use
+RESERVED_NAMES = ("draw", "chain")
+
+
+def _check_reserved(ds) -> None:
+    for name in [*ds.dims, *ds.data_vars]:
+        if name in RESERVED_NAMES:
+            raise ValueError(
+                f"data has a dim or variable named {name!r}, which pyrossm's forecasts and samples use for "
+                f"their own dims {RESERVED_NAMES}: rename it"
+            )
+
+
+def _is_datetime(value) -> bool:
+    return isinstance(value, (np.datetime64, datetime.datetime, pd.Timestamp))
+
+
+def _label(value):
+    """A feature coordinate as a JSON-able label: a python scalar, a datetime as an ISO string."""
+    if _is_datetime(value):
+        return pd.Timestamp(value).isoformat()
+    return _plain(value)
 
 
 def _safe_scale(scale: np.ndarray) -> np.ndarray:
