@@ -101,6 +101,27 @@ def _decode(payload, key):
     return value
 
 
+def _check_config(config: dict) -> None:
+    """The config entries ``load`` reads: a model name (or ``None`` for a user-built model), its
+    options, the structure and the kept step."""
+    name = config.get("model")
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f"the fit file's config: 'model' must be a name or null, got {name!r}"[:200])
+    for key, required in (("model_config", name is not None), ("structure", False), ("kept", False)):
+        value = config.get(key)
+        if (value is not None or required) and not isinstance(value, dict):
+            raise ValueError(f"the fit file's config: {key!r} must be a JSON object")
+    structure = config.get("structure") or {}
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in structure.values()):
+        raise ValueError("the fit file's config: 'structure' must map names to ints")
+    kept = config.get("kept")
+    if kept is not None:
+        metric = kept.get("metric", "elbo")
+        numbers = [kept.get("step"), kept.get(f"val_{metric}") if isinstance(metric, str) else None]
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in numbers):
+            raise ValueError("the fit file's config: 'kept' must hold the kept step and its validation value")
+
+
 def _check_contract(d: dict) -> DataContract:
     for name in ("loc", "scale", "cov_loc", "cov_scale"):
         values = d.get(name)
@@ -154,9 +175,7 @@ def read_fit(path) -> dict:
     while payload["version"] < FORMAT_VERSION:
         payload = MIGRATIONS[payload["version"]](payload)
     config = _decode(payload, "config")
-    for key, kind in (("model_config", (dict, type(None))), ("structure", (dict, type(None)))):
-        if not isinstance(config.get(key), kind):
-            raise ValueError(f"the fit file's config: {key!r} must be a JSON object")
+    _check_config(config)
     return {
         "config": config,
         "contract": _check_contract(_decode(payload, "contract")),
