@@ -10,7 +10,7 @@ import torch
 
 from . import draws
 from .data import DataContract
-from .inference import Trainer, TrainerConfig
+from .inference import Trainer, TrainerConfig, distributed
 from .inference.config import SECTION_OF, SECTIONS, closest
 from .io import load
 from .models import GenerativeModel, get_spec
@@ -181,6 +181,7 @@ def fit(
             "validation_metric='log_score' is computed on validation_data every validate_every steps: give both"
         )
     dev = draws.resolve_device(device)
+    distributed.init_from_env(dev)  # under torchrun: join the process group (data-parallel training)
 
     contract, train = DataContract.fit(data, covariates=covariates)
     if isinstance(model, GenerativeModel):
@@ -239,6 +240,7 @@ def fit(
         "trainer": config.to_dict(),
         "covariates": list(contract.covariate_names),
         "structure": net.structure(),
+        "world_size": distributed.world()[1],
     }
     if runner.best is not None:
         result_config["kept"] = {

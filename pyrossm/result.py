@@ -37,6 +37,11 @@ class FitResult:
         self.model.eval()
 
     @property
+    def world_size(self) -> int:
+        """How many processes trained the fit (data-parallel under torchrun; 1 otherwise)."""
+        return int(self.config.get("world_size", 1))
+
+    @property
     def capabilities(self) -> tuple:
         """What the model can do besides sampling, e.g. ``("forecasting", "smoothing")``."""
         return capabilities(self.model)

@@ -23,6 +23,7 @@ import torch
 
 from ..models.base import Stage
 from ..progress import progress_bar
+from . import distributed
 from .checkpoint import atomic_torch_save, safe_torch_load
 from .config import TrainerConfig
 from .objectives import Objective
@@ -145,6 +146,9 @@ class Trainer:
         )
         self.ema = None if cfg.selection.ema_decay is None else [p.detach().clone() for p in self.stage_params]
         self.best = None
+        # several processes (torchrun): the stage's gradients are averaged by DDP, which also
+        # starts every rank from rank 0's parameters
+        self.parallel = distributed.DataParallel(self.stage_params) if distributed.world()[1] > 1 else None
 
     @torch.no_grad()
     def _end_stage(self):
@@ -472,9 +476,10 @@ class Trainer:
             for group in self.optimizer.param_groups:  # this run's rates, changed or not
                 group["base_lr"] = cfg.learning_rate_of(group["name"])
         else:
-            pyro.set_rng_seed(cfg.seed)  # a fresh start, also when there is no checkpoint yet
+            # a fresh start, also when there is no checkpoint yet (each rank its own stream)
+            pyro.set_rng_seed(cfg.seed + distributed.world()[0])
         bar = progress_bar(
-            cfg.progress,
+            cfg.progress if distributed.is_main() else False,
             total=self.total_steps,
             initial=self.step,
             desc=self.stages[0].name if len(self.stages) == 1 else "stages",
@@ -503,7 +508,8 @@ class Trainer:
                     bar.set_postfix(loss=f"{row['loss']:.3f}")
                 end_of_stage = self.step == self.starts[index] + self.budgets[index]
                 every = cfg.checkpointing.checkpoint_every
-                if checkpoint_dir is not None and ((every and self.step % every == 0) or end_of_stage):
+                due = (every and self.step % every == 0) or end_of_stage
+                if checkpoint_dir is not None and due and distributed.is_main():
                     self.save_checkpoint(checkpoint_dir)
                 continue
             # a non-finite step
@@ -545,8 +551,17 @@ class Trainer:
         else:
             idx = torch.arange(num_series)
         restart_from = self._restart_from_best(stage_step)
+        local = distributed.share(idx) if self.parallel is not None else idx
         try:
-            loss, terms = self.objectives[index].loss(make_batch(idx), stage_step)
+            if self.parallel is None:
+                loss, terms = self.objectives[index].loss(make_batch(local), stage_step)
+            else:
+                loss, terms = self.parallel.loss(
+                    self.objectives[index], make_batch(local), stage_step, len(local), len(idx)
+                )
+                terms = distributed.average(
+                    {**terms, "loss": float(loss.detach()) * len(idx) / len(local) / distributed.world()[1]}, len(local)
+                )
         except ValueError as exc:
             # a distribution's argument check (Pyro validates them) met NaN / inf that parameters
             # driven too far by earlier steps produced: a divergence, reported (or restored) as such
@@ -560,7 +575,10 @@ class Trainer:
             )
             return False
         norm, group_norms = torch.tensor(float("nan")), {}
-        if torch.isfinite(loss):
+        finite = (
+            bool(torch.isfinite(loss)) if self.parallel is None else distributed.all_true(bool(torch.isfinite(loss)))
+        )
+        if finite:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norm, group_norms = self._clip_gradients()
@@ -589,9 +607,10 @@ class Trainer:
             row["restart_from"] = restart_from
         every = cfg.selection.validate_every
         if val_batch is not None and every and (stage_step + 1) % every == 0:
-            row.update({f"val_{k}": v for k, v in self.evaluate(val_batch).items()})
+            # (averaged over the ranks of a distributed run, so that every rank keeps the same best)
+            row.update({f"val_{k}": v for k, v in distributed.average(self.evaluate(val_batch)).items()})
             for name, fn in val_scores.items():
-                row[f"val_{name}"] = self.score(fn)
+                row[f"val_{name}"] = distributed.average({name: self.score(fn)})[name]
             if cfg.selection.keep_best:
                 self._remember_if_best({k: v for k, v in row.items() if k.startswith("val_")})
         row["seconds"] = time.perf_counter() - start
