@@ -77,3 +77,12 @@ def test_ddssm_ablation_smoke_run_reports_the_jsd(capsys):
     jsd = float(re.search(r"JSD (\d\.\d+) \+-", out).group(1))
     assert 0.0 <= jsd <= 1.0
     assert "kept the parameters of step" in out  # the stretched preset validates (every step of 6)
+
+
+def test_scaling_smoke_run_reports_steps_per_second(capsys):
+    import scaling
+
+    scaling.main(["--steps", "4", "--warmup", "1", "--models", "dkf", "--world-sizes", "1", "2"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("dkf")]
+    assert [row[1] for row in rows] == ["1", "2"]
+    assert all(float(row[2]) > 0 for row in rows) and rows[0][4] == "1.00x"
