@@ -15,12 +15,12 @@ def _read_data(path):
 
     path = Path(path)
     if not path.is_file():
-        raise SystemExit(f"error: no such file: {str(path)!r}")
+        raise FileNotFoundError(f"no such file: {str(path)!r}")
     if path.suffix in (".nc", ".netcdf", ".nc4"):
         return xr.load_dataset(path)
     if path.suffix == ".csv":
         return pd.read_csv(path)
-    raise SystemExit(f"error: {str(path)!r}: expected a .nc or .csv file")
+    raise ValueError(f"{str(path)!r}: expected a .nc or .csv file")
 
 
 def _write_netcdf(ds, path):
@@ -51,13 +51,13 @@ def _trainer_settings(args) -> dict | str | None:
         path = Path(args.trainer_config)
         if path.suffix == ".json" or path.is_file():
             if not path.is_file():
-                raise SystemExit(f"error: no such file: {str(path)!r}")
+                raise FileNotFoundError(f"no such file: {str(path)!r}")
             try:
                 trainer = json.loads(path.read_text())
             except json.JSONDecodeError as exc:
-                raise SystemExit(f"error: --trainer-config {str(path)!r} is not valid JSON: {exc}") from exc
+                raise ValueError(f"--trainer-config {str(path)!r} is not valid JSON: {exc}") from None
             if not isinstance(trainer, dict):
-                raise SystemExit("error: --trainer-config must hold a JSON object")
+                raise ValueError("--trainer-config must hold a JSON object")
         else:
             trainer = args.trainer_config  # a preset name
     flags = {
@@ -83,14 +83,14 @@ def _cmd_fit(args):
     data = _read_data(args.data)
     extra = json.loads(args.model_args) if args.model_args else {}
     if not isinstance(extra, dict):
-        raise SystemExit("error: --model-args must be a JSON object")
+        raise ValueError("--model-args must be a JSON object")
     validation = _read_data(args.validation_data) if args.validation_data else None
     if validation is None and (args.validate_every or args.keep_best or args.validation_metric):
-        raise SystemExit("error: --validate-every, --validation-metric and --keep-best need --validation-data")
+        raise ValueError("--validate-every, --validation-metric and --keep-best need --validation-data")
     trainer = _trainer_settings(args)
     validate_every = args.validate_every or pyrossm.TrainerConfig.resolve(trainer).selection.validate_every
     if validation is not None and not validate_every:
-        raise SystemExit("error: --validation-data needs --validate-every N (N > 0)")
+        raise ValueError("--validation-data needs --validate-every N (N > 0)")
     given = {
         name: getattr(args, name)
         for name in ("num_steps", "batch_size", "learning_rate", "seed")
@@ -194,11 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Runs a command; returns 0, or 2 for any user error (argparse's code too), printed as one line."""
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except (ValueError, TypeError, FileNotFoundError) as exc:  # user errors: one line, exit code 2
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
         return 2
     return 0
 

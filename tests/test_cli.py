@@ -370,3 +370,23 @@ def test_bad_trainer_settings_exit_2(files, tmp_path, setting, culprit, capsys):
     assert _fit_cli(nc, tmp_path / "m.pyrossm", "--trainer-config", setting, "--num-steps", "1") == 2
     err = capsys.readouterr().err
     assert culprit in err and err.startswith("error: ") and err.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["fit", "--data", "nope.nc", "--out", "m.pyrossm"], "error: no such file: 'nope.nc'"),
+        (["fit", "--data", "data.txt", "--out", "m.pyrossm"], "expected a .nc or .csv file"),
+        (
+            ["forecast", "--model-file", "corrupt.pyrossm", "--context", "x.nc", "--horizon", "1", "--out", "f.nc"],
+            "is not a valid pyrossm file",
+        ),
+    ],
+)
+def test_every_user_error_is_one_line_and_exit_code_2(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.txt").write_text("x")
+    (tmp_path / "corrupt.pyrossm").write_bytes(b"PK not a zip")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
