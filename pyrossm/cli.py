@@ -23,20 +23,36 @@ def _read_data(path):
     raise ValueError(f"{str(path)!r}: expected a .nc or .csv file")
 
 
-def _write_netcdf(ds, path):
-    """Writes a Dataset to NetCDF atomically (temporary file + rename)."""
+#: output formats by file extension
+OUTPUT_FORMATS = {".nc": "netcdf", ".nc4": "netcdf", ".netcdf": "netcdf", ".csv": "csv", ".parquet": "parquet"}
+
+
+def _write_dataset(ds, path):
+    """Writes a Dataset atomically (temporary file + rename) in the format of ``path``'s
+    extension: NetCDF (``.nc``), CSV or Parquet (one row per draw, series and time, one column
+    per variable; Parquet needs pyarrow)."""
+    import importlib.util
     import os
     import tempfile
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     from .inference.checkpoint import default_file_mode
 
+    path = Path(path)
+    kind = OUTPUT_FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise ValueError(f"{str(path)!r}: the output format follows the extension, one of {sorted(OUTPUT_FORMATS)}")
+    if kind == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise ValueError("writing .parquet needs pyarrow: pip install pyarrow (or write .nc or .csv)")
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     os.chmod(tmp, default_file_mode())
     try:
-        ds.to_netcdf(tmp)
+        if kind == "netcdf":
+            ds.to_netcdf(tmp)
+        else:
+            table = ds.to_dataframe().reset_index()
+            table.to_csv(tmp, index=False) if kind == "csv" else table.to_parquet(tmp, index=False)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -123,7 +139,7 @@ def _cmd_forecast(args):
     fc = res.forecast(
         context, horizon=args.horizon, num_samples=args.num_samples, future_covariates=future, seed=args.seed
     )
-    _write_netcdf(fc, args.out)
+    _write_dataset(fc, args.out)
     print(f"wrote forecast {dict(fc.sizes)} to {args.out}")
 
 
@@ -179,7 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--horizon", type=int, required=True)
     p.add_argument("--num-samples", type=int, default=100)
     p.add_argument("--future-covariates", default=None, help=".nc/.csv with the covariates over the horizon")
-    p.add_argument("--out", required=True, help="output NetCDF file (dims draw, series, time)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output file: .nc (dims draw, series, time), .csv or .parquet (one row per draw, series, time)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=_cmd_forecast)

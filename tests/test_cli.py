@@ -390,3 +390,31 @@ def test_every_user_error_is_one_line_and_exit_code_2(argv, message, tmp_path, m
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_csv_dates_survive_fit_and_forecast_and_the_output_follows_its_extension(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    dates = pd.date_range("2023-12-25", periods=10, freq="D")
+    rows = [
+        (s, d.strftime("%Y-%m-%d"), float(v)) for s in range(4) for d, v in zip(dates, rng.normal(size=10).cumsum())
+    ]
+    data = tmp_path / "data.csv"
+    pd.DataFrame(rows, columns=["series", "time", "x"]).to_csv(data, index=False)
+    model = tmp_path / "m.pyrossm"
+    assert (
+        main(
+            ["fit", "--data", str(data), "--out", str(model), "--num-steps", "2", "--quiet", "--model-args", TINY_ARGS]
+        )
+        == 0
+    )
+    out = tmp_path / "fc.csv"
+    argv = ["forecast", "--model-file", str(model), "--context", str(data), "--horizon", "3", "--num-samples", "2"]
+    assert main(argv + ["--out", str(out)]) == 0
+    table = pd.read_csv(out, parse_dates=["time"])
+    assert set(table.columns) == {"draw", "series", "time", "x"} and len(table) == 2 * 4 * 3
+    assert sorted(table["time"].unique()) == list(pd.date_range("2024-01-04", periods=3, freq="D"))
+    assert main(argv + ["--out", str(tmp_path / "fc.nc")]) == 0
+    assert xr.load_dataset(tmp_path / "fc.nc")["time"].dtype.kind == "M"
+    capsys.readouterr()
+    assert main(argv + ["--out", str(tmp_path / "fc.txt")]) == 2
+    assert "the output format follows the extension" in capsys.readouterr().err

@@ -560,3 +560,44 @@ def test_error_duplicate_coordinates():
     ds = make_dataset().assign_coords(series=["a", "a", "b"])
     with pytest.raises(ValueError, match="'series' has duplicate"):
         as_dataset(ds)
+
+
+@pytest.mark.parametrize(
+    "times,time_format",
+    [
+        (["12/30/2023", "12/31/2023", "01/01/2024", "01/02/2024"], None),
+        (["2023-12-30", "2023-12-31", "2024-01-01", "2024-01-02"], None),
+        (["30.12.2023", "31.12.2023", "01.01.2024", "02.01.2024"], "%d.%m.%Y"),
+    ],
+)
+def test_string_dates_are_parsed_as_dates_never_sorted_as_text(times, time_format):
+    rng = np.random.default_rng(0)
+    order = rng.permutation(4)
+    df = pd.DataFrame({"series": 0, "time": [times[i] for i in order], "x": [float(i) for i in order]})
+    ds = as_dataset(df, time_format=time_format)
+    assert ds["time"].dtype.kind == "M"
+    assert list(pd.DatetimeIndex(ds["time"].values).strftime("%Y-%m-%d")) == [
+        "2023-12-30",
+        "2023-12-31",
+        "2024-01-01",
+        "2024-01-02",
+    ]
+    np.testing.assert_array_equal(ds["x"].values[0], [0.0, 1.0, 2.0, 3.0])  # values moved with their dates
+
+
+def test_string_times_that_are_not_dates_keep_their_order():
+    df = pd.DataFrame({"series": 0, "time": ["t10", "t2", "t1"], "x": [1.0, 2.0, 3.0]})
+    ds = as_dataset(df)
+    assert ds["time"].values.tolist() == ["t10", "t2", "t1"] and ds["x"].values[0].tolist() == [1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match="does not match time_format"):
+        as_dataset(df, time_format="%Y-%m-%d")
+
+
+def test_a_datetime_fitted_contract_refuses_integer_times_and_vice_versa():
+    dates = make_dataset(time=pd.date_range("2024-01-01", periods=6))
+    contract, _ = DataContract.fit(dates)
+    with pytest.raises(ValueError, match="data has a integer time coordinate; the model was fitted on datetime"):
+        contract.encode(make_dataset())
+    integers, _ = DataContract.fit(make_dataset())
+    with pytest.raises(ValueError, match="fitted on integer times"):
+        integers.encode(dates)

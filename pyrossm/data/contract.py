@@ -257,6 +257,12 @@ class DataContract:
         if missing_cov and require_covariates:
             raise ValueError(f"data is missing covariate variables {missing_cov}; expected {self.covariate_names}")
         _check_nonempty(ds, self.target_vars)
+        kind = _time_kind(ds[TIME].values)
+        if (kind == "datetime") != (self.time_kind == "datetime") and ds.sizes[TIME] > 0:
+            raise ValueError(
+                f"{data_name} has a {kind} time coordinate; the model was fitted on {self.time_kind} times "
+                "(a forecast would continue the wrong time axis)"
+            )
         targets = self._extract(ds, self.target_vars)
         lengths = _series_lengths(~np.isnan(targets))
         self._check_lengths(lengths, ds[SERIES].values, min_length, min_length_name, data_name)

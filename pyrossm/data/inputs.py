@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -16,7 +18,7 @@ _LONG_COLUMNS = ("series", "time", "variable", "value")
 # ---------------------------------------------------------------------------------------------
 
 
-def as_dataset(data) -> xr.Dataset:
+def as_dataset(data, time_format=None) -> xr.Dataset:
     """
     Normalise user data to an :class:`xarray.Dataset` with dims ``("series", "time")``.
 
@@ -31,13 +33,18 @@ def as_dataset(data) -> xr.Dataset:
     - :class:`pandas.DataFrame` in long form (columns exactly ``series, time, variable,
       value``) or wide form (columns ``series``, ``time`` and one numeric column per variable,
       one row per ``(series, time)``). ``series``/``time`` may also be index levels. Missing
-      ``(series, time)`` combinations become ``NaN``; series and time are sorted.
+      ``(series, time)`` combinations become ``NaN``; series and time are sorted.  A ``time``
+      column of strings is parsed as dates (``time_format``, e.g. ``"%m/%d/%Y"``, or pandas'
+      inference) and sorted as dates; strings that are not dates keep their order of first
+      appearance (never sorted as text).
 
     Missing ``series``/``time`` coordinates are filled with integer positions; a numeric or
     datetime time coordinate that is not increasing is sorted. Boolean variables are cast to
     float.
 
     :param data: the data, in one of the forms above.
+    :param str time_format: the ``strftime`` format of a DataFrame's string ``time`` column
+        (default: inferred by pandas).
     :returns: a new Dataset, float variables, dims ``("series", "time"[, feature])``.
     :raises TypeError: if ``data`` is of another type or a variable is not numeric.
     :raises ValueError: if dims or columns are wrong, a variable holds ``+-inf``, or
@@ -48,7 +55,7 @@ def as_dataset(data) -> xr.Dataset:
     elif isinstance(data, xr.DataArray):
         ds = _dataarray_to_dataset(data)
     elif isinstance(data, pd.DataFrame):
-        ds = _dataframe_to_dataset(data)
+        ds = _dataframe_to_dataset(data, time_format)
     else:
         raise TypeError(
             "data must be an xarray.Dataset with dims ('series', 'time'), an xarray.DataArray "
@@ -154,7 +161,32 @@ def _factorize(df: pd.DataFrame, column, sort: bool = True):
     return codes, np.asarray(uniques.to_numpy() if hasattr(uniques, "to_numpy") else uniques)
 
 
-def _dataframe_to_dataset(df: pd.DataFrame) -> xr.Dataset:
+def _parse_time(df: pd.DataFrame, time_format) -> tuple[pd.DataFrame, bool]:
+    """A string ``time`` column as datetimes where it parses as dates.
+
+    :returns: ``(df, sortable)``: ``sortable`` is False for strings that are not dates (kept in
+        their order of first appearance: text order would scramble e.g. ``12/31/2023`` and
+        ``01/01/2024``).
+    """
+    column = df[TIME]
+    if not (pd.api.types.is_object_dtype(column.dtype) or pd.api.types.is_string_dtype(column.dtype)):
+        return df, True
+    if not all(isinstance(v, str) for v in column):
+        return df, True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # pandas' "could not infer format"
+            parsed = pd.to_datetime(column, format=time_format)
+    except (ValueError, TypeError) as exc:
+        if time_format is not None:
+            raise ValueError(f"column 'time' does not match time_format={time_format!r}: {exc}") from None
+        return df, False
+    if time_format is None and not parsed.dt.year.between(1000, 3000).all():
+        return df, False  # e.g. "t1", "t2" read by dateutil as days of year 1: not dates
+    return df.assign(**{TIME: parsed}), True
+
+
+def _dataframe_to_dataset(df: pd.DataFrame, time_format=None) -> xr.Dataset:
     index_names = [n for n in df.index.names if n in (SERIES, TIME)]
     if index_names:
         df = df.reset_index(level=index_names)
@@ -181,8 +213,9 @@ def _dataframe_to_dataset(df: pd.DataFrame) -> xr.Dataset:
             f"DataFrame has {int(duplicated.sum())} duplicate {tuple(keys)} rows, e.g. {row}; "
             "expected one row per combination"
         )
+    df, sortable = _parse_time(df, time_format)
     s_codes, s_values = _factorize(df, SERIES)
-    t_codes, t_values = _factorize(df, TIME)
+    t_codes, t_values = _factorize(df, TIME, sort=sortable)
     shape = (len(s_values), len(t_values))
     coords = {SERIES: s_values, TIME: t_values}
     variables = {}
