@@ -8,10 +8,13 @@ import sys
 from pathlib import Path
 
 
-def _read_data(path):
-    """Reads NetCDF (``.nc``) as a Dataset or CSV (long or wide) as a DataFrame."""
+def _read_data(path, args=None):
+    """Reads NetCDF (``.nc``) as a Dataset or CSV (long or wide) as a Dataset through
+    :func:`pyrossm.data.as_dataset`, with the ``--series-column`` / ``--time-column`` names."""
     import pandas as pd
     import xarray as xr
+
+    from .data import as_dataset
 
     path = Path(path)
     if not path.is_file():
@@ -19,7 +22,8 @@ def _read_data(path):
     if path.suffix in (".nc", ".netcdf", ".nc4"):
         return xr.load_dataset(path)
     if path.suffix == ".csv":
-        return pd.read_csv(path)
+        names = {k: getattr(args, k + "_column", None) for k in ("series", "time")} if args is not None else {}
+        return as_dataset(pd.read_csv(path), **{k: v for k, v in names.items() if v})
     raise ValueError(f"{str(path)!r}: expected a .nc or .csv file")
 
 
@@ -96,11 +100,11 @@ def _trainer_settings(args) -> dict | str | None:
 def _cmd_fit(args):
     import pyrossm
 
-    data = _read_data(args.data)
+    data = _read_data(args.data, args)
     extra = json.loads(args.model_args) if args.model_args else {}
     if not isinstance(extra, dict):
         raise ValueError("--model-args must be a JSON object")
-    validation = _read_data(args.validation_data) if args.validation_data else None
+    validation = _read_data(args.validation_data, args) if args.validation_data else None
     if validation is None and (args.validate_every or args.keep_best or args.validation_metric):
         raise ValueError("--validate-every, --validation-metric and --keep-best need --validation-data")
     trainer = _trainer_settings(args)
@@ -134,8 +138,8 @@ def _cmd_forecast(args):
     import pyrossm
 
     res = pyrossm.load(args.model_file, device=args.device)
-    context = _read_data(args.context)
-    future = _read_data(args.future_covariates) if args.future_covariates else None
+    context = _read_data(args.context, args)
+    future = _read_data(args.future_covariates, args) if args.future_covariates else None
     fc = res.forecast(
         context, horizon=args.horizon, num_samples=args.num_samples, future_covariates=future, seed=args.seed
     )
@@ -160,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output file for the fitted model")
     p.add_argument("--model", default="dkf", help="registered model name (default: dkf)")
     p.add_argument("--covariates", nargs="*", default=[], help="variables used as covariates")
+    p.add_argument("--series-column", default=None, help="a CSV's series column, if not 'series'")
+    p.add_argument("--time-column", default=None, help="a CSV's time column, if not 'time' (dates are parsed)")
     p.add_argument("--latent-dim", type=int, default=1)
     p.add_argument("--order", type=int, default=1)
     p.add_argument("--num-steps", type=int, default=None, help="training steps (default: the trainer's, 1000)")
@@ -192,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("forecast", help="forecast from a saved model and a context data set")
     p.add_argument("--model-file", required=True, help="file written by `pyrossm fit`")
     p.add_argument("--context", required=True, help=".nc or .csv context data")
+    p.add_argument("--series-column", default=None, help="a CSV's series column, if not 'series'")
+    p.add_argument("--time-column", default=None, help="a CSV's time column, if not 'time' (dates are parsed)")
     p.add_argument("--horizon", type=int, required=True)
     p.add_argument("--num-samples", type=int, default=100)
     p.add_argument("--future-covariates", default=None, help=".nc/.csv with the covariates over the horizon")

@@ -418,3 +418,37 @@ def test_csv_dates_survive_fit_and_forecast_and_the_output_follows_its_extension
     capsys.readouterr()
     assert main(argv + ["--out", str(tmp_path / "fc.txt")]) == 2
     assert "the output format follows the extension" in capsys.readouterr().err
+
+
+def test_csv_with_its_own_series_and_time_column_names(tmp_path):
+    rng = np.random.default_rng(1)
+    rows = [
+        (f"item{s}", f"2024-01-{d:02d}", float(v)) for s in range(3) for d, v in zip(range(1, 9), rng.normal(size=8))
+    ]
+    data = tmp_path / "sales.csv"
+    pd.DataFrame(rows, columns=["item", "date", "sales"]).to_csv(data, index=False)
+    model = tmp_path / "m.pyrossm"
+    names = ["--series-column", "item", "--time-column", "date"]
+    assert main(["fit", "--data", str(data), "--out", str(model), "--num-steps", "1", "--quiet", *names]) == 0
+    out = tmp_path / "fc.nc"
+    assert (
+        main(
+            [
+                "forecast",
+                "--model-file",
+                str(model),
+                "--context",
+                str(data),
+                "--horizon",
+                "2",
+                "--out",
+                str(out),
+                *names,
+            ]
+        )
+        == 0
+    )
+    fc = xr.load_dataset(out)
+    assert fc["series"].values.tolist() == ["item0", "item1", "item2"]
+    assert list(fc["time"].values) == list(pd.date_range("2024-01-09", periods=2).values)
+    assert main(["fit", "--data", str(data), "--out", str(model), "--num-steps", "1", "--quiet"]) == 2  # no 'series'

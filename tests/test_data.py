@@ -404,8 +404,8 @@ def test_decode_shape_errors():
 
 
 def test_error_not_accepted_type():
-    with pytest.raises(TypeError, match="data must be .*Dataset.*DataFrame.*got ndarray"):
-        as_dataset(np.zeros((2, 3)))
+    with pytest.raises(TypeError, match="data must be .*Dataset.*DataFrame.*got list"):
+        as_dataset([[1.0, 2.0]])
 
 
 def test_error_variable_without_series_or_time():
@@ -601,3 +601,56 @@ def test_a_datetime_fitted_contract_refuses_integer_times_and_vice_versa():
     integers, _ = DataContract.fit(make_dataset())
     with pytest.raises(ValueError, match="fitted on integer times"):
         integers.encode(dates)
+
+
+def test_long_dataframes_with_their_own_column_names():
+    df = pd.DataFrame(
+        {"item": ["b", "b", "a", "a"], "date": ["2024-01-02", "2024-01-01"] * 2, "sales": [2.0, 1.0, 4.0, 3.0]}
+    )
+    ds = as_dataset(df, series="item", time="date")
+    assert ds["series"].values.tolist() == ["a", "b"] and ds["time"].dtype.kind == "M"
+    np.testing.assert_array_equal(ds["sales"].values, [[3.0, 4.0], [1.0, 2.0]])
+    with pytest.raises(ValueError, match="no column 'day' \\(given as time=\\)"):
+        as_dataset(df, series="item", time="day")
+    with pytest.raises(TypeError, match="apply to a DataFrame"):
+        as_dataset(ds, series="item")
+
+
+def test_a_pivoted_dataframe_has_one_column_per_series():
+    piv = pd.DataFrame({"a": [1.0, 2.0, np.nan], "b": [3.0, 4.0, 5.0]}, index=pd.date_range("2024-01-01", periods=3))
+    ds = as_dataset(piv, series_columns=True)
+    assert ds["series"].values.tolist() == ["a", "b"] and list(ds.data_vars) == ["x"]
+    np.testing.assert_array_equal(ds["x"].values, [[1.0, 2.0, np.nan], [3.0, 4.0, 5.0]])
+    assert (ds["time"].values == piv.index.values).all()
+
+
+def test_series_arrays_and_default_named_dataarrays():
+    one = as_dataset(pd.Series([1.0, 2.0, 3.0], index=pd.date_range("2024-01-01", periods=3), name="y"))
+    assert list(one.data_vars) == ["y"] and one.sizes == {"series": 1, "time": 3}
+    index = pd.MultiIndex.from_product([[0, 1], [10, 11]], names=["series", "time"])
+    two = as_dataset(pd.Series([1.0, 2.0, 3.0, 4.0], index=index))
+    np.testing.assert_array_equal(two["x"].values, [[1.0, 2.0], [3.0, 4.0]])
+    arr = np.arange(12.0).reshape(2, 3, 2)
+    ds = as_dataset(arr)
+    assert list(ds.data_vars) == ["x0", "x1"] and np.array_equal(ds["x1"].values, arr[..., 1])
+    assert list(as_dataset(arr[..., 0]).data_vars) == ["x"]
+    assert as_dataset(xr.DataArray(arr)).sizes == {"series": 2, "time": 3}
+    with pytest.raises(ValueError, match="must be \\(N, T\\) or \\(N, T, D\\)"):
+        as_dataset(np.zeros(3))
+
+
+def test_windows_cut_long_series_and_say_where_each_came_from():
+    from pyrossm.data import windows
+
+    ds = xr.Dataset(
+        {"x": (("series", "time"), np.arange(20.0).reshape(2, 10))},
+        coords={"series": ["a", "b"], "time": np.arange(10)},
+    )
+    w = windows(ds, 4, stride=3)
+    assert w.sizes == {"series": 6, "time": 4}
+    assert w["source_series"].values.tolist() == ["a"] * 3 + ["b"] * 3
+    assert w["start_time"].values.tolist() == [0, 3, 6] * 2
+    np.testing.assert_array_equal(w["x"].values[4], [13.0, 14.0, 15.0, 16.0])
+    assert windows(ds, 5).sizes["series"] == 4  # adjacent by default
+    with pytest.raises(ValueError, match="exceeds the data's 10 time steps"):
+        windows(ds, 11)

@@ -22,5 +22,6 @@ Conventions:
 from .contract import DataContract
 from .inputs import SERIES, TIME, as_dataset
 from .series import SeriesData
+from .windows import windows
 
-__all__ = ["DataContract", "SeriesData", "as_dataset", "SERIES", "TIME"]
+__all__ = ["DataContract", "SeriesData", "as_dataset", "windows", "SERIES", "TIME"]

@@ -18,7 +18,7 @@ _LONG_COLUMNS = ("series", "time", "variable", "value")
 # ---------------------------------------------------------------------------------------------
 
 
-def as_dataset(data, time_format=None) -> xr.Dataset:
+def as_dataset(data, time_format=None, *, series=None, time=None, series_columns=False) -> xr.Dataset:
     """
     Normalise user data to an :class:`xarray.Dataset` with dims ``("series", "time")``.
 
@@ -38,6 +38,17 @@ def as_dataset(data, time_format=None) -> xr.Dataset:
       inference) and sorted as dates; strings that are not dates keep their order of first
       appearance (never sorted as text).
 
+    - a long or wide DataFrame whose series and time columns have other names: give them as
+      ``series="item", time="date"``;
+    - a pivoted DataFrame with ``series_columns=True``: the index is the time (e.g. a
+      DatetimeIndex), each column one series of a single variable ``"x"``;
+    - a :class:`pandas.Series` indexed by ``(series, time)`` levels (one variable, named after
+      the Series or ``"x"``), or by time alone (one series);
+    - a numpy array ``(N, T)`` (variable ``"x"``) or ``(N, T, D)`` (variables ``"x0"`` ..
+      ``"x{D-1}"``);
+    - a DataArray with default dim names (``dim_0, dim_1[, dim_2]``), read as
+      ``(series, time[, feature])``.
+
     Missing ``series``/``time`` coordinates are filled with integer positions; a numeric or
     datetime time coordinate that is not increasing is sorted. Boolean variables are cast to
     float.
@@ -45,23 +56,35 @@ def as_dataset(data, time_format=None) -> xr.Dataset:
     :param data: the data, in one of the forms above.
     :param str time_format: the ``strftime`` format of a DataFrame's string ``time`` column
         (default: inferred by pandas).
+    :param str series: a DataFrame's series column, if not ``"series"``.
+    :param str time: a DataFrame's time column, if not ``"time"``.
+    :param bool series_columns: a DataFrame is pivoted: time index, one column per series.
     :returns: a new Dataset, float variables, dims ``("series", "time"[, feature])``.
     :raises TypeError: if ``data`` is of another type or a variable is not numeric.
     :raises ValueError: if dims or columns are wrong, a variable holds ``+-inf``, or
         coordinates are duplicated.
     """
+    if (series is not None or time is not None or series_columns) and not isinstance(data, pd.DataFrame):
+        raise TypeError(f"series=, time= and series_columns= apply to a DataFrame, got {type(data).__name__}")
+    if isinstance(data, pd.Series):
+        data = _series_to_frame(data)
+    elif isinstance(data, np.ndarray):
+        data = _array_to_dataarray(data)
     if isinstance(data, xr.Dataset):
         ds = data
     elif isinstance(data, xr.DataArray):
         ds = _dataarray_to_dataset(data)
     elif isinstance(data, pd.DataFrame):
+        if series_columns:
+            data = _pivoted_to_long(data)
+        data = _renamed_columns(data, series, time)
         ds = _dataframe_to_dataset(data, time_format)
     else:
         raise TypeError(
             "data must be an xarray.Dataset with dims ('series', 'time'), an xarray.DataArray "
-            "with dims ('series', 'time', feature), or a pandas.DataFrame in long "
-            "(series, time, variable, value) or wide (series, time, <variables>) form; "
-            f"got {type(data).__name__}"
+            "with dims ('series', 'time', feature), a pandas.DataFrame in long "
+            "(series, time, variable, value) or wide (series, time, <variables>) form, a pandas.Series "
+            f"or a numpy array (N, T[, D]); got {type(data).__name__}"
         )
     return _clean_dataset(ds)
 
@@ -126,7 +149,52 @@ def _clean_dataset(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
+def _renamed_columns(df: pd.DataFrame, series, time) -> pd.DataFrame:
+    mapping = {}
+    for given, target in ((series, SERIES), (time, TIME)):
+        if given is None:
+            continue
+        if given not in df.columns and given not in df.index.names:
+            raise ValueError(f"DataFrame has no column {given!r} (given as {target}=); columns: {list(df.columns)}")
+        mapping[given] = target
+    if not mapping:
+        return df
+    df = df.reset_index(level=[n for n in df.index.names if n in mapping]) if set(mapping) & set(df.index.names) else df
+    return df.rename(columns=mapping)
+
+
+def _pivoted_to_long(df: pd.DataFrame) -> pd.DataFrame:
+    """Time index x one column per series -> a wide frame with one variable ``x``."""
+    frame = df.copy()
+    frame.index.name, frame.columns.name = TIME, SERIES
+    return frame.stack(future_stack=True).rename("x").reset_index()
+
+
+def _series_to_frame(series: pd.Series) -> pd.DataFrame:
+    name = series.name if isinstance(series.name, str) else "x"
+    if set(series.index.names) >= {SERIES, TIME}:
+        return series.rename(name).reset_index()
+    if series.index.nlevels == 1:  # one series over its index
+        return pd.DataFrame({SERIES: 0, TIME: series.index, name: series.to_numpy()})
+    raise ValueError(
+        f"a pandas Series needs index levels ('series', 'time') or one time index; got {series.index.names}"
+    )
+
+
+def _array_to_dataarray(array: np.ndarray) -> xr.DataArray:
+    if array.ndim == 2:
+        return xr.DataArray(array, dims=(SERIES, TIME), name="x")
+    if array.ndim == 3:
+        return xr.DataArray(
+            array, dims=(SERIES, TIME, "feature"), coords={"feature": [f"x{d}" for d in range(array.shape[2])]}
+        )
+    raise ValueError(f"a numpy array must be (N, T) or (N, T, D), got shape {array.shape}")
+
+
 def _dataarray_to_dataset(da: xr.DataArray) -> xr.Dataset:
+    defaults = [f"dim_{i}" for i in range(da.ndim)]
+    if list(da.dims) == defaults and da.ndim in (2, 3):  # xarray's default names: (series, time[, feature])
+        da = da.rename(dict(zip(defaults, (SERIES, TIME, "feature"))))
     dims = tuple(da.dims)
     if da.ndim == 2 and set(dims) == {SERIES, TIME}:
         name = da.name if isinstance(da.name, str) else "x"

@@ -332,8 +332,9 @@ def evaluate(forecast, truth, metrics=None, level=0.9, per_series=False):
 
     :param forecast: ``xr.Dataset`` with dims ``(draw, series, time[, feature])``, as returned
         by :meth:`pyrossm.FitResult.forecast`.
-    :param truth: ``xr.Dataset`` with the same variables, dims ``(series, time[, feature])``,
-        covering at least the forecast's coordinates.
+    :param truth: the realised values with the same variables, covering at least the forecast's
+        coordinates: an ``xr.Dataset`` with dims ``(series, time[, feature])`` or anything
+        :func:`pyrossm.data.as_dataset` accepts.
     :param metrics: list of metric names (default: all, in the order above).
     :param float level: interval level of ``coverage`` and ``interval_width``.
     :param bool per_series: return one row per ``(variable, series)`` instead of the average.
@@ -343,7 +344,9 @@ def evaluate(forecast, truth, metrics=None, level=0.9, per_series=False):
     if not isinstance(forecast, xr.Dataset):
         raise TypeError(f"forecast must be an xarray.Dataset; got {type(forecast).__name__}")
     if not isinstance(truth, xr.Dataset):
-        raise TypeError(f"truth must be an xarray.Dataset; got {type(truth).__name__}")
+        from ..data import as_dataset
+
+        truth = as_dataset(truth)  # any form fit takes (DataFrame, DataArray, Series, array)
     if not forecast.data_vars:
         raise ValueError("forecast has no data variables")
     _check_level(level)

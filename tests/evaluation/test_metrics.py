@@ -378,8 +378,10 @@ def test_evaluate_errors(fc_truth):
         M.evaluate(fc, truth.assign(x=truth["x"].expand_dims(g=2)))
     with pytest.raises(TypeError, match="forecast"):
         M.evaluate(fc["x"], truth)
-    with pytest.raises(TypeError, match="truth"):
+    with pytest.raises(ValueError, match="truth has no variable 'y'"):  # a DataArray is converted
         M.evaluate(fc, truth["x"])
+    with pytest.raises(TypeError, match="data must be"):
+        M.evaluate(fc, [1.0, 2.0])
     with pytest.raises(ValueError, match="level"):
         M.evaluate(fc, truth, level=90)
     with pytest.raises(ValueError, match="metrics"):
@@ -453,3 +455,12 @@ def test_metrics_alias_is_importable():
 
     assert pyrossm.metrics is pyrossm.evaluation
     assert crps is pyrossm.evaluation.crps and coverage is pyrossm.evaluation.metrics.coverage
+
+
+def test_evaluate_takes_the_truth_in_every_form_fit_takes(fc_truth):
+    fc, truth = fc_truth
+    fc, truth = fc[["x"]], truth[["x"]]
+    table = M.evaluate(fc, truth)
+    wide = truth.to_dataframe().reset_index()  # a wide DataFrame (series, time, x)
+    pd.testing.assert_frame_equal(M.evaluate(fc, wide), table)
+    pd.testing.assert_frame_equal(M.evaluate(fc, truth["x"]), table)  # a DataArray
