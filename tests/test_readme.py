@@ -50,3 +50,38 @@ def test_quick_start_runs(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", ["bimodal_forecasting", "custom_ssm_with_diffusion_transitions", "geyser"])
 def test_readme_links_each_tutorial(name):
     assert f"tutorials/{name}.ipynb" in README.read_text()
+
+
+def test_the_your_data_block_runs(monkeypatch):
+    """The README's data-forms block, on small stand-ins for the names it uses."""
+    import numpy as np
+    import pandas as pd
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("## Your data", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    dates = pd.date_range("2024-01-01", periods=70)
+    namespace = {
+        "df": pd.DataFrame(
+            {
+                "series": 0,
+                "time": dates.strftime("%Y-%m-%d"),
+                "item": "a",
+                "date": dates.strftime("%d.%m.%Y"),
+                "x": np.arange(70.0),
+            }
+        ).drop(columns=["item", "date"]),
+        "pivot": pd.DataFrame({"a": np.arange(70.0)}, index=dates),
+        "sales_series": pd.Series(np.arange(70.0), index=dates),
+        "array": np.zeros((2, 70, 3)),
+    }
+    lines = []
+    for line in block.splitlines():  # each call on its own frame where the block's df differs
+        if 'series="item"' in line:
+            line = line.replace("as_dataset(df,", "as_dataset(df.rename(columns={'series': 'item', 'time': 'date'}),")
+        if "time_format" in line:
+            line = line.replace("as_dataset(df,", "as_dataset(df.assign(time=dates.strftime('%d.%m.%Y')),")
+        if line.startswith("windows("):
+            line = line.replace("windows(ds,", "windows(as_dataset(df),")
+        lines.append(line)
+    exec("\n".join(lines), {**namespace, "dates": dates})
