@@ -306,7 +306,7 @@ class Trainer(CheckpointState):
             initial=self.step,
             desc=self.stages[0].name if len(self.stages) == 1 else "stages",
         )
-        restores = 0
+        restores, smoothed, seen = 0, 0.0, 0
         start = time.perf_counter()
         self._stop = ended = False
         while self.step < self.total_steps and not self._stop:
@@ -326,8 +326,11 @@ class Trainer(CheckpointState):
             if self._train_step(make_batch, num_series, stage_step, val_batch, val_scores, start):
                 bar.update(1)
                 row = self.rows[-1]
+                # an exponential average of the loss (one step's value is noise), bias-corrected
+                smoothed = 0.95 * smoothed + 0.05 * row["loss"]
+                seen += 1
                 if self.step % 10 == 0 or self.step == self.total_steps:
-                    bar.set_postfix(loss=f"{row['loss']:.3f}")
+                    bar.set_postfix(loss=f"{smoothed / (1 - 0.95**seen):.3f}")
                 end_of_stage = self.step == self.starts[index] + self.budgets[index]
                 every = cfg.checkpointing.checkpoint_every
                 due = (every and self.step % every == 0) or end_of_stage
