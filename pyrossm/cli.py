@@ -101,7 +101,10 @@ def _cmd_fit(args):
     import pyrossm
 
     data = _read_data(args.data, args)
-    extra = json.loads(args.model_args) if args.model_args else {}
+    try:
+        extra = json.loads(args.model_args) if args.model_args else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--model-args: not valid JSON: {exc}") from None
     if not isinstance(extra, dict):
         raise ValueError("--model-args must be a JSON object")
     validation = _read_data(args.validation_data, args) if args.validation_data else None
@@ -147,6 +150,92 @@ def _cmd_forecast(args):
     print(f"wrote forecast {dict(fc.sizes)} to {args.out}")
 
 
+def _cmd_sample(args):
+    import pyrossm
+
+    res = pyrossm.load(args.model_file, device=args.device)
+    covariates = _read_data(args.covariates_file, args) if args.covariates_file else None
+    gen = res.sample(args.num_series, args.length, num_samples=args.num_samples, covariates=covariates, seed=args.seed)
+    _write_dataset(gen, args.out)
+    print(f"wrote samples {dict(gen.sizes)} to {args.out}")
+
+
+def _cmd_smooth(args):
+    import pyrossm
+
+    res = pyrossm.load(args.model_file, device=args.device)
+    zs = res.smooth(_read_data(args.data, args), num_samples=args.num_samples, seed=args.seed)
+    _write_dataset(zs, args.out)
+    print(f"wrote latent trajectories {dict(zs.sizes)} to {args.out}")
+
+
+def _cmd_evaluate(args):
+    from .evaluation import evaluate
+
+    forecast, truth = _read_forecast(args.forecast), _read_data(args.truth, args)
+    table = evaluate(forecast, truth, level=args.level)
+    print(table.to_string())
+    if args.out:
+        _write_table(table, args.out)
+        print(f"wrote {args.out}")
+
+
+def _cmd_backtest(args):
+    import pyrossm
+
+    from .evaluation import backtest
+
+    res = pyrossm.load(args.model_file, device=args.device)
+    table = backtest(
+        res,
+        _read_data(args.data, args),
+        test_window=args.test_window,
+        train_window=args.train_window,
+        min_train_window=args.min_train_window,
+        stride=args.stride,
+        num_samples=args.num_samples,
+        seed=args.seed,
+        progress=False,
+    )
+    print(table.to_string())
+    if args.out:
+        _write_table(table, args.out)
+        print(f"wrote {args.out}")
+
+
+def _read_forecast(path):
+    """A forecast written by ``pyrossm forecast`` (.nc, or .csv with a ``draw`` column)."""
+    import pandas as pd
+    import xarray as xr
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {str(path)!r}")
+    if path.suffix == ".csv":
+        table = pd.read_csv(path)
+        if "time" in table and table["time"].dtype == object:
+            table["time"] = pd.to_datetime(table["time"])
+        return xr.Dataset.from_dataframe(table.set_index(["draw", "series", "time"]))
+    return xr.load_dataset(path)
+
+
+def _write_table(table, path):
+    """A metrics table as CSV (atomically)."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        table.to_csv(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def _cmd_demo(args):
     from .demo import run_demo
 
@@ -155,8 +244,14 @@ def _cmd_demo(args):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pyrossm", description="Deep state-space models with diffusion dynamics: fit, forecast, demo."
+        prog="pyrossm",
+        description="Deep state-space models with diffusion dynamics: fit, forecast, sample, smooth, evaluate, "
+        "backtest, demo.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"pyrossm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("fit", help="fit a model to a NetCDF or CSV data set and save it")
@@ -211,6 +306,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=_cmd_forecast)
+
+    def model_and_seed(p):
+        p.add_argument("--model-file", required=True, help="file written by `pyrossm fit`")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--device", default="cpu")
+
+    def columns(p):
+        p.add_argument("--series-column", default=None, help="a CSV's series column, if not 'series'")
+        p.add_argument("--time-column", default=None, help="a CSV's time column, if not 'time' (dates are parsed)")
+
+    p = sub.add_parser("sample", help="unconditional samples from a saved model")
+    model_and_seed(p)
+    p.add_argument("--num-series", type=int, required=True)
+    p.add_argument("--length", type=int, required=True)
+    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--covariates-file", default=None, help=".nc/.csv covariates over the length (if the model has any)")
+    p.add_argument("--out", required=True, help="output file: .nc, .csv or .parquet")
+    columns(p)
+    p.set_defaults(func=_cmd_sample)
+
+    p = sub.add_parser("smooth", help="latent trajectories of data from a saved model's guide")
+    model_and_seed(p)
+    p.add_argument("--data", required=True, help=".nc or .csv data")
+    p.add_argument("--num-samples", type=int, default=100)
+    p.add_argument("--out", required=True, help="output file: .nc, .csv or .parquet")
+    columns(p)
+    p.set_defaults(func=_cmd_smooth)
+
+    p = sub.add_parser("evaluate", help="score a forecast file against the realised data (CRPS, coverage, ...)")
+    p.add_argument("--forecast", required=True, help="a file written by `pyrossm forecast` (.nc or .csv)")
+    p.add_argument("--truth", required=True, help=".nc or .csv data covering the forecast's times")
+    p.add_argument("--level", type=float, default=0.9, help="interval level of coverage and width")
+    p.add_argument("--out", default=None, help="also write the table as CSV")
+    columns(p)
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("backtest", help="rolling-origin backtest of a saved model (reused for every window)")
+    model_and_seed(p)
+    p.add_argument("--data", required=True, help=".nc or .csv data")
+    p.add_argument("--test-window", type=int, required=True)
+    p.add_argument("--train-window", type=int, default=None)
+    p.add_argument("--min-train-window", type=int, default=1)
+    p.add_argument("--stride", type=int, default=1)
+    p.add_argument("--num-samples", type=int, default=100)
+    p.add_argument("--out", default=None, help="also write the table as CSV")
+    columns(p)
+    p.set_defaults(func=_cmd_backtest)
 
     p = sub.add_parser("demo", help="fit DDSSM and DKF on the built-in bimodal data set, print figures, write plots")
     p.add_argument("--out", default="demo_output", help="folder for the plots and the saved model")

@@ -452,3 +452,116 @@ def test_csv_with_its_own_series_and_time_column_names(tmp_path):
     assert fc["series"].values.tolist() == ["item0", "item1", "item2"]
     assert list(fc["time"].values) == list(pd.date_range("2024-01-09", periods=2).values)
     assert main(["fit", "--data", str(data), "--out", str(model), "--num-steps", "1", "--quiet"]) == 2  # no 'series'
+
+
+def test_the_whole_workflow_on_the_command_line(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    rows = [(s, t, float(v)) for s in range(4) for t, v in zip(range(12), rng.normal(size=12).cumsum())]
+    data = tmp_path / "data.csv"
+    pd.DataFrame(rows, columns=["series", "time", "x"]).to_csv(data, index=False)
+    model = tmp_path / "m.pyrossm"
+    assert (
+        main(
+            ["fit", "--data", str(data), "--out", str(model), "--num-steps", "2", "--quiet", "--model-args", TINY_ARGS]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "sample",
+                "--model-file",
+                str(model),
+                "--num-series",
+                "3",
+                "--length",
+                "5",
+                "--num-samples",
+                "2",
+                "--out",
+                str(tmp_path / "gen.nc"),
+            ]
+        )
+        == 0
+    )
+    assert dict(xr.load_dataset(tmp_path / "gen.nc").sizes) == {"draw": 2, "series": 3, "time": 5}
+    assert (
+        main(
+            [
+                "smooth",
+                "--model-file",
+                str(model),
+                "--data",
+                str(data),
+                "--num-samples",
+                "3",
+                "--out",
+                str(tmp_path / "z.nc"),
+            ]
+        )
+        == 0
+    )
+    assert xr.load_dataset(tmp_path / "z.nc")["z"].dims == ("draw", "series", "time", "latent")
+    context = tmp_path / "context.csv"
+    pd.DataFrame([r for r in rows if r[1] < 9], columns=["series", "time", "x"]).to_csv(context, index=False)
+    assert (
+        main(
+            [
+                "forecast",
+                "--model-file",
+                str(model),
+                "--context",
+                str(context),
+                "--horizon",
+                "3",
+                "--num-samples",
+                "8",
+                "--out",
+                str(tmp_path / "fc.csv"),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "evaluate",
+                "--forecast",
+                str(tmp_path / "fc.csv"),
+                "--truth",
+                str(data),
+                "--out",
+                str(tmp_path / "scores.csv"),
+            ]
+        )
+        == 0
+    )
+    scores = pd.read_csv(tmp_path / "scores.csv", index_col=0)
+    assert "crps" in scores.columns and np.isfinite(scores.loc["x", "crps"])
+    assert (
+        main(
+            [
+                "backtest",
+                "--model-file",
+                str(model),
+                "--data",
+                str(data),
+                "--test-window",
+                "2",
+                "--min-train-window",
+                "8",
+                "--stride",
+                "2",
+                "--num-samples",
+                "4",
+            ]
+        )
+        == 0
+    )
+    assert "crps" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.startswith("pyrossm ")
+    assert main(["fit", "--data", str(data), "--out", str(model), "--model-args", "{bad"]) == 2
+    assert "--model-args: not valid JSON" in capsys.readouterr().err
