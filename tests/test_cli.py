@@ -565,3 +565,16 @@ def test_the_whole_workflow_on_the_command_line(tmp_path, capsys):
     assert exc.value.code == 0 and capsys.readouterr().out.startswith("pyrossm ")
     assert main(["fit", "--data", str(data), "--out", str(model), "--model-args", "{bad"]) == 2
     assert "--model-args: not valid JSON" in capsys.readouterr().err
+
+
+def test_help_does_not_load_torch():
+    """``pyrossm --help`` answers at once: the package loads its parts (and torch) on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pyrossm.cli as c\ntry:\n    c.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "False"
