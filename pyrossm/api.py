@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import warnings
 
 import numpy as np
 import torch
@@ -19,6 +20,8 @@ from .result import FitResult
 
 __all__ = ["fit", "load", "FitResult", "LOG_SCORE_SAMPLES"]
 
+#: series longer than this many time steps get a warning (and the hint to cut them into windows)
+LONG_SERIES = 1024
 #: draws of the 1-step predictive per series for ``validation_metric="log_score"``
 LOG_SCORE_SAMPLES = 16
 
@@ -199,6 +202,13 @@ def fit(
         net = get_spec(model).build(obs_dim=contract.num_channels, covariate_dim=contract.num_covariates, **options)
     # every series needs the model's minimum length (e.g. its first j states)
     contract._check_lengths(train.lengths.numpy(), train.series, net.min_length, net.min_length_name)
+    if train.values.shape[1] > LONG_SERIES:
+        warnings.warn(
+            f"the series have {train.values.shape[1]} time steps: every training step runs over all of them "
+            f"(a state-space model's guide step by step); to train on shorter pieces, cut them with "
+            f"pyrossm.data.windows(data, length, stride)",
+            stacklevel=2,
+        )
     val = (
         contract.encode(
             validation_data, min_length=net.min_length, min_length_name=net.min_length_name, data_name="validation_data"

@@ -559,3 +559,20 @@ def test_a_preset_is_stretched_to_num_steps(make_ds):
     kept = res.config["kept"]
     assert kept["metric"] == "log_score" and kept["step"] == int(history["val_log_score"].idxmax())
     assert kept["val_log_score"] == pytest.approx(history["val_log_score"].max())
+
+
+def test_series_much_longer_than_a_training_step_needs_get_a_warning(monkeypatch, tiny):
+    from pyrossm.inference import Trainer
+
+    long = xr.Dataset({"x": (("series", "time"), np.random.default_rng(0).normal(size=(2, 1100)))})
+    monkeypatch.setattr(Trainer, "fit", lambda *args, **kwargs: (_ for _ in ()).throw(RuntimeError("stop")))
+    with pytest.warns(UserWarning, match="1100 time steps.*pyrossm.data.windows"), pytest.raises(RuntimeError):
+        pyrossm.fit(data=long, num_steps=1, **tiny)
+
+
+def test_sample_with_covariates_of_the_wrong_shape_says_what_sample_expected(cov_data, tiny, make_future):
+    res = pyrossm.fit(data=cov_data, covariates=["u"], num_steps=1, **tiny)
+    with pytest.raises(ValueError, match="covariates has 6 series, num_series is 2"):
+        res.sample(num_series=2, length=3, covariates=make_future(num_series=6, horizon=3, start=0))
+    with pytest.raises(ValueError, match="covariates with 3 time steps are required"):
+        res.sample(num_series=2, length=3)
