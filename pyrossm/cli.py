@@ -132,9 +132,12 @@ def _cmd_fit(args):
         **given,
         **extra,
     )
-    res.save(args.out)
-    print(res)
-    print(f"saved to {args.out}")
+    from .inference.distributed import is_main
+
+    if is_main():  # under torchrun: rank 0 writes the fit
+        res.save(args.out)
+        print(res)
+        print(f"saved to {args.out}")
 
 
 def _cmd_forecast(args):
