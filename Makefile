@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: venv demo lint test test-slow bench tutorials clean
+.PHONY: venv demo lint test test-slow bench tutorials docs clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=..."; exit 1; }
@@ -37,8 +37,12 @@ test-slow: venv
 tutorials: venv
 	PYROSSM_FAST=0 $(VENV)/bin/jupyter-execute --inplace tutorials/*.ipynb
 
+# the API reference and the tutorials (stored outputs), warnings as errors: docs/_build/html
+docs: venv
+	$(VENV)/bin/sphinx-build -W -b html docs docs/_build/html
+
 bench: venv
 	$(PY) benchmarks/train_throughput.py
 
 clean:
-	rm -rf $(VENV) demo_output
+	rm -rf $(VENV) demo_output docs/_build docs/tutorials

@@ -137,8 +137,8 @@ def crps_sum(samples, observed, reduce=True, normalize=True, quantile_levels=Non
 
     **References**
 
-    [1] Kashif Rasul, Calvin Seward, Ingmar Schuster, Roland Vollgraf (2021), `Autoregressive
-        Denoising Diffusion Models for Multivariate Probabilistic Time Series Forecasting`, ICML.
+    [1] Kashif Rasul, Calvin Seward, Ingmar Schuster, Roland Vollgraf (2021), *Autoregressive
+    Denoising Diffusion Models for Multivariate Probabilistic Time Series Forecasting*, ICML.
 
     :param samples: ``(S, N, T, D)`` (features last) or ``(S, N, T)`` (then ``D = 1``).
     :param observed: ``(N, T, D)`` or ``(N, T)``.

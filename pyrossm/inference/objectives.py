@@ -30,8 +30,11 @@ class Objective:
         return self
 
     def loss(self, batch, step: int) -> tuple[torch.Tensor, dict]:
-        """:returns: ``(loss, terms)``: the scalar loss per series (to minimise) and a dict of
-        named floats for the history (per series where they are sums over series)."""
+        """The loss of a minibatch at ``step`` of the stage.
+
+        :returns: ``(loss, terms)``: the scalar loss per series (to minimise) and a dict of
+            named floats for the history (per series where they are sums over series).
+        """
         raise NotImplementedError
 
     def validate(self, batch) -> dict:
