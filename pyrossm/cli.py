@@ -127,6 +127,8 @@ def _cmd_fit(args):
         order=args.order,
         validation_data=validation,
         trainer=trainer,
+        checkpoint_dir=args.checkpoint_dir,
+        resume=args.resume,
         device=args.device,
         progress=not args.quiet,
         **given,
@@ -290,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=None, help="default: the trainer's, 0")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="folder for checkpoints (each stage's end, and every checkpoint_every steps of the trainer settings)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in --checkpoint-dir")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_fit)
 

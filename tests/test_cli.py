@@ -578,3 +578,13 @@ def test_help_does_not_load_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_fit_checkpoints_and_resumes_from_the_command_line(tmp_path, make_ds):
+    data = tmp_path / "data.nc"
+    make_ds().to_netcdf(data)
+    run = ["fit", "--data", str(data), "--quiet", "--model-args", TINY_ARGS, "--checkpoint-dir", str(tmp_path / "ck")]
+    assert main([*run, "--num-steps", "2", "--out", str(tmp_path / "a.pyrossm")]) == 0
+    assert main([*run, "--num-steps", "4", "--out", str(tmp_path / "b.pyrossm")]) == 2  # another run's checkpoint
+    assert main([*run, "--num-steps", "4", "--resume", "--out", str(tmp_path / "b.pyrossm")]) == 0
+    assert pyrossm.load(tmp_path / "b.pyrossm").history["step"].tolist() == [0, 1, 2, 3]
