@@ -20,8 +20,8 @@ demo: venv
 
 # ruff: lint and format check (configured in pyproject.toml); `make format` applies both
 lint: venv
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check --no-cache .
+	$(VENV)/bin/ruff format --no-cache --check .
 
 format: venv
 	$(VENV)/bin/ruff check --fix .

@@ -449,9 +449,8 @@ def test_argument_errors():
 
 def test_metrics_alias_is_importable():
     """``pyrossm.metrics`` is the evaluation package, also as an import path."""
-    from pyrossm.metrics import coverage, crps
-
     import pyrossm
+    from pyrossm.metrics import coverage, crps
 
     assert pyrossm.metrics is pyrossm.evaluation
     assert crps is pyrossm.evaluation.crps and coverage is pyrossm.evaluation.metrics.coverage
