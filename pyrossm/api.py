@@ -156,7 +156,7 @@ def fit(
         the end of each stage); ``resume=True`` continues from the last one (bit for bit with the
         same arguments).
     :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``.  :param int seed: reproducibility seed.
-    :param progress: show a progress bar (``None`` = only when stderr is a terminal).
+    :param progress: show a progress bar (``None`` = on a terminal or in a Jupyter kernel).
     :param model_options: options of the registered model (e.g. ``latent_dim=2``, ``order=2``,
         ``init="vhp"``, ``channels=16``); an unknown name raises ``TypeError`` naming the closest.
     :returns: :class:`FitResult`.

@@ -197,7 +197,7 @@ def tune(
         trial's :func:`pyrossm.fit` keyword arguments: ``fit(model, data,
         **table.fit_arguments[0])`` refits the best) and ``error``; a trial whose fit stops on a
         non-finite loss gets ``score = inf`` and the message in ``error``.
-    :param progress: tqdm bar over trials (``None`` = only when stderr is a terminal).
+    :param progress: tqdm bar over trials (``None`` = on a terminal or in a Jupyter kernel).
     """
     from .api import fit
     from .inference import NonFiniteLossError

@@ -159,7 +159,7 @@ def backtest(
         not in ``covariates`` is a target. ``covariates`` are not passed to ``fit``: a fit
         callable fits with covariates of its own (e.g. ``pyrossm.fit(..., covariates=["u"])``).
     :param int seed: seed of every fit and every forecast.
-    :param progress: show a tqdm bar over windows (``None`` = only when stderr is a terminal).
+    :param progress: show a tqdm bar over windows (``None`` = on a terminal or in a Jupyter kernel).
     :returns: a tidy :class:`pandas.DataFrame`, one row per (window, target variable), with
         columns ``window`` (0, 1, ...), ``t0``, ``t1``, ``t2`` (integer positions),
         ``time_start`` / ``time_end`` (``time`` coordinate of the first and of the last test

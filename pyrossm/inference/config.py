@@ -284,7 +284,7 @@ class TrainerConfig:
     :param int num_steps: optimisation steps of a one-stage model (a stage of a several-stage
         model may set its own budget).
     :param int seed: seeds Pyro / torch and the minibatch sampler.
-    :param progress: show a tqdm bar (``None`` = only when stderr is a terminal).
+    :param progress: show a tqdm bar (``None`` = on a terminal or in a Jupyter kernel).
     :param OptimizerSettings optimizer: rates, weight decay, clipping.
     :param ScheduleSettings schedule: learning-rate decay, restarts, warm-up.
     :param BatchingSettings batching: minibatch size and its schedule.
