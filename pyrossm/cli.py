@@ -8,6 +8,13 @@ import sys
 from pathlib import Path
 
 
+def _existing(path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {str(path)!r}")
+    return path
+
+
 def _read_data(path, args=None):
     """Reads NetCDF (``.nc``) as a Dataset or CSV (long or wide) as a Dataset through
     :func:`pyrossm.data.as_dataset`, with the ``--series-column`` / ``--time-column`` names."""
@@ -16,9 +23,7 @@ def _read_data(path, args=None):
 
     from .data import as_dataset
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {str(path)!r}")
+    path = _existing(path)
     if path.suffix in (".nc", ".netcdf", ".nc4"):
         return xr.load_dataset(path)
     if path.suffix == ".csv":
@@ -36,10 +41,8 @@ def _write_dataset(ds, path):
     extension: NetCDF (``.nc``), CSV or Parquet (one row per draw, series and time, one column
     per variable; Parquet needs pyarrow)."""
     import importlib.util
-    import os
-    import tempfile
 
-    from .inference.checkpoint import default_file_mode
+    from .inference.checkpoint import atomic_write
 
     path = Path(path)
     kind = OUTPUT_FORMATS.get(path.suffix.lower())
@@ -47,20 +50,15 @@ def _write_dataset(ds, path):
         raise ValueError(f"{str(path)!r}: the output format follows the extension, one of {sorted(OUTPUT_FORMATS)}")
     if kind == "parquet" and importlib.util.find_spec("pyarrow") is None:
         raise ValueError("writing .parquet needs pyarrow: pip install pyarrow (or write .nc or .csv)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, default_file_mode())
-    try:
+
+    def write(tmp):
         if kind == "netcdf":
             ds.to_netcdf(tmp)
-        else:
-            table = ds.to_dataframe().reset_index()
-            table.to_csv(tmp, index=False) if kind == "csv" else table.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+            return
+        table = ds.to_dataframe().reset_index()
+        table.to_csv(tmp, index=False) if kind == "csv" else table.to_parquet(tmp, index=False)
+
+    atomic_write(path, write)
 
 
 def _trainer_settings(args) -> dict | str | None:
@@ -70,10 +68,8 @@ def _trainer_settings(args) -> dict | str | None:
     if args.trainer_config:
         path = Path(args.trainer_config)
         if path.suffix == ".json" or path.is_file():
-            if not path.is_file():
-                raise FileNotFoundError(f"no such file: {str(path)!r}")
             try:
-                trainer = json.loads(path.read_text())
+                trainer = json.loads(_existing(path).read_text())
             except json.JSONDecodeError as exc:
                 raise ValueError(f"--trainer-config {str(path)!r} is not valid JSON: {exc}") from None
             if not isinstance(trainer, dict):
@@ -213,9 +209,7 @@ def _read_forecast(path):
     import pandas as pd
     import xarray as xr
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {str(path)!r}")
+    path = _existing(path)
     if path.suffix == ".csv":
         table = pd.read_csv(path)
         if "time" in table and table["time"].dtype == object:
@@ -226,19 +220,9 @@ def _read_forecast(path):
 
 def _write_table(table, path):
     """A metrics table as CSV (atomically)."""
-    import os
-    import tempfile
+    from .inference.checkpoint import atomic_write
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        table.to_csv(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, table.to_csv)
 
 
 def _cmd_demo(args):

@@ -1,4 +1,4 @@
-"""Atomic writes and safe reads of torch files (data only: ``weights_only=True``)."""
+"""Atomic writes of any file, and safe reads of torch files (data only: ``weights_only=True``)."""
 
 from __future__ import annotations
 
@@ -17,26 +17,39 @@ def default_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def atomic_torch_save(obj, path) -> None:
-    """Saves ``obj`` with ``torch.save`` to a temporary file in the target folder, then renames it.
+def atomic_write(path, write) -> Path:
+    """Calls ``write(tmp)`` on a temporary file in ``path``'s folder, then renames it to ``path``.
 
     A crash mid-write leaves any previous file at ``path`` intact and no partial file behind.  The
     file gets the user's normal permissions (:func:`default_file_mode`).
+
+    :param write: ``write(tmp: str)`` writes the whole content to the path ``tmp``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     os.chmod(tmp, default_file_mode())
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return path
+
+
+def atomic_torch_save(obj, path) -> None:
+    """Saves ``obj`` with ``torch.save`` by :func:`atomic_write`, flushed to the disk before the rename."""
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+
+    atomic_write(path, write)
 
 
 def safe_torch_load(path, map_location="cpu"):
