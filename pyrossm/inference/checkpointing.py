@@ -72,6 +72,9 @@ class CheckpointState:
                     raise ValueError(
                         f"checkpoint parameter in group {name!r} has shape {shape}, the model has {tuple(p.shape)}"
                     )
+        stage = state.get("stage") or 0
+        if isinstance(stage, bool) or not isinstance(stage, int) or not 0 <= stage < len(self.stages):
+            raise ValueError(f"checkpoint is in stage {stage!r}, this model has {len(self.stages)} stages")
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise ValueError(f"the checkpoint's step must be a non-negative int, got {step!r}")
         if not isinstance(history, dict) or any(not isinstance(v, list) or len(v) != step for v in history.values()):
@@ -92,16 +95,18 @@ class CheckpointState:
             raise ValueError(f"the checkpoint was written by another run ({', '.join(differ)} differ): {detail}")
 
     def load_state_dict(self, state: dict) -> None:
+        """Restores a :meth:`state_dict` after checking it (nothing changes when a check fails)."""
+        self._check_run(state.get("run") if isinstance(state, dict) else None)
         self._check_state(state)
-        self._check_run(state.get("run"))
+        self._apply_state(state)
+
+    def _apply_state(self, state: dict) -> None:
+        """Restores a checked state."""
         with torch.no_grad():
             for name, tensors in state["params"].items():
                 for p, t in zip(self.params[name], tensors):
                     p.copy_(t.to(p.device))
-        stage = int(state.get("stage") or 0)
-        if not 0 <= stage < len(self.stages):
-            raise ValueError(f"checkpoint is in stage {stage}, this model has {len(self.stages)} stages")
-        self._enter_stage(stage)
+        self._enter_stage(int(state.get("stage") or 0))
         self.optimizer.load_state_dict(state["optimizer"])
         for group in self.optimizer.param_groups:  # checkpoints written before lr schedules existed
             group.setdefault("base_lr", group["lr"])
@@ -167,7 +172,7 @@ class CheckpointState:
                 warnings.warn(
                     f"the latest checkpoint could not be read ({errors[0]}); resuming from {name}", stacklevel=2
                 )
-            self.load_state_dict(state)
+            self._apply_state(state)  # (checked above)
             return True
         if errors:
             raise ValueError(f"no readable checkpoint in {str(directory)!r}: " + "; ".join(errors))
