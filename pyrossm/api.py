@@ -62,12 +62,10 @@ def _trainer_config(trainer, num_steps, overrides) -> TrainerConfig:
 FORMER_ANNEALING = {"annealing_start": "start", "annealing_end": "end", "warmup_steps": "warmup_steps"}
 
 
-def _check_model_options(model, options, fit_names):
-    """Unknown options are a ``TypeError`` naming the closest valid name (or the trainer setting)."""
-    if isinstance(model, GenerativeModel):
-        allowed = set()
-    else:
-        allowed = get_spec(model).options()
+def _check_model_options(model, spec, options, fit_names):
+    """Unknown options are a ``TypeError`` naming the closest valid name (or the trainer setting);
+    ``spec`` is the registered model's :class:`~pyrossm.models.ModelSpec` (``None`` for an instance)."""
+    allowed = set() if spec is None else spec.options()
     for name in options:
         if name in allowed:
             continue
@@ -82,7 +80,7 @@ def _check_model_options(model, options, fit_names):
                 f"fit() got {name}={options[name]!r}: {name!r} is a trainer setting, pass "
                 f"trainer={{{name!r}: {options[name]!r}}} (or a TrainerConfig)"
             )
-        if isinstance(model, GenerativeModel):
+        if spec is None:
             raise TypeError(
                 f"fit() got an unexpected keyword argument {name!r}{closest(name, fit_names)}: "
                 "model options only apply to registered model names"
@@ -165,10 +163,9 @@ def fit(
         raise ValueError("data is required: an xarray Dataset with dims ('series', 'time')")
     if not isinstance(model, (str, GenerativeModel)):
         raise TypeError(f"model must be a str or a GenerativeModel, got {type(model).__name__}")
-    if isinstance(model, str):
-        get_spec(model)  # an unknown name fails before anything else
+    spec = get_spec(model) if isinstance(model, str) else None  # an unknown name fails before anything else
     fit_names = [name for name in inspect.signature(fit).parameters if name != "model_options"]
-    _check_model_options(model, model_options, fit_names)
+    _check_model_options(model, spec, model_options, fit_names)
     options = {name: _as_python(value) for name, value in model_options.items()}
     config = _trainer_config(
         trainer, num_steps, dict(batch_size=batch_size, learning_rate=learning_rate, seed=seed, progress=progress)
@@ -197,9 +194,9 @@ def fit(
             )
         model_name, net = None, model
     else:
-        model_name = get_spec(model).name
+        model_name = spec.name
         torch.manual_seed(config.seed)
-        net = get_spec(model).build(obs_dim=contract.num_channels, covariate_dim=contract.num_covariates, **options)
+        net = spec.build(obs_dim=contract.num_channels, covariate_dim=contract.num_covariates, **options)
     # every series needs the model's minimum length (e.g. its first j states)
     contract._check_lengths(train.lengths.numpy(), train.series, net.min_length, net.min_length_name)
     if train.values.shape[1] > LONG_SERIES:
@@ -242,7 +239,8 @@ def fit(
         val_scores=val_scores,
         checkpoint_dir=checkpoint_dir,
         resume=resume,
-        run=_run_description(model_name, net, contract, train),
+        # (what a checkpoint records and a resume compares: only computed where there are checkpoints)
+        run=None if checkpoint_dir is None else _run_description(model_name, net, contract, train),
     )
     result_config = {
         "model": model_name,
