@@ -52,7 +52,7 @@ class _Parameters(nn.Module):
 
     def forward(self, objective, batch, step, weight):
         loss, terms = objective.loss(batch, step)
-        return loss * weight, terms
+        return loss * weight, loss.detach(), terms
 
 
 class DataParallel:
@@ -69,9 +69,11 @@ class DataParallel:
 
     def loss(self, objective, batch, step, local, total):
         """The loss of this rank's ``local`` of ``total`` series, weighted by ``world * local /
-        total`` (DDP's mean over ranks is then the minibatch mean), and its terms."""
+        total`` (DDP's mean over ranks is then the minibatch mean), and the terms of the whole
+        minibatch (each rank's, ``"loss"`` included, averaged by share)."""
         _, size = world()
-        return self.module(objective, batch, step, size * local / total)
+        weighted, loss, terms = self.module(objective, batch, step, size * local / total)
+        return weighted, average({**terms, "loss": float(loss)}, local)
 
 
 def share(indices: torch.Tensor) -> torch.Tensor:

@@ -384,9 +384,6 @@ class Trainer(CheckpointState):
                 loss, terms = self.parallel.loss(
                     self.objectives[index], make_batch(local), stage_step, len(local), len(idx)
                 )
-                terms = distributed.average(
-                    {**terms, "loss": float(loss.detach()) * len(idx) / len(local) / distributed.world()[1]}, len(local)
-                )
         except ValueError as exc:
             # a distribution's argument check (Pyro validates them) met NaN / inf that parameters
             # driven too far by earlier steps produced: a divergence, reported (or restored) as such
