@@ -17,22 +17,8 @@ import ddssm_ablation  # noqa: E402
 
 
 def test_bimodal_cpu_smoke_run_writes_table_figures_and_summary(tmp_path, capsys):
-    bimodal.main(
-        [
-            "--profile",
-            "cpu",
-            "--steps",
-            "6",
-            "--num-test",
-            "8",
-            "--num-samples",
-            "32",
-            "--study-series",
-            "4",
-            "--out",
-            str(tmp_path),
-        ]
-    )
+    smoke = ["--profile", "cpu", "--steps", "6", "--num-test", "8", "--num-samples", "32", "--study-series", "4"]
+    bimodal.main([*smoke, "--out", str(tmp_path)])
     out = capsys.readouterr().out
     for name in ("ddssm.pyrossm", "dkf_vhp.pyrossm", "predictive_density.png", "forecasts.png", "summary.json"):
         assert (tmp_path / name).stat().st_size > 0, name
@@ -51,23 +37,7 @@ def test_bimodal_cpu_smoke_run_writes_table_figures_and_summary(tmp_path, capsys
     assert "DDSSM" in out and "LOCF" in out
 
     # --reuse scores the saved fits without training them again
-    bimodal.main(
-        [
-            "--profile",
-            "cpu",
-            "--steps",
-            "6",
-            "--num-test",
-            "8",
-            "--num-samples",
-            "32",
-            "--study-series",
-            "4",
-            "--out",
-            str(tmp_path),
-            "--reuse",
-        ]
-    )
+    bimodal.main([*smoke, "--out", str(tmp_path), "--reuse"])
     assert "DDSSM: loaded" in capsys.readouterr().out
 
 
