@@ -397,14 +397,12 @@ class Trainer(CheckpointState):
             )
             return False
         norm, group_norms = torch.tensor(float("nan")), {}
-        finite = (
-            bool(torch.isfinite(loss)) if self.parallel is None else distributed.all_true(bool(torch.isfinite(loss)))
-        )
+        finite = distributed.all_true(bool(torch.isfinite(loss)))  # (on every rank of a distributed run)
         if finite:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norm, group_norms = self._clip_gradients()
-        if not (torch.isfinite(loss) and torch.isfinite(norm)):
+        if not (finite and torch.isfinite(norm)):
             # a NaN/inf gradient must not reach the parameters (nor a checkpoint)
             detail = ", ".join(f"{k}={v:.4g}" for k, v in terms.items())
             what = "loss" if not torch.isfinite(loss) else "gradient"
