@@ -332,8 +332,10 @@ def test_public_names():
     # pyrossm.datasets became a package (synthetic.py, real.py): the old names are all still there
     names = [
         "GaussianMixture1D",
+        "basic_motions",
         "bimodal_random_walk",
         "bimodal_transition_law",
+        "energy",
         "geyser",
         "kalman_filter",
         "kalman_predictive",
@@ -341,7 +343,7 @@ def test_public_names():
         "stock",
     ]
     assert sorted(datasets.__all__) == names
-    for name in names + ["DATA_DIR", "STOCK_COLUMNS"]:
+    for name in names + ["DATA_DIR", "STOCK_COLUMNS", "BASIC_MOTIONS_CHANNELS"]:
         assert hasattr(datasets, name), name
     assert datasets.STOCK_COLUMNS == ("Open", "High", "Low", "Close", "Adj_Close", "Volume")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-DATA_FILES = ("geyser.csv", "stock_goog.csv", "README.md")
+DATA_FILES = ("geyser.csv", "stock_goog.csv", "energy_data.csv.gz", "basic_motions.csv", "README.md")
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +53,10 @@ def test_wheel_contains_package_data(wheel):
         for module in ("__init__.py", "synthetic.py", "real.py"):
             assert f"pyrossm/datasets/{module}" in names
         assert not any(n.startswith("data/") for n in names)  # nothing outside the package
-        geyser = zf.read("pyrossm/datasets/data/geyser.csv").decode()
-        assert (REPO / "pyrossm" / "datasets" / "data" / "geyser.csv").read_text() == geyser
+        for name in DATA_FILES:  # byte for byte
+            assert (REPO / "pyrossm" / "datasets" / "data" / name).read_bytes() == zf.read(
+                f"pyrossm/datasets/data/{name}"
+            ), name
 
 
 def test_installed_wheel_loads_data(wheel, tmp_path):
@@ -68,10 +70,11 @@ def test_installed_wheel_loads_data(wheel, tmp_path):
         f"sys.path.insert(0, {str(site)!r}); "
         "import pyrossm.datasets as d; "
         f"assert d.__file__.startswith({str(site)!r}), d.__file__; "
-        "print(d.geyser()['waiting'].shape, d.stock()['Close'].shape)"
+        "print(d.geyser()['waiting'].shape, d.stock()['Close'].shape, "
+        "d.energy()['Appliances'].shape, d.basic_motions()['gyro_z'].shape)"
     )
     run_dir = tmp_path / "elsewhere"
     run_dir.mkdir()
     proc = subprocess.run([sys.executable, "-I", "-c", code], cwd=run_dir, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.split() == ["(1,", "299)", "(1,", "3685)"]
+    assert proc.stdout.split() == ["(1,", "299)", "(1,", "3685)", "(1,", "19735)", "(80,", "100)"]

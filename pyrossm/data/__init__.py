@@ -22,6 +22,7 @@ Conventions:
 from .contract import DataContract
 from .inputs import SERIES, TIME, as_dataset
 from .series import SeriesData
+from .shuffle import shuffle_time
 from .windows import windows
 
-__all__ = ["DataContract", "SeriesData", "as_dataset", "windows", "SERIES", "TIME"]
+__all__ = ["DataContract", "SeriesData", "as_dataset", "shuffle_time", "windows", "SERIES", "TIME"]

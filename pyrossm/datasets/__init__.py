@@ -13,13 +13,25 @@ Real data (:mod:`pyrossm.datasets.real`; see ``pyrossm/datasets/data/README.md``
 and licences):
 
 - :func:`geyser` — Old Faithful waiting times and durations (299 consecutive eruptions);
-- :func:`stock` — Google daily stock prices 2004-2019 (3685 trading days).
+- :func:`stock` — Google daily stock prices 2004-2019 (3685 trading days);
+- :func:`energy` — UCI appliances energy use and house/weather sensors, 10-minute readings
+  (19735 steps, 28 variables);
+- :func:`basic_motions` — UEA BasicMotions, smartwatch accelerometer and gyroscope during four
+  activities (80 labelled series of 100 steps, 6 channels).
 
 All functions return :class:`xarray.Dataset` objects following the pyrossm data contract:
 dims ``("series", "time")`` (+ a ``feature`` dim for multivariate observations).
 """
 
-from .real import DATA_DIR, STOCK_COLUMNS, geyser, stock  # noqa: F401  (DATA_DIR, STOCK_COLUMNS: for users)
+from .real import (  # noqa: F401  (DATA_DIR, STOCK_COLUMNS, BASIC_MOTIONS_CHANNELS: for users)
+    BASIC_MOTIONS_CHANNELS,
+    DATA_DIR,
+    STOCK_COLUMNS,
+    basic_motions,
+    energy,
+    geyser,
+    stock,
+)
 from .synthetic import (
     GaussianMixture1D,
     bimodal_random_walk,
@@ -31,8 +43,10 @@ from .synthetic import (
 
 __all__ = [
     "GaussianMixture1D",
+    "basic_motions",
     "bimodal_random_walk",
     "bimodal_transition_law",
+    "energy",
     "geyser",
     "kalman_filter",
     "kalman_predictive",
