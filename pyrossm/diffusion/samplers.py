@@ -23,8 +23,8 @@ def _check_steps(schedule, num_sampling_steps):
     return num_sampling_steps
 
 
-def ddpm_sample(denoiser, schedule, shape, *, device=None, progress=None, generator=None):
-    r"""Ancestral sampling through all ``K`` reverse steps.
+def ddpm_sample(denoiser, schedule, shape, *, device=None, progress=None, generator=None, stop_index=None):
+    r"""Ancestral sampling through the reverse steps.
 
     ``z~^K ~ N(0, I)``; for ``k = K..1``: ``eps = (z^ - D) / sigma_k``,
     ``z~^{k-1} = (z~^k - beta_k / sqrt(1 - abar_k) eps) / sqrt(alpha_k) + sqrt(beta_k) xi``
@@ -32,17 +32,28 @@ def ddpm_sample(denoiser, schedule, shape, *, device=None, progress=None, genera
 
     :param shape: ``(..., d)`` of the samples.
     :param progress: optional callable ``progress(done, total)``.
-    :returns: ``z^0`` of shape ``shape``.
+    :param stop_index: ``None`` (run to ``z^0``) or the step ``i`` at which to stop, an int or
+        a long tensor of shape ``shape[:-1]`` (one per sample): the reverse process runs
+        ``k = K..i+1`` and returns the intermediate ``z~^i`` (in the unscaled space,
+        ``z~^i ~ q(z^i | z^0)``), as in the collapse-simulation framework's sampling
+        (Li & van der Schaar, 2024, Algorithm 2).
+    :returns: ``z^0`` (or ``z~^i``) of shape ``shape``.
     """
     K = schedule.num_steps
     z = torch.randn(shape, device=device, generator=generator)  # z~^K
+    stop = None
+    if stop_index is not None:
+        stop = torch.as_tensor(stop_index, device=z.device).expand(shape[:-1]).unsqueeze(-1)
+        if int(stop.min()) < 0 or int(stop.max()) > K:
+            raise ValueError(f"stop_index must be in [0, {K}], got {stop_index!r}")
     for i in reversed(range(K)):
         abar = schedule.alpha_bars[i]
         d = denoiser(z / abar.sqrt(), i)
         eps = (z - abar.sqrt() * d) / (1 - abar).sqrt()
-        z = (z - schedule.betas[i] / (1 - abar).sqrt() * eps) / schedule.alphas[i].sqrt()
+        new = (z - schedule.betas[i] / (1 - abar).sqrt() * eps) / schedule.alphas[i].sqrt()
         if i > 0:
-            z = z + schedule.betas[i].sqrt() * torch.randn(shape, device=device, generator=generator)
+            new = new + schedule.betas[i].sqrt() * torch.randn(shape, device=device, generator=generator)
+        z = new if stop is None else torch.where(stop <= i, new, z)
         if progress is not None:
             progress(K - i, K)
     return z

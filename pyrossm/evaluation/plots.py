@@ -13,6 +13,7 @@ function                                input
 :func:`plot_sample_paths`               :meth:`FitResult.sample` / ``forecast`` output
 :func:`plot_history`                    :attr:`FitResult.history` (loss, ELBO terms, lambda)
 :func:`plot_predictive_density`         flat arrays of predictive samples (histograms)
+:func:`plot_dependency`                 :func:`~pyrossm.evaluation.dependency_measures` output
 ======================================  ======================================================
 
 **arviz-plots on posterior predictive checks.**  :meth:`FitResult.posterior_predictive` (and
@@ -55,6 +56,7 @@ __all__ = [
     "plot_sample_paths",
     "plot_history",
     "plot_predictive_density",
+    "plot_dependency",
     "stack_observations",
 ]
 
@@ -412,6 +414,44 @@ def plot_predictive_density(samples, grid=None, pdf=None, labels=None, ax=None, 
         ax.plot(grid, pdf(grid), color="black", lw=1.5, label="true density")
     ax.set_ylabel("density")
     ax.legend(loc="best", fontsize=8)
+    return ax
+
+
+def plot_dependency(measures, ax=None, title=None, num_se=3.0):
+    """Bar chart of the global (``m_{t,0}``) and first-order local (``m_{t,t-1}``) dependency
+    over ``t``, with error bars of ``num_se`` standard errors (the paper's Figures 1, 2 and 4).
+
+    :param measures: the ``xr.Dataset`` of :func:`~pyrossm.evaluation.dependency_measures`.
+    :returns: the Axes.
+    :raises ValueError: naming ``measures`` if it lacks ``global`` / ``local``.
+    """
+    for name in ("global", "local", "global_se", "local_se"):
+        if not isinstance(measures, xr.Dataset) or name not in measures:
+            raise ValueError(f"measures must be the Dataset of dependency_measures(), with {name!r}")
+    ax = _axes(ax)
+    t = measures["time"].values
+    width = 0.4
+    for offset, name, color, label in (
+        (-width / 2, "global", "tab:green", "global $m_{t,0}$"),
+        (width / 2, "local", "tab:red", "local $m_{t,t-1}$"),
+    ):
+        ax.bar(
+            t + offset,
+            measures[name].values,
+            width,
+            yerr=num_se * measures[f"{name}_se"].values,
+            color=color,
+            alpha=0.8,
+            label=label,
+            capsize=1.5,
+            error_kw={"lw": 0.6},
+        )
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set_xlabel("t")
+    ax.set_ylabel("dependency")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(loc="best", fontsize=7)
     return ax
 
 

@@ -11,7 +11,7 @@ from .config import (
     TrainerConfig,
 )
 from .elbo import elbo_terms
-from .objectives import AnnealedELBO, Objective
+from .objectives import AnnealedELBO, Objective, ObservedSites
 from .presets import TRAINER_PRESETS, register_trainer_preset
 from .schedules import AnnealingSchedule
 from .trainer import Callback, NonFiniteLossError, Trainer
@@ -23,6 +23,7 @@ __all__ = [
     "AnnealingSchedule",
     "AnnealedELBO",
     "Objective",
+    "ObservedSites",
     "Callback",
     "NonFiniteLossError",
     "Trainer",

@@ -9,6 +9,8 @@ of a model: a family with another loss writes another objective.
 from __future__ import annotations
 
 import torch
+from pyro import poutine
+from pyro.distributions.util import scale_and_mask
 
 from .elbo import elbo_terms
 from .schedules import AnnealingSchedule
@@ -88,3 +90,52 @@ class AnnealedELBO(Objective):
         with torch.no_grad():
             _, terms = elbo_terms(self.model, self.guide, *args, annealing=1.0, num_particles=self.num_particles)
         return {"elbo": terms["elbo_unscaled"] / args[0].shape[0]}
+
+
+class ObservedSites(Objective):
+    r"""The negative sum of a Pyro model's observed and ``factor`` sites per series, the latent
+    sites' values drawn by the guide (or by the model itself when ``guide`` is ``None``).
+
+    ``loss = -(1/N) sum_{observed sites s} scale_s log p_s(value_s | latents)``: the latent
+    sites' own densities do not count.  This is the objective of programs that are not an
+    ELBO, e.g. the collapse-simulation framework (Li & van der Schaar, 2024, Eq. 14-15: the guide
+    draws ``z`` from the forward diffusion, the model scores ``X`` under it with per-series
+    weights and adds the collapse penalty as a ``factor``), or a diffusion prior fitted to fixed
+    latents (an observed site).  Terms: ``objective`` (the negative loss per series) and
+    ``site_<name>`` per observed site.
+
+    :param model: Pyro program ``model(x, mask, covariates)``.
+    :param guide: Pyro program with the same signature, or ``None``.
+    """
+
+    validation_names = ("objective",)
+
+    def __init__(self, model, guide=None):
+        self.model, self.guide = model, guide
+
+    def _terms(self, batch):
+        args = AnnealedELBO._args(batch)
+        model = self.model
+        if self.guide is not None:
+            guide_trace = poutine.trace(self.guide).get_trace(*args)
+            model = poutine.replay(model, trace=guide_trace)
+        model_trace = poutine.trace(model).get_trace(*args)
+        total, terms = 0.0, {}
+        for name, site in model_trace.nodes.items():
+            if site["type"] != "sample" or not site["is_observed"]:
+                continue
+            value = scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"], site["mask"]).sum()
+            total = total + value
+            terms[f"site_{name}"] = float(value.detach())
+        return total, terms, args[0].shape[0]
+
+    def loss(self, batch, step):
+        total, terms, n = self._terms(batch)
+        out = {"objective": float(total.detach()) / n}
+        out.update({name: value / n for name, value in terms.items()})
+        return -total / n, out
+
+    def validate(self, batch):
+        with torch.no_grad():
+            total, _, n = self._terms(batch)
+        return {"objective": float(total) / n}

@@ -7,6 +7,7 @@ from .dkf import DKF
 from .emission import Emission, GaussianEmission
 from .encoder import SmoothingEncoder
 from .init import StandardNormalInit, VHPInit
+from .latent_diffusion import CollapseSimulation, LatentDiffusion, SequenceLatentModel
 from .registry import MODELS, ModelSpec, build_model, get_spec, register_model
 from .ssm import StateSpaceModel
 from .transition import DiffusionDynamics, GaussianTransition
@@ -20,6 +21,9 @@ __all__ = [
     "ModelSpec",
     "get_spec",
     "DDSSM",
+    "LatentDiffusion",
+    "CollapseSimulation",
+    "SequenceLatentModel",
     "DiffusionDynamics",
     "DKF",
     "Emission",

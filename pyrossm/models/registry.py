@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from .base import CAPABILITIES, capabilities
 from .ddssm import DDSSM
 from .dkf import DKF
+from .latent_diffusion import CollapseSimulation, LatentDiffusion
 
 #: arguments filled from the data, not by the user
 DATA_ARGUMENTS = ("obs_dim", "covariate_dim")
@@ -98,6 +99,16 @@ register_model(
 )
 register_model(
     "ddssm", DDSSM, "Diffusion-driven SSM: a conditional diffusion transition", migrate=_relu_before_activation
+)
+register_model(
+    "latent_diffusion",
+    LatentDiffusion,
+    "Time-series latent diffusion: a sequence VAE (optionally with a collapse remedy), then a diffusion prior",
+)
+register_model(
+    "collapse_simulation",
+    CollapseSimulation,
+    "Diffusion as variational inference with a collapse-simulation penalty, then a diffusion prior",
 )
 
 __all__ = ["ModelSpec", "MODELS", "register_model", "get_spec", "model_arguments", "build_model", "capabilities"]

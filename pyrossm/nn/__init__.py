@@ -6,7 +6,9 @@ from .context_gaussian import ContextGaussian
 from .denoiser import CSDIDenoiser, DiffusionEmbedding
 from .heads import GaussianHead, mlp
 from .mixers import make_mixer
+from .sequence import AutoregressiveDecoder, SequenceEncoder
 from .summary import FutureSummary, sinusoidal_embedding
+from .vector_denoiser import VectorDenoiser
 
 __all__ = [
     "ACTIVATIONS",
@@ -24,4 +26,7 @@ __all__ = [
     "make_mixer",
     "FutureSummary",
     "sinusoidal_embedding",
+    "SequenceEncoder",
+    "AutoregressiveDecoder",
+    "VectorDenoiser",
 ]

@@ -1,0 +1,54 @@
+"""An unconditional denoiser for vectors: the network of a diffusion prior over latent variables."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .denoiser import DiffusionEmbedding
+
+
+class VectorDenoiser(nn.Module):
+    r"""``F(x_in, c_noise)`` for vectors ``(B, d)``: an MLP with a U-net's shape.
+
+    Down path ``d -> widths[0] -> widths[1] -> ...``, up path back through the same widths with
+    each level's down activation added (U-net skips), then ``-> d``; the noise-level embedding
+    is added at every level.  This is the vector analogue of the U-net with hidden dimensions
+    ``{128, 64, 32}`` of Li & van der Schaar (2024, Appendix G).  The output layer starts at zero,
+    so an untrained network's denoiser returns ``c_skip z^``.
+
+    :param int dim: ``d``.  :param tuple widths: hidden widths, outermost first.
+    :param int embedding_dim: width of the noise-level embedding.
+    """
+
+    def __init__(self, dim, widths=(128, 64, 32), embedding_dim=64):
+        super().__init__()
+        widths = tuple(int(w) for w in widths)
+        if not widths or min(widths) < 1:
+            raise ValueError(f"widths must be a non-empty tuple of positive ints, got {widths!r}")
+        self.dim, self.widths = dim, widths
+        self.embedding = DiffusionEmbedding(embedding_dim, widths[0])
+        self.input = nn.Linear(dim, widths[0])
+        self.down = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.up = nn.ModuleList(nn.Linear(b, a) for a, b in zip(widths[:-1], widths[1:]))
+        self.noise = nn.ModuleList(nn.Linear(widths[0], w) for w in widths)
+        self.output = nn.Linear(widths[0], dim)
+        nn.init.zeros_(self.output.weight)
+        nn.init.zeros_(self.output.bias)
+
+    def forward(self, x_in, c_noise, context=None):
+        """
+        :param x_in: ``(B, d)`` preconditioned noisy input.  :param c_noise: ``(B,)``.
+        :param context: unused (the prior is unconditional); kept for the denoiser signature.
+        :returns: ``(B, d)``.
+        """
+        emb = self.embedding(c_noise)
+        act = nn.functional.silu
+        h = act(self.input(x_in) + self.noise[0](emb))
+        skips = [h]
+        for level, layer in enumerate(self.down, start=1):
+            h = act(layer(h) + self.noise[level](emb))
+            skips.append(h)
+        skips.pop()
+        for level in reversed(range(len(self.up))):
+            h = act(self.up[level](h) + skips.pop() + self.noise[level](emb))
+        return self.output(h)
