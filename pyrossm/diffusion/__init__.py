@@ -1,6 +1,6 @@
 """One diffusion core for every pyrossm model: schedules, preconditioning and losses, samplers."""
 
-from .preconditioning import denoise, diffusion_bound, karras_coefficients, regression_target
+from .preconditioning import denoise, denoising_loss, diffusion_bound, karras_coefficients, regression_target
 from .samplers import ddim_sample, ddpm_sample
 from .schedules import NoiseSchedule
 
@@ -10,6 +10,7 @@ __all__ = [
     "denoise",
     "regression_target",
     "diffusion_bound",
+    "denoising_loss",
     "ddpm_sample",
     "ddim_sample",
 ]

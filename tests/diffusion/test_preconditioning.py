@@ -351,3 +351,27 @@ def test_bound_gap_is_larger_for_sharp_laws_and_shrinks_with_K():
     assert sharp32 - broad32 > 1.0
     assert sharp512 < 0.25 * sharp32 and broad512 < 0.25 * broad32
     assert sharp512 - broad512 < 0.4
+
+
+def test_denoising_loss_is_zero_for_the_oracle_and_closed_form_for_the_identity():
+    import torch
+
+    from pyrossm.diffusion import NoiseSchedule, denoising_loss, karras_coefficients
+
+    schedule = NoiseSchedule(10)
+    point = torch.tensor([[1.0, -2.0, 0.5]])
+
+    def oracle(x_in, c_noise, context):  # the data is the single point: D(z^) = point
+        sigma = torch.exp(4 * c_noise)
+        c_skip, c_out, c_in, _ = karras_coefficients(sigma)
+        z_hat = x_in / c_in.unsqueeze(-1)
+        return (point - c_skip.unsqueeze(-1) * z_hat) / c_out.unsqueeze(-1)
+
+    assert denoising_loss(oracle, schedule, point.expand(4, 3), num_draws=3).abs().max() < 1e-4
+    # F = 0: D = c_skip z^ with z^ = z0 + sigma eps, so E||D - z0||^2 is a mean over the K steps
+    torch.manual_seed(0)
+    zero = lambda x_in, c_noise, context: torch.zeros_like(x_in)  # noqa: E731
+    loss = denoising_loss(zero, schedule, point, num_draws=200_000)
+    c_skip = karras_coefficients(schedule.sigmas)[0]
+    exact = ((c_skip - 1) ** 2 * (point**2).sum() + c_skip**2 * schedule.sigmas**2 * 3).mean()
+    assert abs(float(loss) - float(exact)) < 0.02 * float(exact)
