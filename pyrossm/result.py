@@ -52,8 +52,11 @@ class FitResult:
         steps = len(self.history)
         last = ""
         if steps:
-            column = "elbo" if "elbo" in self.history.columns else "loss"
-            last = f", final {column}/series={self.history[column].iloc[-1]:.4g}"
+            row = self.history.iloc[-1]
+            column = "elbo" if "elbo" in row.index and row["elbo"] == row["elbo"] else "loss"  # not NaN
+            several = "stage" in row.index and self.history["stage"].nunique() > 1
+            where = f" ({row['stage']} stage)" if several else ""
+            last = f", final {column}/series={row[column]:.4g}{where}"
         if "kept" in self.config:
             kept = self.config["kept"]
             metric = kept.get("metric", "elbo")
