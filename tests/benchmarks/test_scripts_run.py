@@ -56,3 +56,21 @@ def test_scaling_smoke_run_reports_steps_per_second(capsys):
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("dkf")]
     assert [row[1] for row in rows] == ["1", "2"]
     assert all(float(row[2]) > 0 for row in rows) and rows[0][4] == "1.00x"
+
+
+def test_posterior_stability_smoke_run_writes_tables_and_dependency_figures(tmp_path, capsys):
+    import posterior_stability
+
+    smoke = ["--steps", "2", "--seeds", "0", "1", "--num-eval", "8", "--num-dependency", "3"]
+    smoke += ["--datasets", "basic_motions", "--backbones", "lstm", "--variants", "LD", "CS"]
+    posterior_stability.main([*smoke, "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "Table 1 analogue" in out and "Table 2 analogue" in out and "| lstm | CS |" in out
+    assert (tmp_path / "dependency_basic_motions_lstm.png").stat().st_size > 0
+    runs = sorted(p.name for p in (tmp_path / "runs").glob("*.json"))
+    assert len(runs) == 4 + 4 + 7 * 2 and not list((tmp_path / "runs").glob("*.lock"))
+    record = json.loads((tmp_path / "runs" / "dependency__basic_motions__lstm__CS__shuffled.json").read_text())
+    assert len(record["global"]) == 24 and record["global"][0] == record["global"][0]  # t = 1 is z alone
+    # a second run trains nothing: every run is stored
+    posterior_stability.main([*smoke, "--out", str(tmp_path)])
+    assert "table1__" not in capsys.readouterr().out
