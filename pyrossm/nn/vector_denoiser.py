@@ -12,7 +12,12 @@ class VectorDenoiser(nn.Module):
 
     Down path ``d -> widths[0] -> widths[1] -> ...``, up path back through the same widths with
     each level's down activation added (U-net skips), then ``-> d``; the noise-level embedding
-    is added at every level.  This is the vector analogue of the U-net with hidden dimensions
+    modulates every level by a scale and a shift (FiLM, as the adaptive normalisation of image
+    U-nets): at low noise the target ``y`` of the preconditioned loss is about ``-eps``, which the
+    network can only read off its input ``z^ = z^0 + sigma eps`` scaled by ``1 / sigma``, a
+    product of input and noise level that an added embedding hardly expresses (on a ring in a
+    2-plane of ``R^32``, 3000 steps: the off-plane spread of the samples was 0.375 with added
+    embeddings against the data's 0.11).  This is the vector analogue of the U-net with hidden dimensions
     ``{128, 64, 32}`` of Li & van der Schaar (2024, Appendix G).  The output layer starts at zero,
     so an untrained network's denoiser returns ``c_skip z^``.
 
@@ -30,7 +35,7 @@ class VectorDenoiser(nn.Module):
         self.input = nn.Linear(dim, widths[0])
         self.down = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.up = nn.ModuleList(nn.Linear(b, a) for a, b in zip(widths[:-1], widths[1:]))
-        self.noise = nn.ModuleList(nn.Linear(widths[0], w) for w in widths)
+        self.noise = nn.ModuleList(nn.Linear(widths[0], 2 * w) for w in widths)
         self.output = nn.Linear(widths[0], dim)
         nn.init.zeros_(self.output.weight)
         nn.init.zeros_(self.output.bias)
@@ -43,12 +48,17 @@ class VectorDenoiser(nn.Module):
         """
         emb = self.embedding(c_noise)
         act = nn.functional.silu
-        h = act(self.input(x_in) + self.noise[0](emb))
+
+        def film(h, level):
+            scale, shift = self.noise[level](emb).chunk(2, dim=-1)
+            return act(h * (1 + scale) + shift)
+
+        h = film(self.input(x_in), 0)
         skips = [h]
         for level, layer in enumerate(self.down, start=1):
-            h = act(layer(h) + self.noise[level](emb))
+            h = film(layer(h), level)
             skips.append(h)
         skips.pop()
         for level in reversed(range(len(self.up))):
-            h = act(self.up[level](h) + skips.pop() + self.noise[level](emb))
+            h = film(self.up[level](h) + skips.pop(), level)
         return self.output(h)
