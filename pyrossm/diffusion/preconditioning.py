@@ -67,26 +67,31 @@ def diffusion_bound(network, schedule, z0, context, num_draws=1, include_constan
     return bound
 
 
-def denoising_loss(network, schedule, z0, context=None, num_draws=1):
+def denoising_loss(network, schedule, z0, context=None, num_draws=1, mask=None):
     r"""The x0-prediction loss ``E_{k, eps} ||D(z^_k, sigma_k, c) - z^0||^2`` per example, with
     ``k ~ Unif{1..K}`` (the "simple" objective of Ho et al., 2020, written for the clean sample as
     in Diffusion-TS and L2D-Diff), for diffusion models trained for samples rather than for a
     bound.  ``D`` is :func:`denoise`'s preconditioned denoiser.
 
     :param network: see :func:`denoise`.  :param schedule: :class:`~pyrossm.diffusion.NoiseSchedule`.
-    :param z0: ``(B, d)`` clean samples (flatten any event shape into ``d``).
+    :param z0: ``(B, d)`` clean samples (flatten any event shape into ``d``; missing entries
+        zero-filled).
     :param context: anything the network takes, batched over ``B``.
     :param int num_draws: draws of ``(k, eps)`` per example.
+    :param mask: ``None`` or ``(B, d)``: the squared error counts only where ``mask`` is true
+        (observed entries).
     :returns: ``(B,)``.
     """
     b, d = z0.shape
     k = torch.randint(0, schedule.num_steps, (num_draws, b), device=z0.device)
     sigma = schedule.sigmas[k].reshape(-1)
-    z_hat = z0.repeat(num_draws, 1) + sigma.unsqueeze(-1) * torch.randn(
-        num_draws * b, d, device=z0.device, dtype=z0.dtype
-    )
+    z0_rep = z0.repeat(num_draws, 1)
+    z_hat = z0_rep + sigma.unsqueeze(-1) * torch.randn(num_draws * b, d, device=z0.device, dtype=z0.dtype)
     prediction, _ = denoise(network, z_hat, sigma, _repeat(context, num_draws))
-    return ((prediction - z0.repeat(num_draws, 1)) ** 2).sum(-1).reshape(num_draws, b).mean(0)
+    error = (prediction - z0_rep) ** 2
+    if mask is not None:
+        error = error * mask.to(z0.dtype).repeat(num_draws, 1)
+    return error.sum(-1).reshape(num_draws, b).mean(0)
 
 
 def _repeat(context, times):

@@ -7,6 +7,7 @@ from .dkf import DKF
 from .emission import Emission, GaussianEmission
 from .encoder import SmoothingEncoder
 from .init import StandardNormalInit, VHPInit
+from .l2d import L2DDiff
 from .latent_diffusion import CollapseSimulation, LatentDiffusion, SequenceLatentModel
 from .registry import MODELS, ModelSpec, build_model, get_spec, register_model
 from .ssm import StateSpaceModel
@@ -23,6 +24,7 @@ __all__ = [
     "DDSSM",
     "LatentDiffusion",
     "CollapseSimulation",
+    "L2DDiff",
     "SequenceLatentModel",
     "DiffusionDynamics",
     "DKF",

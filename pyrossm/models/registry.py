@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from .base import CAPABILITIES, capabilities
 from .ddssm import DDSSM
 from .dkf import DKF
+from .l2d import L2DDiff
 from .latent_diffusion import CollapseSimulation, LatentDiffusion
 
 #: arguments filled from the data, not by the user
@@ -110,5 +111,6 @@ register_model(
     CollapseSimulation,
     "Diffusion as variational inference with a collapse-simulation penalty, then a diffusion prior",
 )
+register_model("l2d", L2DDiff, "L2D-Diff: cascaded latent-to-data diffusion for unconditional generation")
 
 __all__ = ["ModelSpec", "MODELS", "register_model", "get_spec", "model_arguments", "build_model", "capabilities"]
