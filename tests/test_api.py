@@ -297,7 +297,7 @@ def no_training(monkeypatch):
         (dict(trainer={"validate_evry": 1}), ValueError, "validate_every"),
         (dict(trainer="dkf-tabel3"), ValueError, "dkf-table3"),
         (dict(trainer=3), TypeError, "trainer"),
-        (dict(model="Kalman"), ValueError, r"one of \['collapse_simulation', 'ddssm', 'dkf', 'l2d', 'latent_diffusion'\]"),
+        (dict(model="Kalman"), ValueError, r"one of \['collapse_simulation', 'ddssm', 'dkf', 'l2d', 'latent_"),
         (dict(num_step=3), TypeError, "'num_steps'"),
         (dict(keep_best=True), TypeError, r"trainer=\{'keep_best': True\}"),
         (dict(annealing="linear"), TypeError, "trainer="),

@@ -74,3 +74,31 @@ def test_posterior_stability_smoke_run_writes_tables_and_dependency_figures(tmp_
     # a second run trains nothing: every run is stored
     posterior_stability.main([*smoke, "--out", str(tmp_path)])
     assert "table1__" not in capsys.readouterr().out
+
+
+def test_generation_smoke_run_writes_score_tables_and_pca_figure(tmp_path, capsys):
+    import generation
+
+    smoke = ["--profile", "smoke", "--steps", "2", "--seeds", "0", "--num-eval", "8", "--metric-steps", "2"]
+    smoke += ["--datasets", "basic_motions", "--generators", "L2D", "LD", "DKF"]
+    generation.main([*smoke, "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    for table in ("**C-FID**", "**DS**", "**PS**", "**Time**"):
+        assert table in out, table
+    assert "| model | basic_motions |" in out and "| L2D |" in out and "| DKF |" in out
+    assert (tmp_path / "pca_basic_motions.png").stat().st_size > 0
+    runs = sorted(p.stem for p in (tmp_path / "runs").glob("*.json"))
+    assert runs == [f"basic_motions__{g}__0" for g in ("DKF", "L2D", "LD")]
+    assert not list((tmp_path / "runs").glob("*.lock"))
+    for name in runs:
+        record = json.loads((tmp_path / "runs" / f"{name}.json").read_text())
+        assert record["num_eval"] == 8 and "error" not in record
+        assert all(np.isfinite(record[k]) for k in ("C-FID", "DS", "PS", "fit_s", "sample_s")), record
+        assert 0.0 <= record["DS"] <= 0.5
+    # the real windows of the figure keep their instance's class label
+    labels = np.load(tmp_path / "runs" / "real__basic_motions__0.npz")["labels"]
+    assert len(labels) == 8 and set(labels) <= {"Standing", "Running", "Walking", "Badminton"}
+    # a second run trains nothing: every run is stored
+    generation.main([*smoke, "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "basic_motions__" not in out and "| LD |" in out
