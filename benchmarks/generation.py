@@ -71,7 +71,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from posterior_stability import as_array, claim, load_data, run_key, store, stored  # noqa: E402
+from posterior_stability import as_array, claim, fit_model, load_data, run_key, store, stored  # noqa: E402
 
 import pyrossm  # noqa: E402
 from pyrossm.evaluation.generation import (  # noqa: E402
@@ -187,18 +187,7 @@ def fit_and_sample(generator, train, num_series, args, seed):
     if family is None:
         return par_fit_and_sample(train, num_series, args, seed)
     options = {**PROFILES[args.profile]["options"].get(family, {}), **fixed}
-    started = time.perf_counter()
-    res = pyrossm.fit(
-        family,
-        train,
-        num_steps=args.steps,
-        batch_size=args.batch_size,
-        seed=seed,
-        progress=False,
-        device=args.device,
-        **options,
-    )
-    fit_s = time.perf_counter() - started
+    res, fit_s = fit_model(family, options, train, args, seed)
     started = time.perf_counter()
     gen = res.sample(num_series=num_series, length=LENGTH, seed=seed)
     sample_s = time.perf_counter() - started

@@ -109,6 +109,18 @@ class SequenceLatentModel(GenerativeModel):
         self.prior_network = VectorDenoiser(latent_dim, tuple(prior_widths))
         #: the largest reverse step at which sampling may stop (Algorithm 2's N; 0 = plain sampling)
         self.max_stop = 0
+        #: the options both families share; each family adds its own
+        self.config = dict(
+            obs_dim=obs_dim,
+            covariate_dim=0,
+            backbone=backbone,
+            hidden_dim=hidden_dim,
+            latent_dim=latent_dim,
+            num_layers=num_layers,
+            dropout=dropout,
+            diffusion_steps=diffusion_steps,
+            prior_widths=list(prior_widths),
+        )
 
     def structure(self):
         return {**super().structure(), "latent_dim": self.latent_dim, "hidden_dim": self.hidden_dim}
@@ -247,18 +259,7 @@ class LatentDiffusion(SequenceLatentModel):
         self.remedy = remedy
         self.to_loc = nn.Linear(hidden_dim, latent_dim)
         self.to_log_scale = nn.Linear(hidden_dim, latent_dim)
-        self.config = dict(
-            obs_dim=obs_dim,
-            covariate_dim=0,
-            backbone=backbone,
-            remedy=remedy,
-            hidden_dim=hidden_dim,
-            latent_dim=latent_dim,
-            num_layers=num_layers,
-            dropout=dropout,
-            diffusion_steps=diffusion_steps,
-            prior_widths=list(prior_widths),
-        )
+        self.config.update(remedy=remedy)
 
     def posterior(self, x, mask):
         """``q(z | X)``: ``(loc, scale)``, each ``(N, M)`` (Eq. 1)."""
@@ -362,21 +363,7 @@ class CollapseSimulation(SequenceLatentModel):
         self.vi_steps, self.collapse_from, self.gamma, self.eta = vi_steps, collapse_from, gamma, float(eta)
         self.normalise = nn.LayerNorm(latent_dim, elementwise_affine=False)
         self.max_stop = vi_steps
-        self.config = dict(
-            obs_dim=obs_dim,
-            covariate_dim=0,
-            backbone=backbone,
-            hidden_dim=hidden_dim,
-            latent_dim=latent_dim,
-            num_layers=num_layers,
-            dropout=dropout,
-            diffusion_steps=diffusion_steps,
-            prior_widths=list(prior_widths),
-            vi_steps=vi_steps,
-            collapse_from=collapse_from,
-            gamma=gamma,
-            eta=self.eta,
-        )
+        self.config.update(vi_steps=vi_steps, collapse_from=collapse_from, gamma=gamma, eta=self.eta)
 
     def alpha_bar(self, step):
         """``abar_i`` for integer steps ``i`` (a long tensor; ``abar_0 = 1``)."""
