@@ -93,8 +93,11 @@ GENERATORS = {
     "DDSSM": ("ddssm", {}),
     "DKF": ("dkf", {}),
     "DeepEcho-PAR": (None, {}),
+    "Real": ("real", {}),
 }
 PAR = "DeepEcho-PAR"
+#: the reference row: training windows scored as if generated (the floor of every score)
+REAL = "Real"
 #: profile -> steps per training stage and the options of each model family (``par``: DeepEcho's
 #: PAR, whose ``epochs`` are ``--steps`` full-batch steps; ``max_windows`` caps the training
 #: windows it sees, as its loss loops over the sequences in Python)
@@ -164,7 +167,7 @@ METRICS = ("C-FID", "DS", "PS", "Corr")
 # ------------------------------------------------------------------ data
 def load_windows(name):
     """``(train, test)`` windows; those of ``basic_motions`` with the ``label`` of their instance."""
-    train, test = load_data(name)
+    train, test = load_data(name) if name == "basic_motions" else load_data(name, block=2 * LENGTH, straddle=True)
     if name == "basic_motions":
         labels = pyrossm.datasets.basic_motions()["label"]
         train, test = (
@@ -186,6 +189,9 @@ def fit_and_sample(generator, train, num_series, args, seed):
     family, fixed = GENERATORS[generator]
     if family is None:
         return par_fit_and_sample(train, num_series, args, seed)
+    if family == "real":
+        index = np.sort(np.random.default_rng(seed).permutation(train.sizes["series"])[:num_series])
+        return as_array(train.isel(series=index), list(train.data_vars)), 0.0, 0.0
     options = {**PROFILES[args.profile]["options"].get(family, {}), **fixed}
     res, fit_s = fit_model(family, options, train, args, seed)
     started = time.perf_counter()

@@ -79,28 +79,38 @@ LATE = 12
 
 
 # ------------------------------------------------------------------ data
-def _blocked(ds, seed=0, fraction=0.2, block=10 * LENGTH):
+def _blocked(ds, seed=0, fraction=0.2, block=10 * LENGTH, straddle=False):
     """Windows (stride 1) of a long series cut into blocks of ``block`` steps, a seeded
     ``fraction`` of the blocks held out: held-out windows share no step with training windows,
     and both cover every period (a chronological split of a trending price would hold out
-    another regime)."""
+    another regime).  ``straddle=False``: windows lie inside one block; ``True``: a window may
+    cross the border of two blocks on the same side of the split (fewer windows are lost, so
+    that short blocks, which spread the held-out steps over every period, stay affordable)."""
     num_blocks = ds.sizes["time"] // block
     order = np.random.default_rng(seed).permutation(num_blocks)
     held = set(order[: max(1, int(round(fraction * num_blocks)))].tolist())
-    parts = {True: [], False: []}
-    for b in range(num_blocks):
-        piece = windows(ds.isel(time=slice(b * block, (b + 1) * block)), LENGTH, stride=1)
-        parts[b in held].append(piece)
+    if straddle:
+        side = np.array([b in held for b in range(num_blocks)]).repeat(block)
+        all_windows = windows(ds.isel(time=slice(0, num_blocks * block)), LENGTH, stride=1)
+        starts = np.arange(all_windows.sizes["series"])
+        inside = np.stack([side[starts + k] for k in range(LENGTH)])
+        parts = {h: [all_windows.isel(series=np.flatnonzero((inside == h).all(axis=0)))] for h in (True, False)}
+    else:
+        parts = {True: [], False: []}
+        for b in range(num_blocks):
+            piece = windows(ds.isel(time=slice(b * block, (b + 1) * block)), LENGTH, stride=1)
+            parts[b in held].append(piece)
     train, test = (xr.concat(parts[h], dim="series") for h in (False, True))
     return (d.assign_coords(series=np.arange(d.sizes["series"])) for d in (train, test))
 
 
-def load_data(name):
-    """``(train, test)`` windows of a shipped data set, as ``xr.Dataset`` (series, time)."""
+def load_data(name, **split):
+    """``(train, test)`` windows of a shipped data set, as ``xr.Dataset`` (series, time);
+    ``split``: :func:`_blocked`'s options for the long series (stock, energy)."""
     if name == "stock":
-        return tuple(_blocked(pyrossm.datasets.stock()))
+        return tuple(_blocked(pyrossm.datasets.stock(), **split))
     if name == "energy":
-        return tuple(_blocked(pyrossm.datasets.energy()))
+        return tuple(_blocked(pyrossm.datasets.energy(), **split))
     if name == "basic_motions":
         ds = pyrossm.datasets.basic_motions()
         split = ds["split"].values

@@ -9,6 +9,12 @@ Synthetic systems (:mod:`pyrossm.datasets.synthetic`):
 - :func:`linear_gaussian` — a linear Gaussian state-space model, whose exact filtering and
   predictive distributions are given by :func:`kalman_filter` / :func:`kalman_predictive`.
 
+A suite of synthetic systems with exact one-step laws (:mod:`pyrossm.datasets.systems`): each a
+:class:`System` (simulator, exact Gaussian-mixture law of ``x_t`` given the state at ``t - 1``,
+covariates) in the registry :data:`SYSTEMS` / :func:`systems.systems` -- :func:`bimodal_walk`,
+:func:`trimodal_walk`, :func:`state_dependent_modes`, :func:`covariate_gated`,
+:func:`two_dim_latent`, :func:`regime_switching_seasonal`.
+
 Real data (:mod:`pyrossm.datasets.real`; see ``pyrossm/datasets/data/README.md`` for provenance
 and licences):
 
@@ -40,16 +46,36 @@ from .synthetic import (
     kalman_predictive,
     linear_gaussian,
 )
+from .systems import (
+    SYSTEMS,
+    System,
+    bimodal_walk,
+    covariate_gated,
+    get_system,
+    regime_switching_seasonal,
+    state_dependent_modes,
+    trimodal_walk,
+    two_dim_latent,
+)
 
 __all__ = [
     "GaussianMixture1D",
+    "SYSTEMS",
+    "System",
     "basic_motions",
     "bimodal_random_walk",
     "bimodal_transition_law",
+    "bimodal_walk",
+    "covariate_gated",
     "energy",
+    "get_system",
     "geyser",
     "kalman_filter",
     "kalman_predictive",
     "linear_gaussian",
+    "regime_switching_seasonal",
+    "state_dependent_modes",
     "stock",
+    "trimodal_walk",
+    "two_dim_latent",
 ]

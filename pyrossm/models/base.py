@@ -14,6 +14,13 @@ from dataclasses import dataclass
 from pyro.nn import PyroModule
 
 
+def refuse_covariates(model_name: str, covariate_dim) -> None:
+    """The check of a family that models no covariates: a ``ValueError`` naming ``model_name``
+    unless ``covariate_dim`` is 0."""
+    if covariate_dim:
+        raise ValueError(f"{model_name} does not use covariates; got covariate_dim={covariate_dim}")
+
+
 @dataclass(frozen=True)
 class Stage:
     """One stage of training: an objective over some parameter groups for some steps.

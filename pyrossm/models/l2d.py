@@ -26,10 +26,11 @@ from ..diffusion import NoiseSchedule, ddim_sample, ddpm_sample, denoise, denois
 from ..distributions.latent_prior import DiffusionPrior
 from ..inference.objectives import AnnealedELBO, ObservedSites
 from ..nn.denoiser import DiffusionEmbedding
-from ..nn.ts2vec import TS2VecEncoder, _DilatedBlock
+from ..nn.ts2vec import DilatedBlock, TS2VecEncoder
 from ..nn.vector_denoiser import VectorDenoiser
-from .base import GenerativeModel, Stage
-from .latent_diffusion import _check_int, evaluating
+from ..validation import check_positive_int
+from .base import GenerativeModel, Stage, refuse_covariates
+from .latent_diffusion import evaluating
 
 SAMPLERS = ("ddpm", "ddim")
 #: the floor of the latent's standard deviation when it is standardised
@@ -117,7 +118,7 @@ class DataDenoiser(nn.Module):
         self.embedding = DiffusionEmbedding(embedding_dim, channels)
         self.noise = nn.ModuleList(nn.Linear(channels, channels) for _ in range(num_layers))
         self.guidance = nn.ModuleList(nn.Conv1d(channels, channels, 1) for _ in range(num_layers))
-        self.blocks = nn.ModuleList(_DilatedBlock(channels, channels, 2**i, 3) for i in range(num_layers))
+        self.blocks = nn.ModuleList(DilatedBlock(channels, channels, 2**i, 3) for i in range(num_layers))
         self.output = nn.Conv1d(channels, obs_dim, 1)
         nn.init.zeros_(self.output.weight)
         nn.init.zeros_(self.output.bias)
@@ -225,8 +226,7 @@ class L2DDiff(GenerativeModel):
         data_only=False,
     ):
         super().__init__()
-        if covariate_dim:
-            raise ValueError(f"L2DDiff does not use covariates; got covariate_dim={covariate_dim}")
+        refuse_covariates(type(self).__name__, covariate_dim)
         for name, value in (
             ("obs_dim", obs_dim),
             ("length", length),
@@ -238,7 +238,7 @@ class L2DDiff(GenerativeModel):
             ("latent_steps", latent_steps),
             ("data_steps", data_steps),
         ):
-            _check_int(name, value)
+            check_positive_int(name, value)
         if isinstance(mask_rate, bool) or not isinstance(mask_rate, (int, float)) or not 0 < mask_rate < 1:
             raise ValueError(f"mask_rate must be a number in (0, 1), got {mask_rate!r}")
         if latent_only and data_only:
@@ -249,7 +249,7 @@ class L2DDiff(GenerativeModel):
             if sampler != "ddim":
                 raise ValueError(f"num_sampling_steps applies to sampler='ddim', got sampler={sampler!r}")
             used = ([] if data_only else [latent_steps]) + ([] if latent_only else [data_steps])
-            _check_int("num_sampling_steps", num_sampling_steps)
+            check_positive_int("num_sampling_steps", num_sampling_steps)
             if num_sampling_steps > min(used):
                 raise ValueError(
                     f"num_sampling_steps must be at most the diffusion steps {min(used)}, got {num_sampling_steps}"

@@ -38,17 +38,12 @@ from ..inference.objectives import AnnealedELBO, ObservedSites
 from ..inference.schedules import AnnealingSchedule
 from ..nn.sequence import AutoregressiveDecoder, SequenceEncoder, check_backbone
 from ..nn.vector_denoiser import VectorDenoiser
-from .base import GenerativeModel, Stage
+from ..validation import check_nonnegative_int, check_positive_int
+from .base import GenerativeModel, Stage, refuse_covariates
 
 REMEDIES = (None, "kl_annealing", "variable_masking", "skip_connections")
 #: the decoder input dropout of the variable-masking remedy
 VARIABLE_MASKING_RATE = 0.25
-
-
-def _check_int(name, value, low=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
 
 
 @contextmanager
@@ -91,12 +86,11 @@ class SequenceLatentModel(GenerativeModel):
         encoder_out=None,
     ):
         super().__init__()
-        if covariate_dim:
-            raise ValueError(f"{type(self).__name__} does not use covariates; got covariate_dim={covariate_dim}")
+        refuse_covariates(type(self).__name__, covariate_dim)
         check_backbone(backbone)
         for name, value in (("hidden_dim", hidden_dim), ("latent_dim", latent_dim), ("num_layers", num_layers)):
-            _check_int(name, value)
-        _check_int("diffusion_steps", diffusion_steps)
+            check_positive_int(name, value)
+        check_positive_int("diffusion_steps", diffusion_steps)
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.obs_dim, self.covariate_dim = obs_dim, 0
@@ -344,10 +338,10 @@ class CollapseSimulation(SequenceLatentModel):
         gamma=2,
         eta=1.0,
     ):
-        _check_int("diffusion_steps", diffusion_steps)
-        _check_int("vi_steps", vi_steps, low=0)
-        _check_int("collapse_from", collapse_from)
-        _check_int("gamma", gamma)
+        check_positive_int("diffusion_steps", diffusion_steps)
+        check_nonnegative_int("vi_steps", vi_steps)
+        check_positive_int("collapse_from", collapse_from)
+        check_positive_int("gamma", gamma)
         if max(vi_steps, collapse_from) > diffusion_steps:
             raise ValueError(
                 f"need vi_steps <= diffusion_steps and collapse_from <= diffusion_steps (N, M <= L), got "

@@ -54,7 +54,7 @@ def seeded_init_(module: nn.Module, generator: torch.Generator) -> nn.Module:
     return module
 
 
-class _DilatedBlock(nn.Module):
+class DilatedBlock(nn.Module):
     """GELU -> dilated conv -> GELU -> dilated conv, plus the (projected) input."""
 
     def __init__(self, in_channels, out_channels, dilation, kernel_size):
@@ -89,7 +89,7 @@ class TS2VecEncoder(nn.Module):
         widths = [hidden_size] * depth + [repr_dim]
         blocks, prev = [], hidden_size
         for i, width in enumerate(widths):
-            blocks.append(_DilatedBlock(prev, width, 2**i, kernel_size))
+            blocks.append(DilatedBlock(prev, width, 2**i, kernel_size))
             prev = width
         self.blocks = nn.Sequential(*blocks)
 
