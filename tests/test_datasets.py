@@ -329,18 +329,27 @@ def test_real_data_is_package_data(monkeypatch, tmp_path):
 
 
 def test_public_names():
-    # pyrossm.datasets became a package (synthetic.py, real.py): the old names are all still there
+    # pyrossm.datasets became a package (synthetic.py, real.py, systems.py): the old names are all still there
     names = [
         "GaussianMixture1D",
+        "SYSTEMS",
+        "System",
         "basic_motions",
         "bimodal_random_walk",
         "bimodal_transition_law",
+        "bimodal_walk",
+        "covariate_gated",
         "energy",
+        "get_system",
         "geyser",
         "kalman_filter",
         "kalman_predictive",
         "linear_gaussian",
+        "regime_switching_seasonal",
+        "state_dependent_modes",
         "stock",
+        "trimodal_walk",
+        "two_dim_latent",
     ]
     assert sorted(datasets.__all__) == names
     for name in names + ["DATA_DIR", "STOCK_COLUMNS", "BASIC_MOTIONS_CHANNELS"]:

@@ -415,7 +415,7 @@ TWO_DIM = {
     "angle": math.pi / 6,
     "step": 3.0,
     "latent_sd": 0.3,
-    "projection": [1.0, 0.5],
+    "projection": [1.0, -0.5],
     "noise_var": NOISE_VAR,
 }
 
@@ -437,11 +437,12 @@ def two_dim_latent(num_series=1024, length=32, seed=0, *, return_latent=False):
 
         z_t = 0.9 R(\pi/6) z_{t-1} + 3 s_t e_1 + \eta_t, \quad
         s_t \sim \text{Uniform}\{-1, +1\}, \quad \eta_t \sim \mathcal{N}(0, 0.3^2 I_2), \qquad
-        x_t = z_{t,1} + 0.5 z_{t,2} + \epsilon_t, \quad \epsilon_t \sim \mathcal{N}(0, 0.2),
+        x_t = z_{t,1} - 0.5 z_{t,2} + \epsilon_t, \quad \epsilon_t \sim \mathcal{N}(0, 0.2),
 
     with :math:`R(\theta)` the rotation by :math:`\theta` and :math:`e_1 = (1, 0)`.  One
     observation does not determine the latent: the law of ``x_t`` depends on both coordinates of
-    ``z_{t-1}``.  Draws: all signs, all latent noises, then all observation noises.
+    ``z_{t-1}`` (:math:`c^\top A \approx (0.55, -0.84)` for :math:`c = (1, -0.5)`).
+    Draws: all signs, all latent noises, then all observation noises.
 
     :param int num_series: number of series ``N``.
     :param int length: number of time steps ``T``.
@@ -465,7 +466,7 @@ def two_dim_latent(num_series=1024, length=32, seed=0, *, return_latent=False):
         z[:, t] = previous
     equations = (
         "z_t = 0.9 R(pi/6) z_{t-1} + 3 s_t e_1 + N(0, 0.3^2 I), s_t ~ U{-1,+1}, z_{-1} = 0; "
-        "x_t = z_{t,1} + 0.5 z_{t,2} + N(0, 0.2)"
+        "x_t = z_{t,1} - 0.5 z_{t,2} + N(0, 0.2)"
     )
     return _output(
         "two_dim_latent",
@@ -481,7 +482,7 @@ def two_dim_latent(num_series=1024, length=32, seed=0, *, return_latent=False):
 def two_dim_latent_law(latent, t, data=None) -> GaussianMixture1D:
     r"""
     Exact law of ``x_t`` given ``z_{t-1}`` in :func:`two_dim_latent`, with ``A = 0.9 R(pi/6)``
-    and ``c = (1, 0.5)``:
+    and ``c = (1, -0.5)``:
     :math:`\tfrac12 \mathcal{N}(c^\top A z_{t-1} + 3, v) + \tfrac12 \mathcal{N}(c^\top A z_{t-1} - 3, v)`,
     :math:`v = 0.3^2 \lVert c \rVert^2 + 0.2`.
 

@@ -1,0 +1,238 @@
+"""The library defaults on the suite of synthetic systems with exact one-step laws (issue 29).
+
+For every system of :mod:`pyrossm.datasets.systems` (``--systems``) and every model
+(``--models``: ``ddssm``, ``dkf``): simulate a training set (``--num-train`` series x ``--length``
+steps, seed ``--seed``) and a test set (``--num-test`` series, seed ``--seed + 1``); fit
+``pyrossm.fit(model=m, data=train)`` with nothing but the library defaults -- plus the system's
+covariates (``covariates=["u"]`` for ``covariate_gated``), ``seed``, ``progress`` and, only when
+``--num-steps`` is given, ``num_steps``; then draw ``--num-samples`` times from the 1-step
+predictive of ``x`` at the last step given the first ``T - 1`` steps (``res.forecast(context,
+horizon=1)``, with the last step's covariates as ``future_covariates``), as
+``benchmarks/bimodal.py`` does.
+
+Scores: per test series, the Jensen-Shannon divergence (base 2, 100 bins) between the draws and
+the exact law of ``x_T`` given the true latent state at ``T - 1`` (``system.one_step_law``), on
+``[min(mean - 8, lowest mode - 6 sd), max(mean + 8, highest mode + 6 sd)]`` (for the bimodal walk
+exactly ``bimodal.py``'s ``mean +- 8``); mean and standard error over the test series.  The
+sampling floor is the JSD of as many exact draws from the law on the same bins: what a perfect
+model would score with that number of draws; ``ratio`` = model JSD / floor JSD (1 is perfect).
+Fit and forecast seconds are wall-clock times (the first fit of a process also pays torch's and
+Pyro's one-time setup).  Cost: on a 2-core CPU shared with another job, one thread, the DKF with
+the defaults took 1.6 s per SVI step (batch 128 x 32 steps) and 255 s for 512 draws x 256 test
+series; the defaults' 1000 steps and 1024 x 1024 draws are meant for a GPU (``fit``'s default
+``device="auto"`` takes one when there is one), or ``--num-steps`` / ``--num-test`` /
+``--num-samples`` smaller on a CPU.
+
+Each run (system x model) is stored as JSON in ``--out/runs/`` (written to a temporary file, then
+renamed) and skipped when it is there, so a cut run resumes; its file name records the settings
+(steps, sizes, seed), so runs with other settings do not collide.  A fit that fails is stored
+with its error (delete the file to retry).  ``--report`` only prints the table of what is stored.
+
+    python benchmarks/defaults.py                                     # every system, both models
+    python benchmarks/defaults.py --models dkf &  python benchmarks/defaults.py --models ddssm &
+    wait; python benchmarks/defaults.py --report                      # one process per core
+    python benchmarks/defaults.py --systems covariate_gated --num-steps 2 --num-train 16 \\
+        --length 8 --num-test 4 --num-samples 16 --out /tmp/defaults-smoke        # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import pyrossm
+from pyrossm.datasets.systems import SYSTEMS, get_system
+from pyrossm.evaluation import jsd_to_density
+
+MODELS = ("ddssm", "dkf")
+#: the JSD's range around the law: at least its mean +- PAD, and every used mode +- TAIL sds
+PAD, TAIL = 8.0, 6.0
+
+
+def jsd_bounds(law):
+    """``dict(low=(N,), high=(N,))``: the binning range of :func:`jsd_to_density` for ``law``
+    (a batch of :class:`~pyrossm.datasets.GaussianMixture1D` over series)."""
+    used = law.weights > 0
+    lowest = np.where(used, law.means - TAIL * law.stds, np.inf).min(-1)
+    highest = np.where(used, law.means + TAIL * law.stds, -np.inf).max(-1)
+    return dict(low=np.minimum(law.mean - PAD, lowest), high=np.maximum(law.mean + PAD, highest))
+
+
+def summarise(jsd):
+    jsd = np.asarray(jsd, dtype=np.float64)
+    se = jsd.std(ddof=1) / np.sqrt(len(jsd)) if len(jsd) > 1 else float("nan")
+    return float(jsd.mean()), float(se)
+
+
+def run_key(system, model, args):
+    steps = "default" if args.num_steps is None else args.num_steps
+    return (
+        f"{system}__{model}__steps-{steps}__train{args.num_train}x{args.length}"
+        f"__test{args.num_test}__draws{args.num_samples}__seed{args.seed}"
+    )
+
+
+def stored(out, key):
+    path = Path(out) / "runs" / f"{key}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def store(out, key, record):
+    """Writes ``record`` atomically: a temporary file in the same folder, then ``os.replace``."""
+    path = Path(out) / "runs" / f"{key}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def data_sets(system, args):
+    """``(train, test, law)``: the law is the exact one of the test set's last step."""
+    train = system.simulate(num_series=args.num_train, length=args.length, seed=args.seed)
+    test, latent = system.simulate(num_series=args.num_test, length=args.length, seed=args.seed + 1, return_latent=True)
+    return train, test, system.one_step_law(latent, args.length - 1, test)
+
+
+def one_step_draws(result, test, system, num_samples, seed):
+    """``(S, N)`` draws of ``x_T`` given ``x_{1:T-1}`` (and the covariates up to ``T``)."""
+    length = test.sizes["time"]
+    context = test.isel(time=slice(0, length - 1))
+    future = test[list(system.covariates)].isel(time=slice(length - 1, length)) if system.covariates else None
+    forecast = result.forecast(context, horizon=1, num_samples=num_samples, future_covariates=future, seed=seed)
+    return forecast["x"].values[:, :, 0]
+
+
+def sampling_floor(law, num_samples, seed):
+    """JSD of ``num_samples`` exact draws of ``law`` per series (the same bins as the models')."""
+    exact = law.sample(num_samples, np.random.default_rng(seed))
+    return jsd_to_density(exact, law.pdf, **jsd_bounds(law))
+
+
+def run(system, model, args):
+    """One fit and its 1-step scores, as a JSON-ready dict."""
+    train, test, law = data_sets(system, args)
+    floor_mean, floor_se = summarise(sampling_floor(law, args.num_samples, args.seed))
+    record = {
+        "system": system.name,
+        "model": model,
+        "num_steps": args.num_steps,
+        "num_train": args.num_train,
+        "length": args.length,
+        "num_test": args.num_test,
+        "num_samples": args.num_samples,
+        "seed": args.seed,
+        "floor_mean": floor_mean,
+        "floor_se": floor_se,
+    }
+    options = dict(seed=args.seed, progress=args.progress)
+    if system.covariates:
+        options["covariates"] = list(system.covariates)
+    if args.num_steps is not None:
+        options["num_steps"] = args.num_steps
+    try:
+        start = time.perf_counter()
+        result = pyrossm.fit(model=model, data=train, **options)
+        fit_s = time.perf_counter() - start
+        start = time.perf_counter()
+        draws = one_step_draws(result, test, system, args.num_samples, args.seed)
+        forecast_s = time.perf_counter() - start
+    except Exception as err:  # recorded, so that one failure does not stop the suite
+        return {**record, "error": f"{type(err).__name__}: {err}"}
+    jsd_mean, jsd_se = summarise(jsd_to_density(draws, law.pdf, **jsd_bounds(law)))
+    history = result.history
+    return {
+        **record,
+        "jsd_mean": jsd_mean,
+        "jsd_se": jsd_se,
+        "ratio": jsd_mean / floor_mean,
+        "fit_s": fit_s,
+        "forecast_s": forecast_s,
+        "steps_trained": int(len(history)),
+        "final_loss": float(history["loss"].iloc[-1]) if "loss" in history and len(history) else None,
+        "nonfinite_draws": int((~np.isfinite(draws)).sum()),
+        "model_config": result.config.get("model_config"),
+        "trainer": result.config.get("trainer"),
+    }
+
+
+def table(records):
+    """The markdown table of the stored records (``None`` for a run not stored yet)."""
+    lines = [
+        "| system | model | 1-step JSD | sampling floor | ratio | fit s | forecast s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (system, model), rec in records.items():
+        if rec is None:
+            lines.append(f"| {system} | {model} | not run | | | | |")
+        elif "error" in rec:
+            lines.append(f"| {system} | {model} | failed | {rec['floor_mean']:.4f} +- {rec['floor_se']:.4f} | | | |")
+        else:
+            lines.append(
+                f"| {system} | {model} | {rec['jsd_mean']:.4f} +- {rec['jsd_se']:.4f} "
+                f"| {rec['floor_mean']:.4f} +- {rec['floor_se']:.4f} | {rec['ratio']:.2f} "
+                f"| {rec['fit_s']:.1f} | {rec['forecast_s']:.2f} |"
+            )
+    failures = [f"{s} / {m}: {r['error']}" for (s, m), r in records.items() if r is not None and "error" in r]
+    return "\n".join(lines + ([""] + ["failed: " + f for f in failures] if failures else []))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--num-steps", type=int, default=None, help="SVI steps (default: the library's)")
+    parser.add_argument("--num-train", type=int, default=1024, help="training series")
+    parser.add_argument("--length", type=int, default=32, help="time steps of every series")
+    parser.add_argument("--num-test", type=int, default=1024, help="test series")
+    parser.add_argument("--num-samples", type=int, default=1024, help="1-step predictive draws per test series")
+    parser.add_argument("--seed", type=int, default=0, help="training data and fit seed (test data: seed + 1)")
+    parser.add_argument("--progress", action="store_true", help="show the library's progress bar")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch.set_num_threads (0: torch's default, one per core); 1 by default: the small networks "
+        "of the defaults run several times faster on one thread than on two contended ones",
+    )
+    parser.add_argument("--out", default="benchmarks/output/defaults", help="folder of the stored runs (runs/*.json)")
+    parser.add_argument("--report", action="store_true", help="only print the table of the stored runs")
+    args = parser.parse_args(argv)
+    if args.length < 2:
+        parser.error("--length must be at least 2 (a context and the scored step)")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+
+    print(
+        f"library defaults on {len(args.systems)} systems: {args.num_train} train / {args.num_test} test series x "
+        f"{args.length} steps, SVI steps {args.num_steps or 'default'}, {args.num_samples} draws, seed {args.seed}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+    records = {}
+    for name in args.systems:
+        system = get_system(name)
+        for model in args.models:
+            key = run_key(name, model, args)
+            rec = stored(args.out, key)
+            if rec is None and not args.report:
+                print(f"{key} ...", flush=True)
+                rec = run(system, model, args)
+                store(args.out, key, rec)
+                if "error" in rec:
+                    print(f"  failed: {rec['error']}", file=sys.stderr)
+                else:
+                    print(f"  JSD {rec['jsd_mean']:.4f} (floor {rec['floor_mean']:.4f}), fit {rec['fit_s']:.1f} s")
+            records[name, model] = rec
+    print()
+    print(table(records))
+    return records
+
+
+if __name__ == "__main__":
+    main()
