@@ -47,7 +47,10 @@ def test_quick_start_runs(tmp_path, monkeypatch):
     plt.close("all")
 
 
-@pytest.mark.parametrize("name", ["bimodal_forecasting", "custom_ssm_with_diffusion_transitions", "geyser"])
+@pytest.mark.parametrize(
+    "name",
+    ["bimodal_forecasting", "custom_ssm_with_diffusion_transitions", "generation", "geyser", "posterior_collapse"],
+)
 def test_readme_links_each_tutorial(name):
     assert f"tutorials/{name}.ipynb" in README.read_text()
 
