@@ -79,7 +79,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from posterior_stability import as_array, claim, fit_model, load_data, run_key, store, stored  # noqa: E402
 
-import pyrossm  # noqa: E402
 from pyrossm.evaluation.generation import (  # noqa: E402
     context_fid,
     correlational_score,
@@ -173,15 +172,10 @@ METRICS = ("C-FID", "DS", "PS", "Corr")
 
 # ------------------------------------------------------------------ data
 def load_windows(name):
-    """``(train, test)`` windows; those of ``basic_motions`` with the ``label`` of their instance."""
-    train, test = load_data(name) if name == "basic_motions" else load_data(name, block=2 * LENGTH, straddle=True)
+    """``(train, test)`` windows; those of ``basic_motions`` carry the ``label`` of their instance."""
     if name == "basic_motions":
-        labels = pyrossm.datasets.basic_motions()["label"]
-        train, test = (
-            d.assign_coords(label=("series", labels.sel(series=d["source_series"].values).values))
-            for d in (train, test)
-        )
-    return train, test
+        return load_data(name)
+    return load_data(name, block=2 * LENGTH, straddle=True)
 
 
 def eval_windows(test, num_eval, seed):

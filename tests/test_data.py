@@ -654,3 +654,21 @@ def test_windows_cut_long_series_and_say_where_each_came_from():
     assert windows(ds, 5).sizes["series"] == 4  # adjacent by default
     with pytest.raises(ValueError, match="exceeds the data's 10 time steps"):
         windows(ds, 11)
+
+
+def test_windows_carry_per_series_coordinates():
+    import xarray as xr
+
+    from pyrossm.data import windows
+
+    ds = xr.Dataset(
+        {"x": (("series", "time"), np.arange(30.0).reshape(3, 10))},
+        coords={"series": [7, 3, 5], "label": ("series", ["a", "b", "c"]), "time": np.arange(10)},
+    )
+    w = windows(ds, 4, stride=3)  # 3 windows per series
+    assert w.sizes["series"] == 9
+    assert w["source_series"].values.tolist() == [7, 7, 7, 3, 3, 3, 5, 5, 5]
+    assert w["label"].values.tolist() == ["a"] * 3 + ["b"] * 3 + ["c"] * 3
+    assert w["x"].values[3].tolist() == [10.0, 11.0, 12.0, 13.0]  # series 3 is the second row
+    sub = windows(ds.isel(series=[2, 0]), 4, stride=3)
+    assert sub["label"].values.tolist() == ["c"] * 3 + ["a"] * 3

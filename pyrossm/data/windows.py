@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from ..validation import check_positive_int
@@ -17,8 +18,10 @@ def windows(data, length, stride=None) -> xr.Dataset:
     :param int stride: steps between window starts (default ``length``: adjacent windows).
     :returns: ``xr.Dataset`` with dims ``(series, time)``: one series per window, ``time`` the
         positions ``0 .. length - 1``; the non-index coordinates ``source_series`` and
-        ``start_time`` (``(series,)``) say where each window comes from.  A window past the end
-        of the data is not made; windows are in order of source series, then start.
+        ``start_time`` (``(series,)``) say where each window comes from; the data's other
+        coordinates along ``series`` alone (a class label, a split) are repeated onto its
+        windows.  A window past the end of the data is not made; windows are in order of source
+        series, then start.
     :raises ValueError: if ``length`` exceeds the data's time steps.
     """
     ds = as_dataset(data)
@@ -34,11 +37,23 @@ def windows(data, length, stride=None) -> xr.Dataset:
     out = flat.drop_vars(["piece", SERIES, "window"]).rename({"piece": SERIES})
     source = np.repeat(ds[SERIES].values, len(starts))
     start_time = np.tile(ds[TIME].values[starts], ds.sizes[SERIES])
+    # per-series coordinates (a class label, a split) follow their series into every window
+    carried = {}
+    if isinstance(data, (xr.Dataset, xr.DataArray)) and SERIES in data.dims:
+        order = pd.Index(data[SERIES].values).get_indexer(ds[SERIES].values)
+        position = np.repeat(order, len(starts))
+        carried = {
+            name: (SERIES, coord.values[position])
+            for name, coord in data.coords.items()
+            if coord.dims == (SERIES,) and name not in (SERIES, "source_series", "start_time")
+        }
+    out = out.drop_vars([name for name in carried if name in out.coords])
     return out.assign_coords(
         {
             SERIES: np.arange(out.sizes[SERIES]),
             TIME: np.arange(length),
             "source_series": (SERIES, source),
             "start_time": (SERIES, start_time),
+            **carried,
         }
     ).transpose(SERIES, TIME, ...)
