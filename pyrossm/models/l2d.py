@@ -294,7 +294,11 @@ class L2DDiff(GenerativeModel):
         return self.length
 
     def structure(self):
-        return {**super().structure(), "length": self.length, "latent_dim": self.latent_dim}
+        structure = {**super().structure(), "length": self.length, "latent_dim": self.latent_dim}
+        for ablation in ("latent_only", "data_only"):
+            if getattr(self, ablation):  # shown in the fit's repr; absent (as in older files) when off
+                structure[ablation] = True
+        return structure
 
     def parameter_groups(self):
         parts = {

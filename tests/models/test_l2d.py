@@ -191,6 +191,8 @@ def test_generate_batches_draws_and_series(options):
     x = model.generate(3, 8, torch.zeros(2, 3, 8, 0))  # (S, N, T, V): S = 2 draws of N = 3 series
     assert x.shape == (2, 3, 8, 2) and torch.isfinite(x).all()
     assert model.generate(3, 8).shape == (1, 3, 8, 2)
+    ablations = {k for k in ("latent_only", "data_only") if options.get(k)}
+    assert {k for k in model.structure() if k in ("latent_only", "data_only")} == ablations
 
 
 @pytest.mark.parametrize(
