@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..nn import check_architecture
 from .dkf import PresetModel
 from .ssm import check_order_and_latent_dim
 from .transition import DiffusionDynamics
@@ -41,6 +42,11 @@ class DDSSM(PresetModel):
         ReLU layers died in some fits, see :class:`~pyrossm.nn.CSDIDenoiser`; SiLU prevented that
         but did not lower the bimodal JSD, ``docs/experiments/2026-11-30-dead-units.md``).  Fits saved
         before this option existed load with ReLU.
+    :param str architecture: every network's shape: ``"paper"`` (default; Tables 1-2) or
+        ``"compact"``: MLPs over the flattened inputs in the encoder, emission and VHP (see
+        :class:`~pyrossm.models.DKF`) and an MLP denoiser (:class:`~pyrossm.nn.MLPDenoiser`,
+        ``diffusion_layers`` hidden layers of width ``diffusion_channels``, the same
+        preconditioning and bound).  Fits saved before this option existed load as ``"paper"``.
     """
 
     def __init__(
@@ -65,8 +71,10 @@ class DDSSM(PresetModel):
         diffusion_beta_end=None,
         diffusion_beta_start=None,
         activation="relu",
+        architecture="paper",
     ):
         check_order_and_latent_dim(order, latent_dim)
+        check_architecture(architecture)
         transition = DiffusionDynamics(
             latent_dim,
             order,
@@ -82,6 +90,7 @@ class DDSSM(PresetModel):
             beta_end=diffusion_beta_end,
             beta_start=diffusion_beta_start,
             activation=activation,
+            architecture=architecture,
         )
         super().__init__(
             transition,
@@ -106,5 +115,6 @@ class DDSSM(PresetModel):
                 diffusion_beta_end=diffusion_beta_end,
                 diffusion_beta_start=diffusion_beta_start,
                 activation=activation,
+                architecture=architecture,
             ),
         )

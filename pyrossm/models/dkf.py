@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..nn import check_architecture
 from .emission import GaussianEmission
 from .encoder import SmoothingEncoder
 from .init import StandardNormalInit, VHPInit
@@ -16,8 +17,8 @@ class PresetModel(StateSpaceModel):
         parts, which fixes the order in which parameters are initialised for a seed).
     :param dict config: the subclass's constructor arguments -- at least ``obs_dim``,
         ``latent_dim``, ``order``, ``covariate_dim``, ``init``, ``channels``, ``hidden_dim``,
-        ``encoder_layers``, ``emission_layers`` and ``activation`` -- kept as ``self.config`` (what
-        :func:`pyrossm.load` rebuilds the model from).
+        ``encoder_layers``, ``emission_layers``, ``activation`` and ``architecture`` -- kept as
+        ``self.config`` (what :func:`pyrossm.load` rebuilds the model from).
     """
 
     def __init__(self, transition, config):
@@ -33,6 +34,7 @@ class PresetModel(StateSpaceModel):
             c["encoder_layers"],
             c["emission_layers"],
             c["activation"],
+            c["architecture"],
         )
         super().__init__(
             transition=transition,
@@ -59,6 +61,12 @@ class DKF(PresetModel):
     :param str activation: every network's activation, ``"relu"`` (default, the paper's) or
         ``"silu"``, whose units cannot die (whole ReLU layers died in some fits, see
         :class:`~pyrossm.nn.CSDIDenoiser`).  Fits saved before this option existed load with ReLU.
+    :param str architecture: every network's shape: ``"paper"`` (default; the Context Producers
+        of Table 1) or ``"compact"`` (MLPs over the flattened inputs with the same bounded
+        log-variance and linear skip to the mean, and a one-layer future-summary GRU instead of
+        three: several times cheaper to train and to sample; see :mod:`pyrossm.nn.architecture`).  ``hidden_dim`` is
+        then the MLPs' width and the ``*_layers`` their depth; ``channels`` does not apply.  Fits
+        saved before this option existed load as ``"paper"``.
     """
 
     def __init__(
@@ -74,11 +82,21 @@ class DKF(PresetModel):
         emission_layers=2,
         transition_layers=3,
         activation="relu",
+        architecture="paper",
     ):
         check_order_and_latent_dim(order, latent_dim)  # before the parts are built from them
+        check_architecture(architecture)
         # the transition is built first, then the shared parts: parameter initialisation order
         transition = GaussianTransition(
-            latent_dim, order, covariate_dim, channels, transition_layers, hidden_dim, hidden_dim, activation=activation
+            latent_dim,
+            order,
+            covariate_dim,
+            channels,
+            transition_layers,
+            hidden_dim,
+            hidden_dim,
+            activation=activation,
+            architecture=architecture,
         )
         super().__init__(
             transition,
@@ -94,6 +112,7 @@ class DKF(PresetModel):
                 emission_layers=emission_layers,
                 transition_layers=transition_layers,
                 activation=activation,
+                architecture=architecture,
             ),
         )
 
@@ -109,6 +128,7 @@ def shared_parts(
     encoder_layers,
     emission_layers,
     activation="relu",
+    architecture="paper",
 ) -> dict:
     """The emission, encoder and init shared by the DKF and DDSSM presets (Table 1).
 
@@ -118,7 +138,10 @@ def shared_parts(
     check_order_and_latent_dim(order, latent_dim)  # before the parts are built from them
     if init not in ("vhp", "normal"):
         raise ValueError(f"init must be 'vhp' or 'normal', got {init!r}")
-    kw = dict(channels=channels, seq_dim=hidden_dim, hidden_dim=hidden_dim, activation=activation)
+    check_architecture(architecture)
+    kw = dict(
+        channels=channels, seq_dim=hidden_dim, hidden_dim=hidden_dim, activation=activation, architecture=architecture
+    )
     return dict(
         emission=GaussianEmission(obs_dim, latent_dim, order, covariate_dim, num_layers=emission_layers, **kw),
         encoder=SmoothingEncoder(

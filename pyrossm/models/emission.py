@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..distributions.windows import flatten_batch
-from ..nn import ContextGaussian
+from ..nn import gaussian_network
 
 
 class Emission(nn.Module):
@@ -46,6 +46,9 @@ class GaussianEmission(Emission):
     :param int obs_dim: ``D``.  :param int latent_dim: ``M``.  :param int order: ``j``.
     :param int covariate_dim: ``V``.
     :param str activation: ``"silu"`` or ``"relu"`` (see :class:`~pyrossm.nn.ContextGaussian`).
+    :param str architecture: ``"paper"`` (default, :class:`~pyrossm.nn.ContextGaussian`) or
+        ``"compact"`` (:class:`~pyrossm.nn.MLPGaussian`, ``num_layers`` hidden layers of width
+        ``hidden_dim``); see :mod:`pyrossm.nn.architecture`.
     """
 
     def __init__(
@@ -61,11 +64,13 @@ class GaussianEmission(Emission):
         time_mixer="conv",
         feature_mixer="conv",
         activation="relu",
+        architecture="paper",
     ):
         super().__init__()
         self.obs_dim, self.latent_dim, self.order = obs_dim, latent_dim, order
         self.covariate_dim = covariate_dim
-        self.net = ContextGaussian(
+        self.net = gaussian_network(
+            architecture,
             latent_dim,
             order,
             obs_dim,

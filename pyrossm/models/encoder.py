@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..nn import ContextGaussian, FutureSummary
+from ..nn import SUMMARY_LAYERS, FutureSummary, check_architecture, gaussian_network
 
 
 class SmoothingEncoder(nn.Module):
@@ -18,7 +18,12 @@ class SmoothingEncoder(nn.Module):
 
     :param int obs_dim: ``D``.  :param int latent_dim: ``M``.  :param int order: ``j``.
     :param int covariate_dim: ``V``.  :param int summary_dim: ``C_summary``.
+    :param summary_layers: the future summary's GRU layers (``None``: the architecture's, 3 for
+        ``"paper"`` as in Table 1, 1 for ``"compact"``).
     :param str activation: ``"silu"`` or ``"relu"`` (see :class:`~pyrossm.nn.ContextGaussian`).
+    :param str architecture: ``"paper"`` (default, :class:`~pyrossm.nn.ContextGaussian`) or
+        ``"compact"`` (:class:`~pyrossm.nn.MLPGaussian`, ``num_layers`` hidden layers of width
+        ``hidden_dim``); see :mod:`pyrossm.nn.architecture`.
     """
 
     def __init__(
@@ -28,7 +33,7 @@ class SmoothingEncoder(nn.Module):
         order=1,
         covariate_dim=0,
         summary_dim=16,
-        summary_layers=3,
+        summary_layers=None,
         channels=16,
         num_layers=2,
         seq_dim=16,
@@ -37,12 +42,16 @@ class SmoothingEncoder(nn.Module):
         feature_mixer="conv",
         time_dim=8,
         activation="relu",
+        architecture="paper",
     ):
         super().__init__()
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
+        if summary_layers is None:
+            summary_layers = SUMMARY_LAYERS[check_architecture(architecture)]
         self.summary = FutureSummary(obs_dim, covariate_dim, summary_dim, summary_layers, time_dim)
         self.summary_dim = summary_dim
-        self.net = ContextGaussian(
+        self.net = gaussian_network(
+            architecture,
             summary_dim + latent_dim,
             order + 1,
             latent_dim,

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..distributions import MarkovChain
-from ..nn import ContextGaussian
+from ..nn import gaussian_network
 from .transition import GaussianTransition
 
 
@@ -42,6 +42,9 @@ class VHPInit(nn.Module):
 
     :param int latent_dim: ``M``.  :param int order: ``j``.  :param int covariate_dim: ``V``.
     :param str activation: ``"silu"`` or ``"relu"`` (see :class:`~pyrossm.nn.ContextGaussian`).
+    :param str architecture: ``"paper"`` (default, :class:`~pyrossm.nn.ContextGaussian`) or
+        ``"compact"`` (:class:`~pyrossm.nn.MLPGaussian`, ``num_layers`` hidden layers of width
+        ``hidden_dim``); see :mod:`pyrossm.nn.architecture`.
     """
 
     auxiliary = True
@@ -57,6 +60,7 @@ class VHPInit(nn.Module):
         hidden_dim=16,
         feature_mixer="conv",
         activation="relu",
+        architecture="paper",
     ):
         super().__init__()
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
@@ -71,8 +75,10 @@ class VHPInit(nn.Module):
             "identity",
             feature_mixer,
             activation=activation,
+            architecture=architecture,
         )
-        self.posterior_net = ContextGaussian(
+        self.posterior_net = gaussian_network(
+            architecture,
             latent_dim,
             order,
             order * latent_dim,

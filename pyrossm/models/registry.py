@@ -55,9 +55,16 @@ class ModelSpec:
         return dict(options) if self.migrate is None else self.migrate(dict(options))
 
 
-def _relu_before_activation(options):
-    """Fits saved before the ``activation`` option used ReLU."""
-    options.setdefault("activation", "relu")
+#: options of the state-space presets added after fits were first saved -> what fits saved
+#: before them were trained with
+FORMER_DEFAULTS = {"activation": "relu", "architecture": "paper"}
+
+
+def _former_defaults(options):
+    """Fits saved before the ``activation`` option used ReLU, before ``architecture`` the paper's
+    networks."""
+    for name, value in FORMER_DEFAULTS.items():
+        options.setdefault(name, value)
     return options
 
 
@@ -96,11 +103,9 @@ def build_model(name: str, **kwargs):
 
 
 register_model(
-    "dkf", DKF, "Deep Kalman Filter: Gaussian transition, structured smoothing guide", migrate=_relu_before_activation
+    "dkf", DKF, "Deep Kalman Filter: Gaussian transition, structured smoothing guide", migrate=_former_defaults
 )
-register_model(
-    "ddssm", DDSSM, "Diffusion-driven SSM: a conditional diffusion transition", migrate=_relu_before_activation
-)
+register_model("ddssm", DDSSM, "Diffusion-driven SSM: a conditional diffusion transition", migrate=_former_defaults)
 register_model(
     "latent_diffusion",
     LatentDiffusion,

@@ -8,7 +8,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from ..nn import ContextGaussian
+from ..nn import denoiser_network, gaussian_network
 
 
 class GaussianTransition(nn.Module):
@@ -26,6 +26,9 @@ class GaussianTransition(nn.Module):
     :param int order: Markov order ``j``.
     :param int covariate_dim: ``V``.
     :param str activation: ``"silu"`` or ``"relu"`` (see :class:`~pyrossm.nn.ContextGaussian`).
+    :param str architecture: ``"paper"`` (default, :class:`~pyrossm.nn.ContextGaussian`) or
+        ``"compact"`` (:class:`~pyrossm.nn.MLPGaussian`, ``num_layers`` hidden layers of width
+        ``hidden_dim``); see :mod:`pyrossm.nn.architecture`.
     """
 
     def __init__(
@@ -40,10 +43,12 @@ class GaussianTransition(nn.Module):
         time_mixer="identity",
         feature_mixer="conv",
         activation="relu",
+        architecture="paper",
     ):
         super().__init__()
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
-        self.net = ContextGaussian(
+        self.net = gaussian_network(
+            architecture,
             latent_dim,
             order,
             latent_dim,
@@ -118,6 +123,9 @@ class DiffusionDynamics(nn.Module):
         ``sigma_K``, so fewer training draws land where the denoiser only returns the mean).
     :param str activation: the default denoiser's activation, ``"silu"`` or ``"relu"`` (see
         :class:`~pyrossm.nn.CSDIDenoiser`).
+    :param str architecture: the default denoiser: ``"paper"`` (:class:`~pyrossm.nn.CSDIDenoiser`)
+        or ``"compact"`` (:class:`~pyrossm.nn.MLPDenoiser`, ``num_layers`` hidden layers of width
+        ``channels``, the same preconditioning around it); see :mod:`pyrossm.nn.architecture`.
     :param residual: what the diffusion models: ``False`` ``z_t`` itself (the paper's), ``True``
         the increment ``z_t - z_{t-1}`` (see :class:`~pyrossm.distributions.DiffusionTransition`),
         ``"linear"`` the departure from a learned linear mean (:class:`LinearShift`).
@@ -142,18 +150,26 @@ class DiffusionDynamics(nn.Module):
         beta_end=None,
         beta_start=None,
         activation="relu",
+        architecture="paper",
     ):
         super().__init__()
         from ..diffusion import NoiseSchedule
-        from ..nn import CSDIDenoiser
 
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
         self.schedule = NoiseSchedule(num_diffusion_steps, schedule, beta_start=beta_start, beta_end=beta_end)
         self.network = (
             network
             if network is not None
-            else CSDIDenoiser(
-                latent_dim, order, covariate_dim, channels, num_layers, time_mixer, feature_mixer, activation=activation
+            else denoiser_network(
+                architecture,
+                latent_dim,
+                order,
+                covariate_dim,
+                channels,
+                num_layers,
+                time_mixer,
+                feature_mixer,
+                activation,
             )
         )
         from ..distributions.diffusion import check_diffusion_arguments

@@ -1,7 +1,9 @@
 """Network blocks shared by every pyrossm model."""
 
 from .activations import ACTIVATIONS, activation_function, activation_module, check_activation
+from .architecture import ARCHITECTURES, SUMMARY_LAYERS, check_architecture, denoiser_network, gaussian_network
 from .blocks import ContextProducer, ResidualBlock, ResidualStack
+from .compact import MLPDenoiser, MLPGaussian
 from .context_gaussian import ContextGaussian
 from .denoiser import CSDIDenoiser, DiffusionEmbedding
 from .heads import GaussianHead, mlp
@@ -15,6 +17,13 @@ __all__ = [
     "activation_function",
     "activation_module",
     "check_activation",
+    "ARCHITECTURES",
+    "SUMMARY_LAYERS",
+    "check_architecture",
+    "gaussian_network",
+    "denoiser_network",
+    "MLPGaussian",
+    "MLPDenoiser",
     "ContextProducer",
     "ContextGaussian",
     "CSDIDenoiser",

@@ -102,3 +102,18 @@ def test_generation_smoke_run_writes_score_tables_and_pca_figure(tmp_path, capsy
     generation.main([*smoke, "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert "basic_motions__" not in out and "| LD |" in out
+
+
+def test_speed_smoke_run_prints_training_and_forecasting_rows(capsys):
+    import speed
+
+    tiny = ["--num-series", "8", "--num-draws", "2", "--batch-size", "4", "--steps", "1", "--warmup", "0"]
+    speed.main([*tiny, "--num-diffusion-steps", "4", "--skip-deepar"])
+    training, forecasting = capsys.readouterr().out.split("2. Forecasting")
+    rows = [line.split() for line in training.splitlines() if line.startswith(("  DKF ", "  DDSSM "))]
+    assert [row[:2] for row in rows] == [[m, a] for m in ("DKF", "DDSSM") for a in ("paper", "compact")]
+    assert all(float(row[4]) > 0 for row in rows)  # steps/s
+    table = forecasting.split("  model ")[1].splitlines()
+    for name in ("DKF paper", "DKF compact", "DDSSM paper (DDPM, K=4)", "DDSSM compact (DDIM, 4 steps)"):
+        assert any(line.startswith(f"  {name}  ") and line.endswith("measured") for line in table), name
+    assert not any(line.startswith("  DeepAR") for line in training.splitlines() + table)
