@@ -125,8 +125,9 @@ PROFILES = {
             "l2d": {"length": LENGTH, "hidden_dim": 32, "channels": 32, "num_layers": 3, "latent_widths": (64, 32)},
             "latent_diffusion": {"hidden_dim": 64, "latent_dim": 32},
             "collapse_simulation": {"hidden_dim": 64, "latent_dim": 32},
-            "ddssm": {"latent_dim": 8, "num_diffusion_steps": 64},
-            "dkf": {"latent_dim": 8},
+            # the compact networks: a paper-architecture step costs ~10x more (speed.py)
+            "ddssm": {"latent_dim": 8, "num_diffusion_steps": 64, "architecture": "compact"},
+            "dkf": {"latent_dim": 8, "architecture": "compact"},
             # PAR's loss loops over the sequences in Python (3 s per epoch of 1000 windows here)
             "par": {"max_windows": 500, "epochs": 100},
         },
