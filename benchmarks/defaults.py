@@ -27,6 +27,8 @@ Each run (system x model) is stored as JSON in ``--out/runs/`` (written to a tem
 renamed) and skipped when it is there, so a cut run resumes; its file name records the settings
 (steps, sizes, seed), so runs with other settings do not collide.  A fit that fails is stored
 with its error (delete the file to retry).  ``--report`` only prints the table of what is stored.
+``--set key=value ...`` passes a candidate default to every fit (e.g. ``architecture=compact``;
+values read as JSON) and records it in the runs' names: how one change does across the suite.
 
     python benchmarks/defaults.py                                     # every system, both models
     python benchmarks/defaults.py --models dkf &  python benchmarks/defaults.py --models ddssm &
@@ -71,11 +73,26 @@ def summarise(jsd):
     return float(jsd.mean()), float(se)
 
 
+def parse_settings(items):
+    """``["key=value", ...]`` (values read as JSON, else kept as strings) -> dict."""
+    settings = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes key=value, got {item!r}")
+        try:
+            settings[key] = json.loads(value)
+        except json.JSONDecodeError:
+            settings[key] = value
+    return settings
+
+
 def run_key(system, model, args):
     steps = "default" if args.num_steps is None else args.num_steps
+    settings = "".join(f"__{k}-{v}" for k, v in sorted(parse_settings(args.set).items()))
     return (
         f"{system}__{model}__steps-{steps}__train{args.num_train}x{args.length}"
-        f"__test{args.num_test}__draws{args.num_samples}__seed{args.seed}"
+        f"__test{args.num_test}__draws{args.num_samples}__seed{args.seed}{settings}"
     )
 
 
@@ -128,10 +145,11 @@ def run(system, model, args):
         "num_test": args.num_test,
         "num_samples": args.num_samples,
         "seed": args.seed,
+        "settings": parse_settings(args.set),
         "floor_mean": floor_mean,
         "floor_se": floor_se,
     }
-    options = dict(seed=args.seed, progress=args.progress)
+    options = dict(seed=args.seed, progress=args.progress, **parse_settings(args.set))
     if system.covariates:
         options["covariates"] = list(system.covariates)
     if args.num_steps is not None:
@@ -203,6 +221,13 @@ def main(argv=None):
     )
     parser.add_argument("--out", default="benchmarks/output/defaults", help="folder of the stored runs (runs/*.json)")
     parser.add_argument("--report", action="store_true", help="only print the table of the stored runs")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a candidate default, passed to every fit (values as JSON), e.g. architecture=compact",
+    )
     args = parser.parse_args(argv)
     if args.length < 2:
         parser.error("--length must be at least 2 (a context and the scored step)")
@@ -211,7 +236,8 @@ def main(argv=None):
 
     print(
         f"library defaults on {len(args.systems)} systems: {args.num_train} train / {args.num_test} test series x "
-        f"{args.length} steps, SVI steps {args.num_steps or 'default'}, {args.num_samples} draws, seed {args.seed}; "
+        f"{args.length} steps, SVI steps {args.num_steps or 'default'}, {args.num_samples} draws, seed {args.seed}, "
+        f"settings {parse_settings(args.set) or 'none'}; "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
     records = {}

@@ -317,3 +317,19 @@ def test_defaults_benchmark_table_shows_failures_and_missing_runs():
     assert "| trimodal_walk | dkf | failed | 0.1000 +- 0.0100 |" in text
     assert "| trimodal_walk | ddssm | not run |" in text
     assert "failed: trimodal_walk / dkf: RuntimeError: non-finite loss" in text
+
+
+def test_defaults_benchmark_settings_are_parsed_as_json_and_named_in_the_key():
+    import defaults
+
+    assert defaults.parse_settings(["architecture=compact", "num_steps=5", "lr=1e-3"]) == {
+        "architecture": "compact",
+        "num_steps": 5,
+        "lr": 1e-3,
+    }
+    with pytest.raises(ValueError, match="key=value"):
+        defaults.parse_settings(["compact"])
+    args = defaults.argparse.Namespace(
+        num_steps=None, num_train=8, length=4, num_test=2, num_samples=3, seed=0, set=["architecture=compact"]
+    )
+    assert defaults.run_key("bimodal_walk", "dkf", args).endswith("__architecture-compact")
