@@ -15,6 +15,10 @@ def karras_coefficients(sigma: torch.Tensor):
     return 1 / s2, sigma / s2.sqrt(), 1 / s2.sqrt(), 0.25 * torch.log(sigma)
 
 
+#: the weightings of :func:`denoising_loss` over noise levels
+LOSS_WEIGHTINGS = ("uniform", "edm")
+
+
 def denoise(network, z_hat, sigma, context):
     r"""The preconditioned denoiser ``D(z^, sigma, c) = c_skip z^ + c_out F(c_in z^, c_noise, c)``.
 
@@ -67,7 +71,7 @@ def diffusion_bound(network, schedule, z0, context, num_draws=1, include_constan
     return bound
 
 
-def denoising_loss(network, schedule, z0, context=None, num_draws=1, mask=None):
+def denoising_loss(network, schedule, z0, context=None, num_draws=1, mask=None, weighting="uniform"):
     r"""The x0-prediction loss ``E_{k, eps} ||D(z^_k, sigma_k, c) - z^0||^2`` per example, with
     ``k ~ Unif{1..K}`` (the "simple" objective of Ho et al., 2020, written for the clean sample as
     in Diffusion-TS and L2D-Diff), for diffusion models trained for samples rather than for a
@@ -80,8 +84,14 @@ def denoising_loss(network, schedule, z0, context=None, num_draws=1, mask=None):
     :param int num_draws: draws of ``(k, eps)`` per example.
     :param mask: ``None`` or ``(B, d)``: the squared error counts only where ``mask`` is true
         (observed entries).
+    :param str weighting: ``"uniform"`` (the plain x0 loss) or ``"edm"``: each draw's squared
+        error divided by ``c_out(sigma)^2``, i.e. ``||F - y(z^0, k)||^2`` on the network's own
+        output scale (Karras et al., 2022's ``lambda(sigma)``), so that the small noise levels,
+        whose x0 errors are of order ``sigma^2``, weigh as much as the large ones.
     :returns: ``(B,)``.
     """
+    if weighting not in LOSS_WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {LOSS_WEIGHTINGS}, got {weighting!r}")
     b, d = z0.shape
     k = torch.randint(0, schedule.num_steps, (num_draws, b), device=z0.device)
     sigma = schedule.sigmas[k].reshape(-1)
@@ -89,6 +99,8 @@ def denoising_loss(network, schedule, z0, context=None, num_draws=1, mask=None):
     z_hat = z0_rep + sigma.unsqueeze(-1) * torch.randn(num_draws * b, d, device=z0.device, dtype=z0.dtype)
     prediction, _ = denoise(network, z_hat, sigma, _repeat(context, num_draws))
     error = (prediction - z0_rep) ** 2
+    if weighting == "edm":
+        error = error / karras_coefficients(sigma)[1].unsqueeze(-1) ** 2
     if mask is not None:
         error = error * mask.to(z0.dtype).repeat(num_draws, 1)
     return error.sum(-1).reshape(num_draws, b).mean(0)

@@ -116,6 +116,19 @@ register_model(
     CollapseSimulation,
     "Diffusion as variational inference with a collapse-simulation penalty, then a diffusion prior",
 )
-register_model("l2d", L2DDiff, "L2D-Diff: cascaded latent-to-data diffusion for unconditional generation")
+
+
+def _uniform_loss_before_weighting(options):
+    """L2D fits saved before the ``loss_weighting`` option were trained with the plain x0 loss."""
+    options.setdefault("loss_weighting", "uniform")
+    return options
+
+
+register_model(
+    "l2d",
+    L2DDiff,
+    "L2D-Diff: cascaded latent-to-data diffusion for unconditional generation",
+    migrate=_uniform_loss_before_weighting,
+)
 
 __all__ = ["ModelSpec", "MODELS", "register_model", "get_spec", "model_arguments", "build_model", "capabilities"]

@@ -375,3 +375,31 @@ def test_denoising_loss_is_zero_for_the_oracle_and_closed_form_for_the_identity(
     c_skip = karras_coefficients(schedule.sigmas)[0]
     exact = ((c_skip - 1) ** 2 * (point**2).sum() + c_skip**2 * schedule.sigmas**2 * 3).mean()
     assert abs(float(loss) - float(exact)) < 0.02 * float(exact)
+
+
+def test_edm_weighting_divides_each_draws_error_by_c_out_squared():
+    import pytest
+    import torch
+
+    from pyrossm.diffusion import NoiseSchedule, denoising_loss, karras_coefficients
+
+    schedule = NoiseSchedule(10)
+    point = torch.tensor([[1.0, -2.0, 0.5]])
+    zero = lambda x_in, c_noise, context: torch.zeros_like(x_in)  # noqa: E731
+    # F = 0, so D = c_skip z^: the same (k, eps) draws under both weightings (same seed)
+    torch.manual_seed(3)
+    uniform = denoising_loss(zero, schedule, point.expand(5, 3), num_draws=1)
+    torch.manual_seed(3)
+    k = torch.randint(0, schedule.num_steps, (1, 5)).reshape(-1)
+    torch.manual_seed(3)
+    edm = denoising_loss(zero, schedule, point.expand(5, 3), num_draws=1, weighting="edm")
+    c_out = karras_coefficients(schedule.sigmas[k])[1]
+    assert torch.allclose(edm, uniform / c_out**2, rtol=1e-5)
+    # in expectation over eps, ||F - y||^2 with F = 0 is ||y||^2 = E||(z0 - c_skip z^) / c_out||^2
+    torch.manual_seed(0)
+    mean_edm = denoising_loss(zero, schedule, point, num_draws=200_000, weighting="edm")
+    c_skip, c_out, _, _ = karras_coefficients(schedule.sigmas)
+    exact = (((c_skip - 1) ** 2 * (point**2).sum() + c_skip**2 * schedule.sigmas**2 * 3) / c_out**2).mean()
+    assert abs(float(mean_edm) - float(exact)) < 0.02 * float(exact)
+    with pytest.raises(ValueError, match="weighting must be one of"):
+        denoising_loss(zero, schedule, point, weighting="snr")

@@ -233,3 +233,14 @@ def test_options_are_checked(data):
         model.generate(2, 9)
     with pytest.raises(ValueError, match="length=12"):  # every series needs a full window
         pyrossm.fit("l2d", data, **FIT, **dict(SMALL, length=12))
+
+
+def test_loss_weighting_option_is_checked_recorded_and_older_fits_load_uniform():
+    from pyrossm.models.registry import get_spec
+
+    assert L2DDiff(obs_dim=1, **SMALL).config["loss_weighting"] == "edm"
+    assert L2DDiff(obs_dim=1, **SMALL, loss_weighting="uniform").loss_weighting == "uniform"
+    with pytest.raises(ValueError, match="loss_weighting must be one of"):
+        L2DDiff(obs_dim=1, **SMALL, loss_weighting="snr")
+    old = {k: v for k, v in L2DDiff(obs_dim=1, **SMALL).config.items() if k != "loss_weighting"}
+    assert get_spec("l2d").migrated(old)["loss_weighting"] == "uniform"
