@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # train_throughput, fr
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 import pandas as pd  # noqa: E402
-from train_throughput import OursRunner, cpu_name, table  # noqa: E402
+from train_throughput import OursRunner, cpu_name, interleaved, table  # noqa: E402
 
 import pyrossm  # noqa: E402
 from pyrossm import draws  # noqa: E402
@@ -235,21 +235,6 @@ def pyrossm_forecast_seconds(model, contract, context, num_draws, budget, sample
         return seconds
 
     return extrapolated(timed, len(chunks), budget, f"passes of {per_pass} draws x {context.sizes['series']} series")
-
-
-def interleaved(runners, warmup, steps, round_size):
-    """Median-ready step durations of each runner, timed in interleaved rounds."""
-    for r in runners.values():
-        if warmup:
-            r.run(warmup)
-    times = {name: [] for name in runners}
-    done = 0
-    while done < steps:
-        k = min(round_size, steps - done)
-        for name, r in runners.items():
-            times[name] += r.run(k)
-        done += k
-    return times
 
 
 # --------------------------------------------------------------------------------------- main

@@ -326,16 +326,25 @@ def compare(model, data, args, device, warmup, steps, round_size=5):
         "a": OursRunner(copy.deepcopy(model), data, args, device),
         "b": PureRunner(copy.deepcopy(model), data, args, device),
     }
+    times = interleaved(runners, warmup, steps, round_size)
+    return {name: (times[name], r.last_loss) for name, r in runners.items()}
+
+
+def interleaved(runners, warmup, steps, round_size):
+    """Step durations of each runner (``run(k)`` -> ``k`` seconds), after ``warmup`` steps each,
+    timed in interleaved rounds of ``round_size`` steps so background load hits all alike.
+    :returns: ``{name: [seconds per step]}``."""
     for r in runners.values():
-        r.run(warmup)
-    times = {k: [] for k in runners}
+        if warmup:
+            r.run(warmup)
+    times = {name: [] for name in runners}
     done = 0
     while done < steps:
         k = min(round_size, steps - done)
         for name, r in runners.items():
             times[name] += r.run(k)
         done += k
-    return {name: (times[name], r.last_loss) for name, r in runners.items()}
+    return times
 
 
 def check_equivalence(model, data, args):
