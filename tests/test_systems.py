@@ -295,6 +295,33 @@ def test_defaults_benchmark_smoke_run_stores_resumes_and_reports(tmp_path, capsy
     assert not list((tmp_path / "runs").glob("*.tmp")) and not (tmp_path / "runs" / "trimodal_walk").exists()
 
 
+def test_defaults_benchmark_keeps_draws_and_rescores_runs_stored_before_the_predictive_target(tmp_path, capsys):
+    import defaults
+
+    smoke = ["--systems", "two_dim_latent", "--models", "dkf", "--num-steps", "1", "--num-train", "8"]
+    smoke += ["--length", "6", "--num-test", "4", "--num-samples", "16", "--out", str(tmp_path)]
+    first = defaults.main([*smoke, "--keep-draws"])["two_dim_latent", "dkf"]
+    assert first["target"] == "predictive" and 0.0 <= first["floor_mean"] <= 1.0
+    # perfect draws score their own floor against the predictive law, and more against the latent law
+    assert first["perfect_latent_jsd"] > 0.0 and 0.0 <= first["latent_jsd_mean"] <= 1.0
+    (key,) = [p.stem for p in (tmp_path / "runs").iterdir()]
+    draws = np.load(tmp_path / "draws" / f"{key}.npz")["draws"]
+    assert draws.shape == (16, 4) and draws.dtype == np.float32
+    # a record of the old kind (no target) is scored again from its draws and stored so
+    path = tmp_path / "runs" / f"{key}.json"
+    old = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("target", "latent_jsd_mean")}
+    path.write_text(json.dumps({**old, "jsd_mean": 0.5}))
+    again = defaults.main([*smoke, "--report"])["two_dim_latent", "dkf"]
+    assert again["target"] == "predictive" and again["jsd_mean"] == pytest.approx(first["jsd_mean"])
+    assert json.loads(path.read_text())["target"] == "predictive"
+    # without draws it stays as stored and the table says it is not scored
+    path.write_text(json.dumps({**old, "jsd_mean": 0.5}))
+    (tmp_path / "draws" / f"{key}.npz").unlink()
+    capsys.readouterr()
+    defaults.main([*smoke, "--report"])
+    assert "| two_dim_latent | dkf | not scored | | | 0.5000 (old run) |" in capsys.readouterr().out
+
+
 def test_defaults_benchmark_bounds_cover_every_mode():
     import defaults
 

@@ -47,12 +47,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import xarray as xr
 
 from ..validation import check_nonnegative_int, check_positive_int
+from .filtering import ParticleModel, predictive_law
 from .synthetic import GaussianMixture1D, bimodal_random_walk, bimodal_transition_law
 
 __all__ = [
@@ -186,7 +187,16 @@ def bimodal_walk_law(latent, t, data=None) -> GaussianMixture1D:
     :param data: unused (the system has no covariates).
     :returns: :class:`GaussianMixture1D` with batch shape ``(N,)`` and 2 components.
     """
-    return bimodal_transition_law(_previous(latent, t, "z", 0.0), **BIMODAL)
+    return _bimodal_law({"z": _previous(latent, t, "z", 0.0)}, t)
+
+
+def _bimodal_law(state, t, u=None):
+    return bimodal_transition_law(state["z"], **BIMODAL)
+
+
+def _bimodal_step(state, t, u, rng):
+    signs = 2.0 * rng.integers(0, 2, size=state["z"].shape) - 1.0
+    return {"z": BIMODAL["decay"] * state["z"] + BIMODAL["step"] * signs}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,10 +252,19 @@ def trimodal_walk_law(latent, t, data=None) -> GaussianMixture1D:
     :param data: unused (the system has no covariates).
     :returns: :class:`GaussianMixture1D` with batch shape ``(N,)`` and 3 components.
     """
-    z = _previous(latent, t, "z", 0.0)
+    return _trimodal_law({"z": _previous(latent, t, "z", 0.0)}, t)
+
+
+def _trimodal_law(state, t, u=None):
     p = TRIMODAL
-    means = p["decay"] * z[:, None] + np.asarray(p["jumps"])
+    means = p["decay"] * state["z"][:, None] + np.asarray(p["jumps"])
     return GaussianMixture1D(np.asarray(p["jump_probs"]), means, math.sqrt(p["noise_var"]))
+
+
+def _trimodal_step(state, t, u, rng):
+    p = TRIMODAL
+    jumps = np.asarray(p["jumps"])[rng.choice(3, size=state["z"].shape, p=p["jump_probs"])]
+    return {"z": p["decay"] * state["z"] + jumps}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,13 +335,23 @@ def state_dependent_modes_law(latent, t, data=None) -> GaussianMixture1D:
     :param data: unused (the system has no covariates).
     :returns: :class:`GaussianMixture1D` with batch shape ``(N,)`` and 3 components.
     """
-    z = _previous(latent, t, "z", 0.0)
-    p = STATE_DEPENDENT
+    return _state_dependent_law({"z": _previous(latent, t, "z", 0.0)}, t)
+
+
+def _state_dependent_law(state, t, u=None):
+    z, p = state["z"], STATE_DEPENDENT
     near = (np.abs(z) < p["threshold"])[:, None]
     weights = np.where(near, [0.5, 0.5, 0.0], [0.0, 0.0, 1.0])
     means = np.stack([z + p["step"], z - p["step"], p["far_decay"] * z], axis=-1)
     far_sd = math.sqrt(p["far_sd"] ** 2 + p["noise_var"])
     return GaussianMixture1D(weights, means, np.array([_NOISE_SD, _NOISE_SD, far_sd]))
+
+
+def _state_dependent_step(state, t, u, rng):
+    z, p = state["z"], STATE_DEPENDENT
+    signs = 2.0 * rng.integers(0, 2, size=z.shape) - 1.0
+    eta = rng.normal(0.0, p["far_sd"], size=z.shape)
+    return {"z": np.where(np.abs(z) < p["threshold"], z + p["step"] * signs, p["far_decay"] * z + eta)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,14 +425,24 @@ def covariate_gated_law(latent, t, data) -> GaussianMixture1D:
     :returns: :class:`GaussianMixture1D` with batch shape ``(N,)`` and 3 components.
     """
     z = _previous(latent, t, "z", 0.0)
-    u = _covariate(data, t, "u", len(z))
-    p = GATED
+    return _gated_law({"z": z}, t, _covariate(data, t, "u", len(z)))
+
+
+def _gated_law(state, t, u):
+    z, p = state["z"], GATED
     gate = (u == 1.0)[:, None]
     weights = np.where(gate, [0.5, 0.5, 0.0], [0.0, 0.0, 1.0])
     centre = p["decay"] * z
     means = np.stack([centre + p["step"], centre - p["step"], centre], axis=-1)
     ar_sd = math.sqrt(p["ar_sd"] ** 2 + p["noise_var"])
     return GaussianMixture1D(weights, means, np.array([_NOISE_SD, _NOISE_SD, ar_sd]))
+
+
+def _gated_step(state, t, u, rng):
+    z, p = state["z"], GATED
+    signs = 2.0 * rng.integers(0, 2, size=z.shape) - 1.0
+    eta = rng.normal(0.0, p["ar_sd"], size=z.shape)
+    return {"z": p["decay"] * z + np.where(u == 1.0, p["step"] * signs, eta)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -491,13 +530,23 @@ def two_dim_latent_law(latent, t, data=None) -> GaussianMixture1D:
     :param data: unused (the system has no covariates).
     :returns: :class:`GaussianMixture1D` with batch shape ``(N,)`` and 2 components.
     """
-    z = _previous(latent, t, "z", 0.0)
+    return _two_dim_law({"z": _previous(latent, t, "z", 0.0)}, t)
+
+
+def _two_dim_law(state, t, u=None):
     p = TWO_DIM
     c = np.asarray(p["projection"])
-    centre = z @ _rotation().T @ c
+    centre = state["z"] @ _rotation().T @ c
     jump = p["step"] * c[0]
     sd = math.sqrt(p["latent_sd"] ** 2 * float(c @ c) + p["noise_var"])
     return GaussianMixture1D(np.array([0.5, 0.5]), centre[:, None] + np.array([jump, -jump]), sd)
+
+
+def _two_dim_step(state, t, u, rng):
+    p = TWO_DIM
+    z = state["z"] @ _rotation().T + rng.normal(0.0, p["latent_sd"], size=state["z"].shape)
+    z[:, 0] += p["step"] * (2.0 * rng.integers(0, 2, size=len(z)) - 1.0)
+    return {"z": z}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -601,17 +650,37 @@ def regime_switching_seasonal_law(latent, t, data=None) -> GaussianMixture1D:
         regime 1).
     """
     z = _previous(latent, t, "z", 0.0)
-    p = REGIME
+    # at t = 0 the regime r_{-1} is not a state of the latent Dataset: its stationary law
+    regime = _previous(latent, t, "regime", 0) if t > 0 else None
+    return _regime_law({"z": z, "regime": regime}, t)
+
+
+def _regime_law(state, t, u=None):
+    """``state["regime"]`` ``None``: ``r_{t-1}`` drawn from its stationary law (1/2, 1/2)."""
+    z, regime, p = state["z"], state["regime"], REGIME
     mu, phi, sigma = (np.asarray(p[k]) for k in ("means", "decays", "sds"))
-    if t == 0:
+    if regime is None:
         weights = np.full((len(z), 2), 0.5)
     else:
-        regime = _previous(latent, t, "regime", 0)
         stay = p["stay_prob"]
         weights = np.where((regime == 0)[:, None], [stay, 1.0 - stay], [1.0 - stay, stay])
     means = mu + phi * (z[:, None] - mu) + _season(t)
     stds = np.sqrt(sigma**2 + p["noise_var"])
     return GaussianMixture1D(weights, means, stds)
+
+
+def _regime_initial(num, rng):
+    return {"z": np.zeros(num), "regime": rng.integers(0, 2, size=num)}
+
+
+def _regime_step(state, t, u, rng):
+    p = REGIME
+    mu, phi, sigma = (np.asarray(p[k]) for k in ("means", "decays", "sds"))
+    switch = rng.random(len(state["z"])) >= p["stay_prob"]
+    regime = np.where(switch, 1 - state["regime"], state["regime"])
+    m = mu[regime]
+    z = m + phi[regime] * (state["z"] - m) + sigma[regime] * rng.standard_normal(len(regime))
+    return {"z": z, "regime": regime}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -634,6 +703,8 @@ class System:
     :param tuple covariates: names of the covariate variables of the data (pass them to
         ``pyrossm.fit(..., covariates=list(system.covariates))``).
     :param str summary: one line on what the system tests.
+    :param particles: the dynamics as :func:`~pyrossm.datasets.filtering.predictive_law` needs
+        them (:class:`~pyrossm.datasets.filtering.ParticleModel`).
     """
 
     name: str
@@ -641,7 +712,47 @@ class System:
     one_step_law: Callable = field(repr=False)
     covariates: tuple = ()
     summary: str = ""
+    particles: ParticleModel | None = field(default=None, repr=False)
 
+    def predictive_law(self, data, t, num_particles=2048, seed=0) -> GaussianMixture1D:
+        """
+        The exact 1-step predictive law of ``x_t`` given the observed ``x_{0:t-1}`` (and the
+        covariates through ``t``): what a perfect model forecasts, unlike :attr:`one_step_law`,
+        which also knows the true latent state (:func:`~pyrossm.datasets.filtering.predictive_law`).
+
+        :param data: the simulated Dataset (``N`` series).  :param int t: the predicted time index.
+        :returns: :class:`GaussianMixture1D` with batch shape ``(N,)``.
+        """
+        return predictive_law(self.particles, data, t, num_particles=num_particles, seed=seed)
+
+
+def _zero_state(num, rng):
+    return {"z": np.zeros(num)}
+
+
+def _latent_is_observed(state, t):
+    return state["z"]
+
+
+def _particles(step, law, *, observation_mean=_latent_is_observed, initial=_zero_state, covariate=None):
+    return ParticleModel(initial, step, observation_mean, law, NOISE_VAR, covariate)
+
+
+_PARTICLES = {
+    "bimodal_walk": _particles(_bimodal_step, _bimodal_law),
+    "trimodal_walk": _particles(_trimodal_step, _trimodal_law),
+    "state_dependent_modes": _particles(_state_dependent_step, _state_dependent_law),
+    "covariate_gated": _particles(_gated_step, _gated_law, covariate="u"),
+    "two_dim_latent": _particles(
+        _two_dim_step,
+        _two_dim_law,
+        observation_mean=lambda state, t: state["z"] @ np.asarray(TWO_DIM["projection"]),
+        initial=lambda num, rng: {"z": np.zeros((num, 2))},
+    ),
+    "regime_switching_seasonal": _particles(
+        _regime_step, _regime_law, observation_mean=lambda state, t: state["z"] + _season(t), initial=_regime_initial
+    ),
+}
 
 #: the suite, by name, in a fixed order
 SYSTEMS = {
@@ -669,6 +780,7 @@ SYSTEMS = {
         ),
     )
 }
+SYSTEMS = {name: replace(system, particles=_PARTICLES[name]) for name, system in SYSTEMS.items()}
 
 
 def systems(names=None) -> list:
