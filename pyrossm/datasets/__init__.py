@@ -13,7 +13,9 @@ A suite of synthetic systems with exact one-step laws (:mod:`pyrossm.datasets.sy
 :class:`System` (simulator, exact Gaussian-mixture law of ``x_t`` given the state at ``t - 1``,
 covariates) in the registry :data:`SYSTEMS` / :func:`systems.systems` -- :func:`bimodal_walk`,
 :func:`trimodal_walk`, :func:`state_dependent_modes`, :func:`covariate_gated`,
-:func:`two_dim_latent`, :func:`regime_switching_seasonal`.
+:func:`two_dim_latent`, :func:`regime_switching_seasonal`.  ``System.predictive_law`` gives the
+exact 1-step predictive given the observed past (:mod:`pyrossm.datasets.filtering`, a particle
+filter): what a perfect model forecasts, where the latent-state law is narrower than any forecast.
 
 Real data (:mod:`pyrossm.datasets.real`; see ``pyrossm/datasets/data/README.md`` for provenance
 and licences):
@@ -29,6 +31,7 @@ All functions return :class:`xarray.Dataset` objects following the pyrossm data 
 dims ``("series", "time")`` (+ a ``feature`` dim for multivariate observations).
 """
 
+from .filtering import ParticleModel, predictive_law
 from .real import (  # noqa: F401  (DATA_DIR, STOCK_COLUMNS, BASIC_MOTIONS_CHANNELS: for users)
     BASIC_MOTIONS_CHANNELS,
     DATA_DIR,
@@ -60,6 +63,7 @@ from .systems import (
 
 __all__ = [
     "GaussianMixture1D",
+    "ParticleModel",
     "SYSTEMS",
     "System",
     "basic_motions",
@@ -73,6 +77,7 @@ __all__ = [
     "kalman_filter",
     "kalman_predictive",
     "linear_gaussian",
+    "predictive_law",
     "regime_switching_seasonal",
     "state_dependent_modes",
     "stock",

@@ -180,6 +180,8 @@ def predictive_law(
     """
     if not isinstance(data, xr.Dataset) or "x" not in data.data_vars:
         raise TypeError("data must be a system's simulated xarray Dataset with the variable 'x'")
+    if model.covariate and model.covariate not in data.data_vars:
+        raise ValueError(f"data has no covariate {model.covariate!r}, which this system's law reads")
     t = check_nonnegative_int("t", t)
     num_particles = check_positive_int("num_particles", num_particles)
     length = data.sizes["time"]
