@@ -20,7 +20,11 @@ class SmoothingPosterior(TorchDistribution):
 
     :param encoder: a module with ``step(history, pad_mask, summary, covariates) -> (loc, scale)``
         taking ``(B, j, M)``, ``(B, j)``, ``(B, C)``, ``(B, j+1, V)`` and returning ``(B, M)`` each
-        (e.g. :class:`~pyrossm.models.encoder.SmoothingEncoder`).
+        (e.g. :class:`~pyrossm.models.encoder.SmoothingEncoder`), and optionally
+        ``stepper(summary, covariates, pad_masks, batch_shape)``, the same per-step function
+        with work shared across steps (see
+        :meth:`~pyrossm.models.encoder.SmoothingEncoder.stepper`), used for sampling when it
+        returns one.
     :param summary: ``(..., T, C)`` future summaries ``h_{1:T}``.
     :param covariates: ``(..., T, V)``.
     :param int order: Markov order ``j``.
@@ -59,27 +63,46 @@ class SmoothingPosterior(TorchDistribution):
         var = scale**2
         return (-0.5 * (value - loc) ** 2 / var - scale.log() - 0.9189385332046727).sum(-1)
 
+    def _stepper(self, shape, pads):
+        """``(t, history (B, j, M)) -> (loc, scale)`` for the batch ``shape`` (``B`` its size):
+        the encoder's own ``stepper`` where it has one (see
+        :meth:`~pyrossm.models.encoder.SmoothingEncoder.stepper`), else ``step`` at ``t``."""
+        cov_windows = self._covariate_windows()
+        stepper = getattr(self.encoder, "stepper", None)
+        step = stepper(self.summary, cov_windows, pads, shape) if stepper is not None else None
+        if step is not None:
+            return step
+        j = self.order
+        summaries, covariates = self.summary.unbind(-2), cov_windows.unbind(-3)
+
+        def step(t, history):
+            h, c = flatten_batch(summaries[t], covariates[t], batch_shape=shape, keep_dims=(1, 2))
+            return self.encoder.step(history, pads[t].expand(h.shape[0], j), h, c)
+
+        return step
+
     def rsample(self, sample_shape=torch.Size()):
         shape = torch.Size(sample_shape) + self.batch_shape
         j, m = self.order, self.latent_dim
         length = self.summary.shape[-2]
-        summary = self.summary.expand(shape + self.summary.shape[-2:])
-        cov_windows = self._covariate_windows()
-        cov_windows = cov_windows.expand(shape + cov_windows.shape[-3:])
+        rows = shape.numel()
+        summary = self.summary
         pads = history_mask(length, j, device=summary.device)
-        history = summary.new_zeros(shape + (j, m))
         noise = torch.randn(shape + (length, m), dtype=summary.dtype, device=summary.device)
-        samples, log_q = [], 0.0
-        for t in range(length):
-            h, c = flatten_batch(summary[..., t, :], cov_windows[..., t, :, :], batch_shape=shape, keep_dims=(1, 2))
-            pad = pads[t].expand(h.shape[0], j)
-            loc, scale = self.encoder.step(history.reshape(-1, j, m), pad, h, c)
-            loc, scale = loc.reshape(shape + (m,)), scale.reshape(shape + (m,))
-            z_t = loc + scale * noise[..., t, :]
-            log_q = log_q + self._normal_log_prob(z_t, loc, scale)
+        step = self._stepper(shape, pads)
+        history = summary.new_zeros(rows, j, m)
+        samples, locs, scales = [], [], []
+        for t, noise_t in enumerate(noise.reshape(rows, length, m).unbind(-2)):
+            loc, scale = step(t, history)
+            z_t = loc + scale * noise_t
             samples.append(z_t)
-            history = torch.cat([history[..., 1:, :], z_t.unsqueeze(-2)], dim=-2)
-        value = torch.stack(samples, dim=-2)
+            locs.append(loc)
+            scales.append(scale)
+            history = z_t.unsqueeze(-2) if j == 1 else torch.cat([history[:, 1:, :], z_t.unsqueeze(-2)], dim=-2)
+        value = torch.stack(samples, dim=-2)  # (B, T, M)
+        # log q of every step at once (the steps' densities only need their loc and scale)
+        log_q = self._normal_log_prob(value, torch.stack(locs, dim=-2), torch.stack(scales, dim=-2)).sum(-1)
+        value, log_q = value.reshape(shape + (length, m)), log_q.reshape(shape)
         self._cache = (value, log_q)
         return value
 

@@ -76,6 +76,10 @@ class SmoothingEncoder(nn.Module):
         :param summary: ``(B, C_summary)``.  :param covariates: ``(B, j+1, V)`` = ``u_{t-j:t}``.
         :returns: ``(loc, scale)``, each ``(B, M)``.
         """
+        return self.net(*self._inputs(history, pad_mask, summary, covariates))
+
+    def _inputs(self, history, pad_mask, summary, covariates):
+        """The network's ``(sequence (B, j+1, C+M), side (B, j+1, 2+V))`` of :meth:`step`."""
         b, j, m = history.shape
         slot0 = torch.cat([summary, summary.new_zeros(b, m)], dim=-1).unsqueeze(1)
         slots = torch.cat([history.new_zeros(b, j, self.summary_dim), history], dim=-1)
@@ -84,4 +88,53 @@ class SmoothingEncoder(nn.Module):
         pad = torch.cat([history.new_ones(b, 1), pad_mask], dim=1)
         cov = torch.cat([covariates[:, -1:, :], covariates[:, :-1, :]], dim=1)
         side = torch.cat([role.unsqueeze(-1), pad.unsqueeze(-1), cov], dim=-1)
-        return self.net(seq, side)
+        return seq, side
+
+    def stepper(self, summary, covariates, pad_masks, batch_shape):
+        """:meth:`step` for every ``t`` of a trajectory sampled step by step, as a function
+        ``(t, history (B, j, M)) -> (loc, scale)``; ``None`` where the network offers no shortcut
+        (then call :meth:`step`).
+
+        :param summary: ``(..., T, C_summary)``.  :param covariates: ``(..., T, j+1, V)``
+            (``u_{t-j:t}`` for each ``t``).  :param pad_masks: ``(T, j)``.
+        :param batch_shape: the batch the histories flatten (``B`` is its size), to which the
+            batch dims of ``summary`` and ``covariates`` broadcast.
+
+        With the compact network (:class:`~pyrossm.nn.MLPGaussian`) everything but the history
+        enters its first layer and skip linearly, so that part is computed for all ``t`` in one
+        call before the loop (over the batch of ``summary`` and ``covariates``, not yet broadcast
+        to ``batch_shape``), and each step adds only the history's part (one matrix product): the
+        same function, up to rounding, with a fraction of the per-step operations.
+        """
+        if not hasattr(self.net, "input_terms"):
+            return None
+        j, m = self.order, self.latent_dim
+        length, c = summary.shape[-2:]
+        batch = torch.broadcast_shapes(summary.shape[:-2], covariates.shape[:-3])
+        n = batch.numel()
+        summary = summary.expand(batch + summary.shape[-2:]).reshape(n, length, c)
+        covariates = covariates.expand(batch + covariates.shape[-3:]).reshape((n,) + covariates.shape[-3:])
+        rows = length * n  # time-major, so that each step's rows are contiguous
+        pad = pad_masks.to(summary.dtype).unsqueeze(1).expand(length, n, j).reshape(rows, j)
+        seq, side = self._inputs(
+            summary.new_zeros(rows, j, m),
+            pad,
+            summary.transpose(0, 1).reshape(rows, c),
+            covariates.transpose(0, 1).reshape((rows,) + covariates.shape[-2:]),
+        )
+        pre, skip = self.net.input_terms(seq, side)
+        hidden, width = pre.shape[-1], pre.shape[-1] + skip.shape[-1]
+        base = torch.cat([pre, skip], dim=-1).reshape((length,) + batch + (width,)).unbind(0)
+        # the history's entries in the flattened sequence: slots 1..j, after the summary's C
+        slot = self.summary_dim + m
+        columns = [(i + 1) * slot + self.summary_dim + k for i in range(j) for k in range(m)]
+        weight = self.net.input_weights(columns).t()  # (j*M, hidden + M)
+        batch_shape = torch.Size(batch_shape)
+        b = batch_shape.numel()
+
+        def step(t, history):
+            base_t = base[t].expand(batch_shape + (width,)).reshape(b, width)
+            out = torch.addmm(base_t, history.reshape(b, j * m), weight)
+            return self.net.finish(*out.split([hidden, width - hidden], dim=-1))
+
+        return step

@@ -9,6 +9,8 @@ position and layer and a training step is compute-bound
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -77,6 +79,16 @@ class MLPGaussian(nn.Module):
         :param extra: ``(B, extra_dim)`` or None.
         :returns: ``(mean, scale)``, each ``(B, out_dim)``.
         """
+        return self.finish(*self.input_terms(seq, side, extra))
+
+    def input_terms(self, seq, side=None, extra=None):
+        """The network's two linear functions of its inputs: the first hidden layer's
+        pre-activation ``(B, hidden_dim)`` and the skip ``(B, out_dim)`` (arguments as in
+        :meth:`forward`, whose result is ``finish(*input_terms(...))``).
+
+        Both are affine in the inputs, so a caller that varies only some sequence entries (the
+        encoder's history, step after step) may evaluate them once with those entries at zero and
+        add the entries' part with :meth:`input_weights` (exact up to rounding)."""
         flat = seq.flatten(1)
         inputs, raw = [flat], [flat]
         if self.side_dim:
@@ -86,11 +98,26 @@ class MLPGaussian(nn.Module):
         if extra is not None:
             inputs.append(extra)
             raw.append(extra)
-        hidden = self.trunk(torch.cat(inputs, dim=-1) if len(inputs) > 1 else flat)
-        mean, log_var = self.head(hidden).split(self.out_dim, dim=-1)
-        log_var = self.max_log_var * torch.tanh(log_var / self.max_log_var)
+        pre = self.trunk[0](torch.cat(inputs, dim=-1) if len(inputs) > 1 else flat)
         skip = self.skip(torch.cat(raw, dim=-1) if len(raw) > 1 else flat)
-        return mean + skip, torch.exp(0.5 * log_var)
+        return pre, skip
+
+    def input_weights(self, columns):
+        """The weights of the flattened sequence's entries ``columns`` (a list of indices into
+        ``seq.flatten(1)``) in :meth:`input_terms`: ``(hidden_dim + out_dim, len(columns))``, the
+        pre-activation's rows first, then the skip's."""
+        index = torch.as_tensor(columns, dtype=torch.long, device=self.skip.weight.device)
+        return torch.cat([self.trunk[0].weight.index_select(1, index), self.skip.weight.index_select(1, index)], dim=0)
+
+    def finish(self, pre, skip):
+        """``(mean, scale)`` from :meth:`input_terms`' pre-activation and skip."""
+        hidden = pre
+        for layer in itertools.islice(self.trunk, 1, None):
+            hidden = layer(hidden)
+        mean, log_var = self.head(hidden).split(self.out_dim, dim=-1)
+        # exp(0.5 * max_log_var * tanh(log_var / max_log_var)); halving is exact, so one product
+        # with max_log_var / 2 gives the same floats as two
+        return mean + skip, torch.exp((0.5 * self.max_log_var) * torch.tanh(log_var / self.max_log_var))
 
 
 class MLPDenoiser(nn.Module):
@@ -151,8 +178,9 @@ class MLPDenoiser(nn.Module):
             levels, index = torch.unique(c_noise, return_inverse=True)
         film = self.film(self.embedding(levels)).view(-1, self.num_layers, 2, self.hidden_dim)
         scale, shift = 1 + film[:, :, 0], film[:, :, 1]  # (U, layers, hidden) each
-        if index is not None:
-            scale, shift = scale[index], shift[index]
+        if index is not None:  # (index_select and unbind: their backward passes write no zeros)
+            scale, shift = scale.index_select(0, index), shift.contiguous().index_select(0, index)
+        scales, shifts = scale.unbind(1), shift.unbind(1)
         for i, layer in enumerate(self.layers):
-            h = self._act(torch.addcmul(shift[:, i], layer(h), scale[:, i]))
+            h = self._act(torch.addcmul(shifts[i], layer(h), scales[i]))
         return self.output(h)
