@@ -1,14 +1,26 @@
 """The library defaults on the suite of synthetic systems with exact one-step laws (issue 29).
 
 For every system of :mod:`pyrossm.datasets.systems` (``--systems``) and every model
-(``--models``: ``ddssm``, ``dkf``): simulate a training set (``--num-train`` series x ``--length``
-steps, seed ``--seed``) and a test set (``--num-test`` series, seed ``--seed + 1``); fit
-``pyrossm.fit(model=m, data=train)`` with nothing but the library defaults -- plus the system's
-covariates (``covariates=["u"]`` for ``covariate_gated``), ``seed``, ``progress`` and, only when
-``--num-steps`` is given, ``num_steps``; then draw ``--num-samples`` times from the 1-step
-predictive of ``x`` at the last step given the first ``T - 1`` steps (``res.forecast(context,
-horizon=1)``, with the last step's covariates as ``future_covariates``), as
-``benchmarks/bimodal.py`` does.
+(``--models``: ``ddssm``, ``dkf``, and on request GluonTS's ``deepar``): simulate a training set
+(``--num-train`` series x ``--length`` steps, seed ``--seed``) and a test set (``--num-test``
+series, seed ``--seed + 1``); fit ``pyrossm.fit(model=m, data=train)`` with nothing but the
+library defaults -- plus the system's covariates (``covariates=["u"]`` for ``covariate_gated``),
+``seed``, ``progress`` and, only when ``--num-steps`` is given, ``num_steps``; then draw
+``--num-samples`` times from the 1-step predictive of ``x`` at the last step given the first
+``T - 1`` steps (``res.forecast(context, horizon=1)``, with the last step's covariates as
+``future_covariates``), as ``benchmarks/bimodal.py`` does.
+
+``--models deepar`` (only when asked for; GluonTS is an optional benchmark dependency, and
+without it the script stops at the start saying so) adds GluonTS DeepAR as a baseline, through
+``benchmarks/deepar_baseline.py``: ``gluonts.torch.DeepAREstimator`` on the same training series
+(``x``; the system's covariates as dynamic real features, known at the forecast step), with
+GluonTS's defaults (Student-t output; freq ``"D"`` as in ``benchmarks/speed.py``, so its daily
+lags 1 ... 1093 and time features) but ``prediction_length=1``, ``context_length=T - 1``, batch
+size 128 (pyrossm's) and, with ``--num-steps``, that many training batches (else GluonTS's 100
+epochs x 50 batches); Lightning's ``seed_everything(--seed)``.  Its draws are ``--num-samples``
+sample paths of the last step of every test series given the first ``T - 1`` steps (and the
+covariates through ``T``), scored as the other models' are; ``--set`` does not apply to it (nor
+to its runs' names), ``--threads`` does.
 
 Scores: per test series, the Jensen-Shannon divergence (base 2, 100 bins) between the draws and
 the exact predictive law of ``x_T`` given the observed ``x_{1:T-1}`` under the true system
@@ -38,6 +50,7 @@ with its error (delete the file to retry).  ``--report`` only prints the table o
 values read as JSON) and records it in the runs' names: how one change does across the suite.
 
     python benchmarks/defaults.py                                     # every system, both models
+    python benchmarks/defaults.py --models deepar                     # the GluonTS DeepAR baseline
     python benchmarks/defaults.py --models dkf &  python benchmarks/defaults.py --models ddssm &
     wait; python benchmarks/defaults.py --report                      # one process per core
     python benchmarks/defaults.py --systems covariate_gated --num-steps 2 --num-train 16 \\
@@ -61,7 +74,12 @@ import pyrossm
 from pyrossm.datasets.systems import SYSTEMS, get_system
 from pyrossm.evaluation import jsd_to_density
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # deepar_baseline, however this is imported
+from deepar_baseline import OneStepDeepAR, load_gluonts  # noqa: E402
+
 MODELS = ("ddssm", "dkf")
+#: models run only when ``--models`` names them (GluonTS DeepAR: ``benchmarks/deepar_baseline.py``)
+BASELINES = ("deepar",)
 #: the JSD's range around the law: at least its mean +- PAD, and every used mode +- TAIL sds
 PAD, TAIL = 8.0, 6.0
 #: particles per test series of the exact predictive law (``System.predictive_law``)
@@ -99,7 +117,7 @@ def parse_settings(items):
 
 def run_key(system, model, args):
     steps = "default" if args.num_steps is None else args.num_steps
-    settings = parse_settings(args.set)
+    settings = parse_settings(args.set) if model not in BASELINES else {}  # --set is pyrossm's
     named = "".join(f"__{k}-{v}" for k, v in sorted(settings.items()))
     if len(named) > 120 or any(c in named for c in "/{}[]'\" "):  # a nested value: a short digest
         digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
@@ -168,6 +186,52 @@ def one_step_draws(result, test, system, num_samples, seed):
     return forecast["x"].values[:, :, 0]
 
 
+def pyrossm_draws(system, model, train, test, args):
+    """``(draws, fit_s, forecast_s, fields)``: ``pyrossm.fit`` with the defaults and its ``(S, N)``
+    1-step draws; ``fields`` what the record keeps of the fit."""
+    options = dict(seed=args.seed, progress=args.progress, **parse_settings(args.set))
+    if system.covariates:
+        options["covariates"] = list(system.covariates)
+    if args.num_steps is not None:
+        options["num_steps"] = args.num_steps
+    start = time.perf_counter()
+    result = pyrossm.fit(model=model, data=train, **options)
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    draws = one_step_draws(result, test, system, args.num_samples, args.seed)
+    forecast_s = time.perf_counter() - start
+    history = result.history
+    return (
+        draws,
+        fit_s,
+        forecast_s,
+        {
+            "steps_trained": int(len(history)),
+            "final_loss": float(history["loss"].iloc[-1]) if "loss" in history and len(history) else None,
+            "model_config": result.config.get("model_config"),
+            "trainer": result.config.get("trainer"),
+        },
+    )
+
+
+def deepar_draws(system, train, test, args):
+    """As :func:`pyrossm_draws` for GluonTS DeepAR (:class:`deepar_baseline.OneStepDeepAR`): trained
+    on ``x`` with the covariates as dynamic real features, ``--num-steps`` batches when given."""
+    deepar = OneStepDeepAR(system.covariates, num_batches=args.num_steps, seed=args.seed, progress=args.progress)
+    start = time.perf_counter()
+    deepar.fit(train)
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    draws = deepar.draws(test, args.num_samples, seed=args.seed)
+    forecast_s = time.perf_counter() - start
+    return (
+        draws,
+        fit_s,
+        forecast_s,
+        {"steps_trained": deepar.steps_trained, "final_loss": deepar.final_loss, **deepar.config},
+    )
+
+
 def run(system, model, args):
     """One fit and its 1-step scores, as a JSON-ready dict."""
     train, test, law, latent_law = data_sets(system, args)
@@ -180,21 +244,14 @@ def run(system, model, args):
         "num_test": args.num_test,
         "num_samples": args.num_samples,
         "seed": args.seed,
-        "settings": parse_settings(args.set),
+        "settings": parse_settings(args.set) if model not in BASELINES else {},
         **floors(law, latent_law, args.num_samples, args.seed),
     }
-    options = dict(seed=args.seed, progress=args.progress, **parse_settings(args.set))
-    if system.covariates:
-        options["covariates"] = list(system.covariates)
-    if args.num_steps is not None:
-        options["num_steps"] = args.num_steps
     try:
-        start = time.perf_counter()
-        result = pyrossm.fit(model=model, data=train, **options)
-        fit_s = time.perf_counter() - start
-        start = time.perf_counter()
-        draws = one_step_draws(result, test, system, args.num_samples, args.seed)
-        forecast_s = time.perf_counter() - start
+        if model == "deepar":
+            draws, fit_s, forecast_s, fitted = deepar_draws(system, train, test, args)
+        else:
+            draws, fit_s, forecast_s, fitted = pyrossm_draws(system, model, train, test, args)
     except Exception as err:  # recorded, so that one failure does not stop the suite
         return {**record, "error": f"{type(err).__name__}: {err}"}
     if args.keep_draws:  # to score again later, without refitting
@@ -204,18 +261,17 @@ def run(system, model, args):
         np.savez_compressed(tmp, draws=draws.astype(np.float32))
         os.replace(tmp, folder / f"{run_key(system.name, model, args)}.npz")
     scored = scores(draws, law, latent_law)
-    history = result.history
     return {
         **record,
         **scored,
         "ratio": scored["jsd_mean"] / record["floor_mean"],
         "fit_s": fit_s,
         "forecast_s": forecast_s,
-        "steps_trained": int(len(history)),
-        "final_loss": float(history["loss"].iloc[-1]) if "loss" in history and len(history) else None,
+        "steps_trained": fitted["steps_trained"],
+        "final_loss": fitted["final_loss"],
         "nonfinite_draws": int((~np.isfinite(draws)).sum()),
-        "model_config": result.config.get("model_config"),
-        "trainer": result.config.get("trainer"),
+        "model_config": fitted["model_config"],
+        "trainer": fitted["trainer"],
     }
 
 
@@ -268,8 +324,16 @@ def table(records):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--num-steps", type=int, default=None, help="SVI steps (default: the library's)")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=list(MODELS),
+        choices=[*MODELS, *BASELINES],
+        help="deepar (GluonTS DeepAR, an optional dependency) only when named",
+    )
+    parser.add_argument(
+        "--num-steps", type=int, default=None, help="SVI steps / DeepAR's training batches (default: the library's)"
+    )
     parser.add_argument("--num-train", type=int, default=1024, help="training series")
     parser.add_argument("--length", type=int, default=32, help="time steps of every series")
     parser.add_argument("--num-test", type=int, default=1024, help="test series")
@@ -300,6 +364,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.length < 2:
         parser.error("--length must be at least 2 (a context and the scored step)")
+    if "deepar" in args.models and not args.report:
+        try:
+            load_gluonts()
+        except ImportError as exc:
+            parser.error(f"--models deepar needs GluonTS (pip install 'gluonts[torch]'): {exc}")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 

@@ -33,7 +33,6 @@ thread by default:
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import os
 import platform
@@ -50,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # train_throughput, fr
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 import pandas as pd  # noqa: E402
+from deepar_baseline import import_gluonts  # noqa: E402
 from train_throughput import OursRunner, cpu_name, interleaved, table  # noqa: E402
 
 import pyrossm  # noqa: E402
@@ -95,22 +95,6 @@ class _Args:
 
 
 # ------------------------------------------------------------------------------------ DeepAR
-def import_gluonts():
-    """``(DeepAREstimator, ListDataset, lightning)`` or ``None`` with the reason printed."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import lightning.pytorch as pl
-            from gluonts.dataset.common import ListDataset
-            from gluonts.torch import DeepAREstimator
-    except Exception as exc:  # noqa: BLE001  (not installed, or broken: skip the rows)
-        print(f"  GluonTS is not importable ({type(exc).__name__}: {exc}): the DeepAR rows are skipped")
-        return None
-    for name in ("lightning.pytorch", "lightning.fabric", "gluonts"):  # their info lines (set at import)
-        logging.getLogger(name).setLevel(logging.WARNING)
-    return DeepAREstimator, ListDataset, pl
-
-
 class DeepARRunner:
     """GluonTS DeepAR (``gluonts.torch.DeepAREstimator``, defaults) on the same series, trained
     ``k`` batches at a time: each call fits a fresh Lightning trainer on the same module and data

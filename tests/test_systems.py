@@ -360,3 +360,75 @@ def test_defaults_benchmark_settings_are_parsed_as_json_and_named_in_the_key():
         num_steps=None, num_train=8, length=4, num_test=2, num_samples=3, seed=0, set=["architecture=compact"]
     )
     assert defaults.run_key("bimodal_walk", "dkf", args).endswith("__architecture-compact")
+
+
+def test_defaults_benchmark_deepar_run_is_scored_like_the_others_and_gets_the_covariate(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("gluonts")
+    import defaults
+
+    built = []
+
+    class Recorded(defaults.OneStepDeepAR):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(defaults, "OneStepDeepAR", Recorded)
+    smoke = ["--systems", "covariate_gated", "--models", "deepar", "--num-steps", "3", "--num-train", "16"]
+    smoke += [
+        "--length",
+        "8",
+        "--num-test",
+        "4",
+        "--num-samples",
+        "16",
+        "--keep-draws",
+        "--set",
+        "architecture=compact",
+    ]
+    rec = defaults.main([*smoke, "--out", str(tmp_path)])["covariate_gated", "deepar"]
+    assert "error" not in rec, rec.get("error")
+    key = "covariate_gated__deepar__steps-3__train16x8__test4__draws16__seed0"  # --set is pyrossm's, not DeepAR's
+    assert json.loads((tmp_path / "runs" / f"{key}.json").read_text()) == json.loads(json.dumps(rec, default=str))
+    assert np.load(tmp_path / "draws" / f"{key}.npz")["draws"].shape == (16, 4)
+    assert rec["target"] == "predictive" and rec["settings"] == {} and rec["nonfinite_draws"] == 0
+    assert 0.0 <= rec["floor_mean"] <= 1.0 and 0.0 <= rec["jsd_mean"] <= 1.0 and np.isfinite(rec["jsd_se"])
+    assert 0.0 <= rec["latent_jsd_mean"] <= 1.0 and rec["ratio"] == pytest.approx(rec["jsd_mean"] / rec["floor_mean"])
+    assert rec["steps_trained"] == 3 and rec["fit_s"] > 0 and rec["forecast_s"] > 0
+    config, trainer = rec["model_config"], rec["trainer"]
+    assert (config["freq"], config["prediction_length"], config["context_length"]) == ("D", 1, 7)
+    assert config["num_feat_dynamic_real"] == 1 and config["distr_output"] == "StudentTOutput"
+    assert config["lags_seq"][:8] == list(range(1, 9)) and trainer["batch_size"] == 128 and trainer["max_steps"] == 3
+    assert f"| covariate_gated | deepar | {rec['jsd_mean']:.4f} +- " in capsys.readouterr().out
+    # the covariate reaches DeepAR: u over all T steps, for training and for the forecast input (x over T - 1)
+    (deepar,) = built
+    train, inputs = list(deepar.train_data), list(deepar.forecast_data)
+    assert len(train) == 16 and len(inputs) == 4
+    assert all(e["target"].shape == (8,) and e["feat_dynamic_real"].shape == (1, 8) for e in train)
+    assert all(e["target"].shape == (7,) and e["feat_dynamic_real"].shape == (1, 8) for e in inputs)
+    test = get_system("covariate_gated").simulate(num_series=4, length=8, seed=1)
+    np.testing.assert_allclose(np.stack([e["feat_dynamic_real"][0] for e in inputs]), test["u"].values, rtol=1e-6)
+    np.testing.assert_allclose(np.stack([e["target"] for e in inputs]), test["x"].values[:, :7], rtol=1e-6)
+    # seeded: the same run elsewhere scores the same
+    again = defaults.main([*smoke, "--out", str(tmp_path / "again")])["covariate_gated", "deepar"]
+    assert again["jsd_mean"] == rec["jsd_mean"] and again["final_loss"] == rec["final_loss"]
+
+
+def test_defaults_benchmark_deepar_only_when_named_and_without_gluonts_stops_at_the_start(
+    tmp_path, capsys, monkeypatch
+):
+    import defaults
+
+    report = ["--systems", "bimodal_walk", "--out", str(tmp_path), "--report"]
+    assert list(defaults.main(report)) == [("bimodal_walk", "ddssm"), ("bimodal_walk", "dkf")]
+
+    def missing():
+        raise ImportError("GluonTS is not importable (ModuleNotFoundError: No module named 'gluonts')")
+
+    monkeypatch.setattr(defaults, "load_gluonts", missing)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        defaults.main(["--systems", "bimodal_walk", "--models", "dkf", "deepar", "--out", str(tmp_path)])
+    assert "--models deepar needs GluonTS" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    # what is stored is still reported without it
+    assert list(defaults.main([*report, "--models", "deepar"])) == [("bimodal_walk", "deepar")]
