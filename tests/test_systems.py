@@ -432,3 +432,16 @@ def test_defaults_benchmark_deepar_only_when_named_and_without_gluonts_stops_at_
     assert "--models deepar needs GluonTS" in capsys.readouterr().err and not (tmp_path / "runs").exists()
     # what is stored is still reported without it
     assert list(defaults.main([*report, "--models", "deepar"])) == [("bimodal_walk", "deepar")]
+
+
+def test_defaults_benchmark_scores_the_fast_sampler_on_the_same_fit(tmp_path, capsys):
+    import defaults
+
+    smoke = ["--systems", "bimodal_walk", "--models", "ddssm", "dkf", "--num-steps", "1", "--num-train", "8"]
+    smoke += ["--length", "6", "--num-test", "3", "--num-samples", "8", "--out", str(tmp_path)]
+    records = defaults.main([*smoke, "--fast-sampler-steps", "2"])
+    fast = records["bimodal_walk", "ddssm"]["fast_sampler"]
+    assert fast["sampler"] == "ddim" and fast["steps"] == 2 and 0.0 <= fast["jsd_mean"] <= 1.0
+    assert fast["forecast_s"] > 0
+    assert "fast_sampler" not in records["bimodal_walk", "dkf"]  # a Gaussian transition has one sampler
+    assert "| bimodal_walk | ddssm |" in capsys.readouterr().out.split("DDIM steps")[1]
