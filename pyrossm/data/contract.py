@@ -181,7 +181,7 @@ class DataContract:
         for var in available:
             extra = ds[var].dims[2:]
             if extra:
-                feature_dims[var] = (extra[0], ds[extra[0]].values.tolist())
+                feature_dims[var] = (extra[0], _coordinate_list(ds[extra[0]].values))
         time = ds[TIME].values
         num_cov = sum(len(feature_dims[v][1]) if v in feature_dims else 1 for v in covariate_names)
         num_ch = sum(len(feature_dims[v][1]) if v in feature_dims else 1 for v in target_vars)
@@ -332,7 +332,7 @@ class DataContract:
                 raise ValueError(
                     f"variable {var!r} has dims {da.dims}; expected ('series', 'time', {dim!r}) as in the training data"
                 )
-            labels = [_label(c) for c in ds[dim].values.tolist()]
+            labels = [_label(c) for c in _coordinate_list(ds[dim].values)]
             position = {c: i for i, c in enumerate(labels)}
             absent = [c for c in coords if c not in position]
             if absent or len(labels) != len(coords):
@@ -530,6 +530,14 @@ def _check_reserved(ds) -> None:
                 f"data has a dim or variable named {name!r}, which pyrossm's forecasts and samples use for "
                 f"their own dims {RESERVED_NAMES}: rename it"
             )
+
+
+def _coordinate_list(values) -> list:
+    """A coordinate's values as python objects; datetimes as timestamps at any resolution
+    (``datetime64[ns].tolist()`` gives plain ints)."""
+    if values.dtype.kind == "M":
+        return list(pd.DatetimeIndex(values))
+    return values.tolist()
 
 
 def _is_datetime(value) -> bool:
