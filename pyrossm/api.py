@@ -14,7 +14,7 @@ from .data import DataContract
 from .inference import Trainer, TrainerConfig, distributed
 from .inference.config import SECTION_OF, SECTIONS, closest
 from .io import load
-from .models import GenerativeModel, get_spec
+from .models import GenerativeModel, get_spec, spec_of
 from .models.base import require
 from .result import FitResult
 
@@ -45,13 +45,18 @@ def _as_python(value):
     return value
 
 
-def _trainer_config(trainer, num_steps, overrides) -> TrainerConfig:
+def _trainer_config(trainer, num_steps, overrides, family_defaults=None) -> TrainerConfig:
     """The run's settings: ``trainer`` (a preset stretched to ``num_steps`` when both are given)
-    with ``fit``'s own arguments in place of its values."""
+    with ``fit``'s own arguments in place of its values; ``None`` or a dict read on top of the
+    model family's ``family_defaults`` (flat settings) where it has them."""
     if isinstance(trainer, str):
         config = TrainerConfig.from_preset(trainer, None if num_steps is FROM_TRAINER else num_steps)
     else:
-        config = TrainerConfig.resolve(trainer)
+        if family_defaults and (trainer is None or isinstance(trainer, dict)):
+            config = TrainerConfig.from_dict(family_defaults)
+            config = config.updated(**trainer) if trainer else config
+        else:
+            config = TrainerConfig.resolve(trainer)
         if num_steps is not FROM_TRAINER:
             overrides["num_steps"] = num_steps
     given = {k: v for k, v in overrides.items() if v is not FROM_TRAINER}
@@ -145,7 +150,9 @@ def fit(
     :param batch_size: series per step (``None`` = all).
     :param float learning_rate: every group's base learning rate (per-group rates are the
         trainer's ``learning_rates``).
-    :param trainer: the training settings: ``None`` (defaults), a
+    :param trainer: the training settings: ``None`` (the model family's defaults: for the DKF
+        and the DDSSM :data:`~pyrossm.models.registry.SSM_TRAINER_DEFAULTS`, else the
+        :class:`~pyrossm.inference.TrainerConfig` defaults), a
         :class:`~pyrossm.inference.TrainerConfig`, a dict (flat, e.g. ``{"keep_best": True,
         "validate_every": 100, "learning_rates": {"transition": 1e-2}}``, or nested by section)
         or a preset name from :data:`~pyrossm.inference.TRAINER_PRESETS`.  ``num_steps``,
@@ -167,8 +174,12 @@ def fit(
     fit_names = [name for name in inspect.signature(fit).parameters if name != "model_options"]
     _check_model_options(model, spec, model_options, fit_names)
     options = {name: _as_python(value) for name, value in model_options.items()}
+    family = spec if spec is not None else spec_of(model)
     config = _trainer_config(
-        trainer, num_steps, dict(batch_size=batch_size, learning_rate=learning_rate, seed=seed, progress=progress)
+        trainer,
+        num_steps,
+        dict(batch_size=batch_size, learning_rate=learning_rate, seed=seed, progress=progress),
+        family.trainer_defaults if family is not None else None,
     )
     selection = config.selection
     if selection.keep_best and validation_data is None:

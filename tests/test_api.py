@@ -11,6 +11,7 @@ import xarray as xr
 import pyrossm
 from pyrossm.inference import Trainer, TrainerConfig, atomic_torch_save
 from pyrossm.models import DKF, GaussianEmission, GaussianTransition, SmoothingEncoder, StateSpaceModel, VHPInit
+from pyrossm.models.registry import SSM_TRAINER_DEFAULTS
 
 H = 3
 
@@ -187,12 +188,14 @@ def test_save_load_round_trip(fitted, data, tmp_path):
     assert pyrossm.load(path, device=fitted.device).device == torch.device("cpu")
 
 
-def test_dkf_files_from_before_the_activation_option_load_with_relu(fitted, data, tiny, tmp_path):
+def test_dkf_files_from_before_the_activation_option_load_with_relu(data, tiny, tmp_path):
     import json
 
     from pyrossm.inference import atomic_torch_save, safe_torch_load
 
-    payload = safe_torch_load(fitted.save(tmp_path / "new.pyrossm"))
+    # such files were all fitted with the paper networks (then the default), whose modules name their activation
+    paper = pyrossm.fit(data=data, num_steps=1, order=2, latent_dim=2, architecture="paper", **tiny)
+    payload = safe_torch_load(paper.save(tmp_path / "new.pyrossm"))
     config = json.loads(payload["config"])
     assert config["model_config"].pop("activation") == "relu"  # the default
     payload["config"] = json.dumps(config)
@@ -380,15 +383,19 @@ def test_model_names_are_case_insensitive(data, tiny):
 
 
 def test_trainer_settings_given_flat_nested_or_as_a_config_are_the_same_run(data, tiny):
+    # the rate's settings spelled out: a dict is read on top of the DKF's own defaults
+    # (SSM_TRAINER_DEFAULTS), a TrainerConfig instance on the library-wide ones (see the end)
     flat = {
+        "learning_rate": 1e-3,
         "learning_rates": {"transition": 1e-2},
         "lr_schedule": "cosine",
+        "lr_end_factor": 0.1,
         "batch_size": 4,
         "annealing": {"kind": "linear", "start": 0.1, "end": 1.0, "warmup_steps": 2},
     }
     nested = {
-        "optimizer": {"learning_rates": {"transition": 1e-2}},
-        "schedule": {"lr_schedule": "cosine"},
+        "optimizer": {"learning_rate": 1e-3, "learning_rates": {"transition": 1e-2}},
+        "schedule": {"lr_schedule": "cosine", "lr_end_factor": 0.1},
         "batching": {"batch_size": 4},
         "objective": {"annealing": {"kind": "linear", "start": 0.1, "end": 1.0, "warmup_steps": 2}},
     }
@@ -405,6 +412,18 @@ def test_trainer_settings_given_flat_nested_or_as_a_config_are_the_same_run(data
     trainer = runs[0].config["trainer"]
     assert trainer == TrainerConfig.from_dict({**flat, "num_steps": 3, "seed": 2, "progress": False}).to_dict()
     assert trainer["optimizer"]["learning_rates"] == {"transition": 1e-2}
+    # left unspelled, a TrainerConfig instance is taken as it is (the library-wide defaults) while
+    # a dict keeps the family's
+    unspelled = {k: v for k, v in flat.items() if k not in ("learning_rate", "lr_end_factor")}
+    as_config, as_dict = (
+        pyrossm.fit(data=data, num_steps=1, seed=2, trainer=t, **tiny).config["trainer"]
+        for t in (TrainerConfig.from_dict(unspelled), unspelled)
+    )
+    library, family = TrainerConfig(), TrainerConfig.from_dict(SSM_TRAINER_DEFAULTS)
+    for config, defaults in ((as_config, library), (as_dict, family)):
+        assert config["optimizer"]["learning_rate"] == defaults.optimizer.learning_rate
+        assert config["schedule"]["lr_end_factor"] == defaults.schedule.lr_end_factor
+    assert as_config["optimizer"]["learning_rate"] != as_dict["optimizer"]["learning_rate"]
 
 
 def test_fit_arguments_replace_the_trainers_values(data, tiny):

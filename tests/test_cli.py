@@ -236,10 +236,14 @@ def test_validation_options_need_each_other(files, tmp_path, make_ds, extra, mes
 
 
 # ------------------------------------------------------------------ --trainer-config
+#: the rate's settings spelled out: a dict (the flat file, the nested one, fit's ``trainer``) is read
+#: on top of the DKF's own defaults, a ``TrainerConfig`` (``expected``) on the library-wide ones
 FLAT_SETTINGS = {
     "num_steps": 4,
     "batch_size": 2,
+    "learning_rate": 1e-3,
     "lr_schedule": "cosine",
+    "lr_end_factor": 0.1,
     "learning_rates": {"transition": 0.01},
     "annealing": {"kind": "linear", "start": 0.1, "end": 1.0, "warmup_steps": 2},
 }

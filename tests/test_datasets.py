@@ -329,9 +329,11 @@ def test_real_data_is_package_data(monkeypatch, tmp_path):
 
 
 def test_public_names():
-    # pyrossm.datasets became a package (synthetic.py, real.py, systems.py): the old names are all still there
+    # pyrossm.datasets became a package (synthetic.py, real.py, systems.py, filtering.py): the old names are
+    # all still there
     names = [
         "GaussianMixture1D",
+        "ParticleModel",
         "SYSTEMS",
         "System",
         "basic_motions",
@@ -345,6 +347,7 @@ def test_public_names():
         "kalman_filter",
         "kalman_predictive",
         "linear_gaussian",
+        "predictive_law",
         "regime_switching_seasonal",
         "state_dependent_modes",
         "stock",

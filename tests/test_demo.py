@@ -26,11 +26,12 @@ def test_demo_fits_both_models_and_writes_figures_and_models(tmp_path, capsys):
         saved = pyrossm.load(tmp_path / f"{name.lower()}.pyrossm")
         assert saved.config["model"] == DEMO_FITS[name]["model"]
         assert len(saved.history) == 3
-        # the demo's trainer settings, with num_steps replaced by the budget asked for
+        # the library's defaults (compact networks, the family's recipe), num_steps the budget asked for
+        assert saved.config["model_config"]["architecture"] == "compact"
         trainer = saved.config["trainer"]
-        assert trainer["num_steps"] == 3 and trainer["batching"]["batch_size"] == 64
+        assert trainer["num_steps"] == 3 and trainer["batching"]["batch_size"] == 128
         assert trainer["schedule"]["lr_schedule"] == "cosine" and trainer["schedule"]["lr_end_factor"] == 0.03
-        assert trainer["objective"]["annealing"]["warmup_steps"] == {"DDSSM": 200, "DKF": 150}[name]
+        assert trainer["objective"]["annealing"]["warmup_steps"] is None  # resolved to a third of the stage
         np.testing.assert_allclose(
             saved.history["lr_emission"], 3e-3 * np.array([1.0, 0.03 + 0.97 * 0.75, 0.03 + 0.97 * 0.25])
         )

@@ -20,14 +20,13 @@ def quick_start_code():
 def test_quick_start_runs(tmp_path, monkeypatch):
     code = quick_start_code()
     fast = {
-        "num_steps=1000": "num_steps=2",
         "num_samples=500": "num_samples=20",
         "num_samples=200": "num_samples=10",
         "num_samples=100": "num_samples=10",
         # arviz-plots overlays 50 replicates by default: as many as the 10 drawn here
         "plot_ppc_dist(dt, ": "plot_ppc_dist(dt, num_samples=10, ",
-        # a small network with 8 diffusion steps (the README's runs the paper's K = 128)
-        "pyrossm.fit(": "pyrossm.fit(num_diffusion_steps=8, channels=4, hidden_dim=4, ",
+        # 2 steps of a small network with 8 diffusion steps (the README's: the defaults, K = 128)
+        "pyrossm.fit(": "pyrossm.fit(num_steps=2, num_diffusion_steps=8, hidden_dim=4, ",
     }
     for slow, quick in fast.items():
         assert code.count(slow) == 1, slow

@@ -9,7 +9,7 @@ from .encoder import SmoothingEncoder
 from .init import StandardNormalInit, VHPInit
 from .l2d import L2DDiff
 from .latent_diffusion import CollapseSimulation, LatentDiffusion, SequenceLatentModel
-from .registry import MODELS, ModelSpec, build_model, get_spec, register_model
+from .registry import MODELS, ModelSpec, build_model, get_spec, register_model, spec_of
 from .ssm import StateSpaceModel
 from .transition import DiffusionDynamics, GaussianTransition
 
@@ -21,6 +21,7 @@ __all__ = [
     "capabilities",
     "ModelSpec",
     "get_spec",
+    "spec_of",
     "DDSSM",
     "LatentDiffusion",
     "CollapseSimulation",

@@ -29,12 +29,17 @@ class ModelSpec:
     :param str summary: one line for listings.
     :param migrate: ``migrate(options: dict) -> dict``: the saved options of an older file made
         valid for today's factory (default: unchanged).
+    :param dict trainer_defaults: flat trainer settings that replace the library-wide
+        :class:`~pyrossm.inference.TrainerConfig` defaults for this family (``fit``'s ``trainer``
+        given as ``None`` or a dict is read on top of them; a ``TrainerConfig`` or a preset is
+        taken as it is).
     """
 
     name: str
     factory: object
     summary: str = ""
     migrate: object = None
+    trainer_defaults: dict | None = None
 
     def options(self) -> set:
         """The keyword arguments a user may give (the factory's, less the data's)."""
@@ -70,12 +75,23 @@ def _former_defaults(options):
 
 MODELS: dict[str, ModelSpec] = {}
 
+#: the DKF's and the DDSSM's default training recipe, chosen on the six systems of
+#: ``pyrossm.datasets.systems`` (``benchmarks/defaults.py``): 3000 steps at a rate of 3e-3 decayed
+#: by a cosine to 3 % of it; the rest are the :class:`~pyrossm.inference.TrainerConfig` defaults
+#: (batches of 128 series, lambda warmed up from 0.01 to 1 over the first third)
+SSM_TRAINER_DEFAULTS = {"num_steps": 3000, "learning_rate": 3e-3, "lr_schedule": "cosine", "lr_end_factor": 0.03}
 
-def register_model(name: str, factory, summary: str = "", migrate=None) -> ModelSpec:
+
+def register_model(name: str, factory, summary: str = "", migrate=None, trainer_defaults=None) -> ModelSpec:
     """Registers a family under ``name`` (lower case); returns its :class:`ModelSpec`."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"model name must be a non-empty str, got {name!r}")
-    spec = ModelSpec(name.lower(), factory, summary, migrate)
+    if trainer_defaults is not None:
+        from ..inference.config import TrainerConfig
+
+        TrainerConfig.from_dict(trainer_defaults)  # unknown or invalid settings fail here
+        trainer_defaults = dict(trainer_defaults)
+    spec = ModelSpec(name.lower(), factory, summary, migrate, trainer_defaults)
     MODELS[spec.name] = spec
     return spec
 
@@ -92,6 +108,15 @@ def get_spec(name) -> ModelSpec:
     return MODELS[name.lower()]
 
 
+def spec_of(model) -> ModelSpec | None:
+    """The spec of a model instance's family (the registered factory that is its class), or
+    ``None`` for a model no family builds (e.g. a ``StateSpaceModel`` made of parts)."""
+    for spec in MODELS.values():
+        if isinstance(spec.factory, type) and type(model) is spec.factory:
+            return spec
+    return None
+
+
 def model_arguments(name: str) -> set:
     """Names of the keyword arguments the registered model ``name`` accepts from users."""
     return get_spec(name).options()
@@ -103,9 +128,19 @@ def build_model(name: str, **kwargs):
 
 
 register_model(
-    "dkf", DKF, "Deep Kalman Filter: Gaussian transition, structured smoothing guide", migrate=_former_defaults
+    "dkf",
+    DKF,
+    "Deep Kalman Filter: Gaussian transition, structured smoothing guide",
+    migrate=_former_defaults,
+    trainer_defaults=SSM_TRAINER_DEFAULTS,
 )
-register_model("ddssm", DDSSM, "Diffusion-driven SSM: a conditional diffusion transition", migrate=_former_defaults)
+register_model(
+    "ddssm",
+    DDSSM,
+    "Diffusion-driven SSM: a conditional diffusion transition",
+    migrate=_former_defaults,
+    trainer_defaults=SSM_TRAINER_DEFAULTS,
+)
 register_model(
     "latent_diffusion",
     LatentDiffusion,

@@ -10,7 +10,14 @@ import torch
 
 import pyrossm
 from pyrossm.inference import TrainerConfig
-from tests.inference.test_trainer import RAMP, args_of, assert_same_state, history_without_seconds, make_trainer
+from tests.inference.test_trainer import (
+    CONSTANT_LR,
+    RAMP,
+    args_of,
+    assert_same_state,
+    history_without_seconds,
+    make_trainer,
+)
 
 
 def test_batch_size_at_follows_the_schedule():
@@ -70,7 +77,8 @@ def test_the_trainer_draws_minibatches_of_the_scheduled_sizes(series_ds):
 
 
 def test_fit_with_a_batch_schedule_resumes_bit_for_bit(series_ds, tiny, tmp_path):
-    settings = dict(annealing=RAMP, batch_schedule=[[4, 3], [8, 5]], checkpoint_every=5)
+    # a constant rate: the run cut at step 10 must be a prefix of the full one (see CONSTANT_LR)
+    settings = dict(annealing=RAMP, batch_schedule=[[4, 3], [8, 5]], checkpoint_every=5, **CONSTANT_LR)
     kw = dict(data=series_ds, seed=3, batch_size=2, trainer=settings, **tiny)
     full = pyrossm.fit(num_steps=14, checkpoint_dir=tmp_path / "full", **kw)
     assert list(full.history["batch_size"]) == [2] * 4 + [3] * 4 + [5] * 6
@@ -80,7 +88,7 @@ def test_fit_with_a_batch_schedule_resumes_bit_for_bit(series_ds, tiny, tmp_path
     assert_same_state(full.model, resumed.model)
     pd.testing.assert_frame_equal(history_without_seconds(full.history), history_without_seconds(resumed.history))
     # a schedule changes the training: the same run with batch_size 2 throughout differs
-    plain = pyrossm.fit(num_steps=14, **{**kw, "trainer": {"annealing": RAMP}})
+    plain = pyrossm.fit(num_steps=14, **{**kw, "trainer": {"annealing": RAMP, **CONSTANT_LR}})
     assert (plain.history["batch_size"] == 2).all()
     assert not plain.history["loss"].equals(full.history["loss"])
 
@@ -113,7 +121,10 @@ def test_reset_moments_restarts_the_optimiser_at_the_batch_change(series_ds):
 
 
 def test_reset_moments_resumes_bit_for_bit_and_survives_json(series_ds, tiny, tmp_path):
-    settings = dict(annealing=RAMP, batch_schedule=[[7, 4]], reset_moments_on_batch_change=True, checkpoint_every=5)
+    # a constant rate: the run cut at step 10 must be a prefix of the full one (see CONSTANT_LR)
+    settings = dict(
+        annealing=RAMP, batch_schedule=[[7, 4]], reset_moments_on_batch_change=True, checkpoint_every=5, **CONSTANT_LR
+    )
     kw = dict(data=series_ds, seed=3, batch_size=2, trainer=settings, **tiny)
     full = pyrossm.fit(num_steps=14, checkpoint_dir=tmp_path / "full", **kw)
     assert full.config["trainer"]["batching"]["reset_moments_on_batch_change"] is True

@@ -57,8 +57,10 @@ def test_stray_temporary_files_of_a_killed_write_are_removed_on_the_next_start(k
 
 
 def test_a_corrupted_latest_checkpoint_falls_back_to_the_previous(kw, tmp_path):
-    settings = {"checkpoint_every": 2, "annealing": "constant"}  # (a ramp would depend on num_steps)
-    full = pyrossm.fit(num_steps=6, trainer={"annealing": "constant"}, **kw)
+    # (a ramp or the DKF's default cosine learning-rate decay would depend on num_steps)
+    constant = {"annealing": "constant", "lr_schedule": "constant"}
+    settings = {"checkpoint_every": 2, **constant}
+    full = pyrossm.fit(num_steps=6, trainer=constant, **kw)
     pyrossm.fit(num_steps=4, checkpoint_dir=tmp_path, trainer=settings, **kw)
     assert safe_torch_load(tmp_path / PREVIOUS_CHECKPOINT_NAME)["step"] == 2
     (tmp_path / CHECKPOINT_NAME).write_bytes((tmp_path / CHECKPOINT_NAME).read_bytes()[:200])  # truncated
@@ -111,10 +113,9 @@ def test_resume_on_other_data_or_another_model_is_refused_naming_the_difference(
 
 
 def test_a_deliberate_learning_rate_change_on_resume_is_applied_and_recorded(kw, tmp_path):
-    pyrossm.fit(num_steps=3, checkpoint_dir=tmp_path, learning_rate=1e-3, trainer={"annealing": "constant"}, **kw)
-    resumed = pyrossm.fit(
-        num_steps=5, checkpoint_dir=tmp_path, resume=True, learning_rate=5e-4, trainer={"annealing": "constant"}, **kw
-    )
+    constant = {"annealing": "constant", "lr_schedule": "constant"}  # no decay: the rates are the ones given
+    pyrossm.fit(num_steps=3, checkpoint_dir=tmp_path, learning_rate=1e-3, trainer=constant, **kw)
+    resumed = pyrossm.fit(num_steps=5, checkpoint_dir=tmp_path, resume=True, learning_rate=5e-4, trainer=constant, **kw)
     assert resumed.history["lr_encoder"].tolist() == [1e-3] * 3 + [5e-4] * 2
     assert resumed.config["trainer"]["optimizer"]["learning_rate"] == 5e-4
 

@@ -11,6 +11,7 @@ import torch
 import pyrossm
 from pyrossm.inference import Trainer, TrainerConfig
 from tests.inference.test_trainer import (
+    CONSTANT_LR,
     RAMP,
     N,
     args_of,
@@ -104,7 +105,8 @@ def test_keep_best_resume_equals_an_uninterrupted_run(fit_kwargs, make_ds, tmp_p
         fit_kwargs,
         learning_rate=0.05,
         validation_data=make_ds(num_series=4, seed=5),
-        trainer=dict(annealing=RAMP, validate_every=3, keep_best=True, checkpoint_every=5),
+        # a constant rate: the run cut at step 10 must be a prefix of the full one (see CONSTANT_LR)
+        trainer=dict(annealing=RAMP, validate_every=3, keep_best=True, checkpoint_every=5, **CONSTANT_LR),
     )
     full = pyrossm.fit(num_steps=20, checkpoint_dir=tmp_path / "full", **kwargs)
     pyrossm.fit(num_steps=10, checkpoint_dir=tmp_path / "cut", **kwargs)

@@ -1,7 +1,8 @@
-"""The ``architecture`` option of the state-space presets: ``"paper"`` (the Context Producers and
-the CSDI denoiser, unchanged) and ``"compact"`` (MLPs with the same call signatures): the compact
-parts' shapes, the paper default bit for bit, training / sampling / forecasting / save-load of
-compact DKF and DDSSM fits, older files without the option, and bad values."""
+"""The ``architecture`` option of the state-space presets: ``"compact"`` (the default: MLPs with
+the same call signatures) and ``"paper"`` (the Context Producers and the CSDI denoiser, unchanged):
+the compact parts' shapes, the compact default bit for bit with paper still available, training /
+sampling / forecasting / save-load of compact DKF and DDSSM fits, older files without the option
+(paper), and bad values."""
 
 from __future__ import annotations
 
@@ -101,19 +102,26 @@ def test_mlp_denoiser_starts_as_the_skip_and_embeds_each_noise_level_once():
 
 
 @pytest.mark.parametrize("cls", [DKF, DDSSM])
-def test_paper_is_the_default_bit_for_bit(cls):
+def test_compact_is_the_default_bit_for_bit_and_paper_stays_available(cls):
     x, mask, u = torch.randn(4, 6, D), torch.ones(4, 6, D, dtype=torch.bool), torch.randn(4, 6, 1)
     results = []
-    for kw in ({}, {"architecture": "paper"}):
+    for kw in ({}, {"architecture": "compact"}, {"architecture": "paper"}):
         torch.manual_seed(0)
         model = cls(obs_dim=D, latent_dim=2, order=2, covariate_dim=1, channels=4, hidden_dim=4, **kw)
         pyro.set_rng_seed(1)
         loss, _ = elbo_terms(model.model, model.guide, x, mask, u, annealing=0.5, num_particles=2)
-        results.append((model.state_dict(), loss.item(), model.config))
-    (a, loss_a, config_a), (b, loss_b, config_b) = results
+        results.append((model.state_dict(), loss.item(), model.config, networks(model)))
+    (a, loss_a, config_a, nets_a), (b, loss_b, config_b, nets_b), (_, loss_p, config_p, nets_p) = results
     assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
     assert loss_a == loss_b and np.isfinite(loss_a)
-    assert config_a == config_b and config_a["architecture"] == "paper"
+    assert config_a == config_b and config_a["architecture"] == "compact"
+    assert nets_a == nets_b == ({MLPGaussian} if cls is DKF else {MLPGaussian, MLPDenoiser})
+    # the paper networks remain a named option
+    assert config_p["architecture"] == "paper" and np.isfinite(loss_p)
+    assert nets_p == ({ContextGaussian} if cls is DKF else {ContextGaussian, CSDIDenoiser})
+    assert {k: v for k, v in config_p.items() if k != "architecture"} == {
+        k: v for k, v in config_a.items() if k != "architecture"
+    }
 
 
 @pytest.mark.parametrize("name,options", [("dkf", {}), ("ddssm", TINY_DDSSM)], ids=["dkf", "ddssm"])
@@ -134,7 +142,8 @@ def test_compact_fits_train_sample_forecast_and_round_trip(name, options, make_d
 
 
 def test_files_saved_without_the_architecture_option_load_as_paper(make_ds, tiny, tmp_path):
-    res = pyrossm.fit("dkf", make_ds(), num_steps=1, **tiny)
+    # such files were all fitted with the paper networks (then the default)
+    res = pyrossm.fit("dkf", make_ds(), num_steps=1, architecture="paper", **tiny)
     payload = safe_torch_load(res.save(tmp_path / "new.pyrossm"))
     config = json.loads(payload["config"])
     assert config["model_config"].pop("architecture") == "paper"

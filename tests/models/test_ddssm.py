@@ -87,9 +87,12 @@ def test_bad_arguments_raise_on_construction(kwargs, culprit):
         build(1, 1, 0, **kwargs)
 
 
+@pytest.mark.parametrize("architecture", ["paper", "compact"])
 @pytest.mark.parametrize("latent_dim,order,covariate_dim", CONFIGS, ids=IDS)
-def test_elbo_is_finite_with_finite_gradients_and_one_denoiser_call(latent_dim, order, covariate_dim, random_batch):
-    model = build(latent_dim, order, covariate_dim, num_noise_draws=2)
+def test_elbo_is_finite_with_finite_gradients_and_one_denoiser_call(
+    latent_dim, order, covariate_dim, architecture, random_batch
+):
+    model = build(latent_dim, order, covariate_dim, num_noise_draws=2, architecture=architecture)
     args = random_batch(N, T, D, covariate_dim)
     perturb_output_layer(model)
     calls = []
@@ -110,7 +113,8 @@ def test_elbo_is_finite_with_finite_gradients_and_one_denoiser_call(latent_dim, 
         assert all(g is not None and torch.isfinite(g).all() for g in grads), name
         assert sum(g.abs().sum().item() for g in grads) > 0, name
     net = model.transition.network
-    assert net.input.weight.grad.abs().sum() > 0 and net.embedding.mlp[0].weight.grad.abs().sum() > 0
+    first = net.input if architecture == "paper" else net.layers[0]  # CSDIDenoiser / MLPDenoiser
+    assert first.weight.grad.abs().sum() > 0 and net.embedding.mlp[0].weight.grad.abs().sum() > 0
 
 
 def test_model_trace_scores_z_with_the_diffusion_bound(random_batch):
@@ -266,8 +270,18 @@ def test_fits_saved_before_activation_existed_load_with_relu(data, tmp_path):
 
     from pyrossm.inference import atomic_torch_save, safe_torch_load
 
+    # such files were all fitted with the paper networks (then the default), whose heads are checked below
     silu = pyrossm.fit(
-        model="ddssm", data=data, latent_dim=2, order=2, num_steps=2, seed=0, progress=False, activation="silu", **TINY
+        model="ddssm",
+        data=data,
+        latent_dim=2,
+        order=2,
+        num_steps=2,
+        seed=0,
+        progress=False,
+        activation="silu",
+        architecture="paper",
+        **TINY,
     )
     assert silu.model.config["activation"] == "silu"
     payload = safe_torch_load(silu.save(tmp_path / "new.pyrossm"))

@@ -20,9 +20,9 @@ IDS = [f"j{j}-M{m}-V{v}-{init}" for j, m, v, init in CONFIGS]
 
 @pytest.fixture
 def build(random_batch):
-    """``build(order, latent_dim, covariate_dim, init) -> (tiny DKF, (x, mask, covariates))``."""
+    """``build(order, latent_dim, covariate_dim, init, **options) -> (tiny DKF, (x, mask, covariates))``."""
 
-    def make(order, latent_dim, covariate_dim, init):
+    def make(order, latent_dim, covariate_dim, init, **options):
         torch.manual_seed(0)
         model = DKF(
             obs_dim=D,
@@ -35,6 +35,7 @@ def build(random_batch):
             encoder_layers=1,
             emission_layers=1,
             transition_layers=1,
+            **options,
         )
         return model, random_batch(N, T, D, covariate_dim)
 
@@ -157,9 +158,10 @@ def test_annealing_scales_the_rate_sites_only(build):
     assert model_trace.nodes["x"]["scale"] == 1.0
 
 
-def test_composed_model_matches_the_dkf_preset(build):
+@pytest.mark.parametrize("architecture", ["paper", "compact"])
+def test_composed_model_matches_the_dkf_preset(build, architecture):
     """A StateSpaceModel assembled from parts equals the preset with the same parts and seed."""
-    kw = dict(channels=4, seq_dim=4, hidden_dim=4)
+    kw = dict(channels=4, seq_dim=4, hidden_dim=4, architecture=architecture)
     torch.manual_seed(0)
     parts = dict(
         transition=GaussianTransition(2, 2, 1, num_layers=1, **kw),
@@ -168,8 +170,9 @@ def test_composed_model_matches_the_dkf_preset(build):
         init=VHPInit(2, 2, 1, **kw),
     )
     composed = StateSpaceModel(**parts, latent_dim=2, order=2, obs_dim=D, covariate_dim=1)
-    preset, args = build(2, 2, 1, "vhp")
+    preset, args = build(2, 2, 1, "vhp", architecture=architecture)
     assert composed.config is None and preset.config["order"] == 2
+    assert preset.config["architecture"] == architecture
     composed.load_state_dict(preset.state_dict())
     torch.manual_seed(3)
     a = model_log_joint(composed, args)
