@@ -16,7 +16,7 @@ without it the script stops at the start saying so) adds GluonTS DeepAR as a bas
 (``x``; the system's covariates as dynamic real features, known at the forecast step), with
 GluonTS's defaults (Student-t output; freq ``"D"`` as in ``benchmarks/speed.py``, so its daily
 lags 1 ... 1093 and time features) but ``prediction_length=1``, ``context_length=T - 1``, batch
-size 128 (pyrossm's) and, with ``--num-steps``, that many training batches (else GluonTS's 100
+size 128 (pyrossm's) and, with ``--deepar-batches``, that many training batches (else GluonTS's 100
 epochs x 50 batches); Lightning's ``seed_everything(--seed)``.  Its draws are ``--num-samples``
 sample paths of the last step of every test series given the first ``T - 1`` steps (and the
 covariates through ``T``), scored as the other models' are; ``--set`` does not apply to it (nor
@@ -115,8 +115,14 @@ def parse_settings(items):
     return settings
 
 
+def steps_of(model, args):
+    """The training budget of ``model``'s runs: ``--deepar-batches`` for DeepAR, else ``--num-steps``
+    (``None``: the model's own default)."""
+    return args.deepar_batches if model in BASELINES else args.num_steps
+
+
 def run_key(system, model, args):
-    steps = "default" if args.num_steps is None else args.num_steps
+    steps = "default" if steps_of(model, args) is None else steps_of(model, args)
     settings = parse_settings(args.set) if model not in BASELINES else {}  # --set is pyrossm's
     named = "".join(f"__{k}-{v}" for k, v in sorted(settings.items()))
     if len(named) > 120 or any(c in named for c in "/{}[]'\" "):  # a nested value: a short digest
@@ -224,8 +230,10 @@ def pyrossm_draws(system, model, train, test, args):
 
 def deepar_draws(system, train, test, args):
     """As :func:`pyrossm_draws` for GluonTS DeepAR (:class:`deepar_baseline.OneStepDeepAR`): trained
-    on ``x`` with the covariates as dynamic real features, ``--num-steps`` batches when given."""
-    deepar = OneStepDeepAR(system.covariates, num_batches=args.num_steps, seed=args.seed, progress=args.progress)
+    on ``x`` with the covariates as dynamic real features, ``--deepar-batches`` batches when given."""
+    deepar = OneStepDeepAR(
+        system.covariates, num_batches=steps_of("deepar", args), seed=args.seed, progress=args.progress
+    )
     start = time.perf_counter()
     deepar.fit(train)
     fit_s = time.perf_counter() - start
@@ -246,7 +254,7 @@ def run(system, model, args):
     record = {
         "system": system.name,
         "model": model,
-        "num_steps": args.num_steps,
+        "num_steps": steps_of(model, args),
         "num_train": args.num_train,
         "length": args.length,
         "num_test": args.num_test,
@@ -359,7 +367,7 @@ def main(argv=None):
         help="deepar (GluonTS DeepAR, an optional dependency) only when named",
     )
     parser.add_argument(
-        "--num-steps", type=int, default=None, help="SVI steps / DeepAR's training batches (default: the library's)"
+        "--num-steps", type=int, default=None, help="SVI steps of the pyrossm models (default: the library's)"
     )
     parser.add_argument("--num-train", type=int, default=1024, help="training series")
     parser.add_argument("--length", type=int, default=32, help="time steps of every series")
@@ -376,6 +384,12 @@ def main(argv=None):
     )
     parser.add_argument("--out", default="benchmarks/output/defaults", help="folder of the stored runs (runs/*.json)")
     parser.add_argument("--report", action="store_true", help="only print the table of the stored runs")
+    parser.add_argument(
+        "--deepar-batches",
+        type=int,
+        default=None,
+        help="DeepAR's training batches (default: GluonTS's own budget, 100 epochs of 50 batches)",
+    )
     parser.add_argument(
         "--fast-sampler-steps",
         type=int,

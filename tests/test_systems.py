@@ -374,7 +374,7 @@ def test_defaults_benchmark_deepar_run_is_scored_like_the_others_and_gets_the_co
             built.append(self)
 
     monkeypatch.setattr(defaults, "OneStepDeepAR", Recorded)
-    smoke = ["--systems", "covariate_gated", "--models", "deepar", "--num-steps", "3", "--num-train", "16"]
+    smoke = ["--systems", "covariate_gated", "--models", "deepar", "--deepar-batches", "3", "--num-train", "16"]
     smoke += [
         "--length",
         "8",
