@@ -112,15 +112,13 @@ def _cmd_fit(args):
         raise ValueError("--validation-data needs --validate-every N (N > 0)")
     given = {
         name: getattr(args, name)
-        for name in ("num_steps", "batch_size", "learning_rate", "seed")
+        for name in ("num_steps", "batch_size", "learning_rate", "seed", "latent_dim", "order")
         if getattr(args, name) is not None
     }
     res = pyrossm.fit(
         model=args.model,
         data=data,
         covariates=args.covariates or None,
-        latent_dim=args.latent_dim,
-        order=args.order,
         validation_data=validation,
         trainer=trainer,
         checkpoint_dir=args.checkpoint_dir,
@@ -250,11 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--covariates", nargs="*", default=[], help="variables used as covariates")
     p.add_argument("--series-column", default=None, help="a CSV's series column, if not 'series'")
     p.add_argument("--time-column", default=None, help="a CSV's time column, if not 'time' (dates are parsed)")
-    p.add_argument("--latent-dim", type=int, default=1)
-    p.add_argument("--order", type=int, default=1)
-    p.add_argument("--num-steps", type=int, default=None, help="training steps (default: the trainer's, 1000)")
-    p.add_argument("--batch-size", type=int, default=None, help="series per step (default: the trainer's, 128)")
-    p.add_argument("--learning-rate", type=float, default=None, help="default: the trainer's, 1e-3")
+    p.add_argument("--latent-dim", type=int, default=None, help="latent dimension (default: the model's)")
+    p.add_argument("--order", type=int, default=None, help="Markov order (default: the model's)")
+    p.add_argument("--num-steps", type=int, default=None, help="training steps (default: the model family's)")
+    p.add_argument("--batch-size", type=int, default=None, help="series per step (default: the model family's)")
+    p.add_argument("--learning-rate", type=float, default=None, help="default: the model family's")
     p.add_argument(
         "--trainer-config",
         default=None,

@@ -50,7 +50,7 @@ def test_chunked_forecast_and_posterior_predictive_are_reproducible(fitted, monk
     tree = res.posterior_predictive(data, num_samples=5, seed=1)
     assert tree["posterior_predictive"]["x"].shape == (1, 5, 16, 12)
     z = res.smooth(data, num_samples=5, seed=1)["z"]
-    assert z.shape == (5, 16, 12, 1)
+    assert z.shape == (5, 16, 12, 2)  # the default latent_dim
 
 
 def test_chunked_draws_have_the_same_law_as_one_pass(fitted, monkeypatch):

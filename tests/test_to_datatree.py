@@ -36,12 +36,12 @@ def test_groups_dims_and_coordinates(fitted):
     assert list(dt.children) == ["posterior", "posterior_predictive", "observed_data", "training_history"]
     z = dt["posterior"]["z"]
     assert z.dims == ("chain", "draw", "series", "time", "latent")
-    assert z.shape == (1, 7, 3, 10, 1)
+    assert z.shape == (1, 7, 3, 10, 2)  # the default latent_dim
     np.testing.assert_array_equal(dt["posterior"]["chain"], [0])
     np.testing.assert_array_equal(dt["posterior"]["draw"], np.arange(7))
     np.testing.assert_array_equal(dt["posterior"]["series"], [3, 5, 11])
     np.testing.assert_array_equal(dt["posterior"]["time"], data.time.values)
-    np.testing.assert_array_equal(dt["posterior"]["latent"], [0])
+    np.testing.assert_array_equal(dt["posterior"]["latent"], [0, 1])
     x = dt["posterior_predictive"]["x"]
     assert x.dims == ("chain", "draw", "series", "time") and x.shape == (1, 7, 3, 10)
     np.testing.assert_array_equal(x["series"], [3, 5, 11])

@@ -17,7 +17,8 @@ class DDSSM(PresetModel):
     transition's diffusion bound (Eq. 29 / 52, see
     :class:`~pyrossm.distributions.DiffusionTransition`).
 
-    :param int obs_dim: ``D``.  :param int latent_dim: ``M``.  :param int order: ``j``.
+    :param int obs_dim: ``D``.  :param int latent_dim: ``M`` (default 2, as the DKF's).
+    :param int order: ``j``.
     :param int covariate_dim: ``V``.  :param str init: ``"vhp"`` or ``"normal"``.
     :param int num_diffusion_steps: ``K``.  Training costs the same for any ``K`` (each noise
         draw picks one step), but the bound is tighter with more steps, and much more so for sharp
@@ -53,7 +54,7 @@ class DDSSM(PresetModel):
     def __init__(
         self,
         obs_dim,
-        latent_dim=1,
+        latent_dim=2,
         order=1,
         covariate_dim=0,
         init="vhp",

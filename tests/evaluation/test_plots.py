@@ -144,8 +144,8 @@ def test_plot_latent_bad_input(fitted):
     smoothed = res.smooth(ds, num_samples=3, seed=0)
     with pytest.raises(ValueError, match="series=42"):
         plot_latent(smoothed, series=42)
-    with pytest.raises(ValueError, match="latent=1"):
-        plot_latent(smoothed, series=0, latent=1)
+    with pytest.raises(ValueError, match="latent=5"):
+        plot_latent(smoothed, series=0, latent=5)
     with pytest.raises(ValueError, match="variable 'z' is not in smoothed"):
         plot_latent(smoothed.rename(z="w"), series=0)
     with pytest.raises(ValueError, match="smoothed lacks dim"):
