@@ -113,9 +113,9 @@ PROFILES = {
             "l2d": {"length": LENGTH},  # latent 8, hidden 64, channels 64, 4 layers, K = 100 + 100
             "latent_diffusion": {},  # hidden and latent 128, L = 1000 (Appendix G)
             "collapse_simulation": {},  # as LD, N = 50, M = 100, gamma = 2, eta = 1
-            # the library's latent_dim=1 is the bimodal walk's: 8 states for 6 to 28 channels
-            "ddssm": {"latent_dim": 8},  # channels 16, hidden 16, K = 128
-            "dkf": {"latent_dim": 8},  # channels 16, hidden 16, VHP init
+            # 8 states for 6 to 28 channels; the paper's networks (the library's are compact)
+            "ddssm": {"latent_dim": 8, "architecture": "paper"},  # channels 16, hidden 16, K = 128
+            "dkf": {"latent_dim": 8, "architecture": "paper"},  # channels 16, hidden 16, VHP init
             "par": {},  # PAR's own GRU (hidden 32), all training windows
         },
     },

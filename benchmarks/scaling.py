@@ -21,7 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ARCHITECTURE = dict(channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1)
+#: small paper networks with a 1-D latent, as measured before the defaults became compact and 2-D
+ARCHITECTURE = dict(channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1, architecture="paper", latent_dim=1)
 
 
 def worker(args):

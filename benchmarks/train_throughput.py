@@ -206,6 +206,7 @@ def build_model(args, device, name):
         init=args.init,
         channels=args.channels,
         hidden_dim=args.hidden_dim,
+        architecture="paper",  # the paper's networks, as measured since 2026-11-23 (no longer the default)
     )
     if name == "dkf":
         return DKF(**common).to(device)
