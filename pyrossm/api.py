@@ -151,7 +151,8 @@ def fit(
     :param float learning_rate: every group's base learning rate (per-group rates are the
         trainer's ``learning_rates``).
     :param trainer: the training settings: ``None`` (the model family's defaults: for the DKF
-        and the DDSSM :data:`~pyrossm.models.registry.SSM_TRAINER_DEFAULTS`, else the
+        :data:`~pyrossm.models.registry.SSM_TRAINER_DEFAULTS`, for the DDSSM
+        :data:`~pyrossm.models.registry.DDSSM_TRAINER_DEFAULTS`, else the
         :class:`~pyrossm.inference.TrainerConfig` defaults), a
         :class:`~pyrossm.inference.TrainerConfig`, a dict (flat, e.g. ``{"keep_best": True,
         "validate_every": 100, "learning_rates": {"transition": 1e-2}}``, or nested by section)
