@@ -150,6 +150,20 @@ def store(out, key, record):
     os.replace(tmp, path)
 
 
+def draws_path(out, key):
+    """Where ``--keep-draws`` keeps a run's ``(S, N)`` draws (``--out/draws/``, not committed)."""
+    return Path(out) / "draws" / f"{key}.npz"
+
+
+def store_draws(out, key, draws):
+    """Writes ``draws`` as float32 atomically (a temporary file, then ``os.replace``), as :func:`store`."""
+    path = draws_path(out, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, draws=np.asarray(draws, dtype=np.float32))
+    os.replace(tmp, path)
+
+
 def data_sets(system, args):
     """``(train, test, law, latent_law)`` of the test set's last step: ``law`` the exact
     predictive given the observed past (what the models are scored against), ``latent_law`` the
@@ -271,11 +285,7 @@ def run(system, model, args):
     except Exception as err:  # recorded, so that one failure does not stop the suite
         return {**record, "error": f"{type(err).__name__}: {err}"}
     if args.keep_draws:  # to score again later, without refitting
-        folder = Path(args.out) / "draws"
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{run_key(system.name, model, args)}.tmp.npz"
-        np.savez_compressed(tmp, draws=draws.astype(np.float32))
-        os.replace(tmp, folder / f"{run_key(system.name, model, args)}.npz")
+        store_draws(args.out, run_key(system.name, model, args), draws)
     scored = scores(draws, law, latent_law)
     fast = fitted.get("fast")
     if fast is not None:  # the same fit forecast with DDIM on --fast-sampler-steps steps
@@ -304,16 +314,17 @@ def run(system, model, args):
 def rescore(system, model, args, rec):
     """A run stored before the predictive-law target, scored again from its stored draws
     (``--keep-draws``); the record unchanged (and reported as such) when it has none."""
-    path = Path(args.out) / "draws" / f"{run_key(system.name, model, args)}.npz"
+    key = run_key(system.name, model, args)
+    path = draws_path(args.out, key)
     if rec is None or "error" in rec or rec.get("target") == "predictive" or not path.exists():
         return rec
-    with np.load(path, allow_pickle=False) as stored_draws:
-        draws = stored_draws["draws"].astype(np.float64)
+    with np.load(path, allow_pickle=False) as kept:
+        draws = kept["draws"].astype(np.float64)
     _, _, law, latent_law = data_sets(system, args)
     floor = floors(law, latent_law, args.num_samples, args.seed)
     scored = scores(draws, law, latent_law)
     rec = {**rec, **floor, **scored, "ratio": scored["jsd_mean"] / floor["floor_mean"]}
-    store(args.out, run_key(system.name, model, args), rec)
+    store(args.out, key, rec)
     return rec
 
 

@@ -15,14 +15,7 @@ from pyrossm.datasets.filtering import ParticleModel, _resample, filter_states, 
 from pyrossm.datasets.synthetic import kalman_predictive
 from pyrossm.datasets.systems import SYSTEMS
 
-NAMES = [
-    "bimodal_walk",
-    "trimodal_walk",
-    "state_dependent_modes",
-    "covariate_gated",
-    "two_dim_latent",
-    "regime_switching_seasonal",
-]
+NAMES = list(SYSTEMS)  # the suite, in the order tests/test_systems.py pins
 
 # a scalar linear-Gaussian SSM: z_t = a z_{t-1} + N(0, q), x_t = z_t + N(0, r), z_{-1} = 0
 A, Q, R = 0.8, 0.5, 0.2

@@ -191,7 +191,7 @@ def predictive_law(
     state = filter_states(model, data, t, num_particles, rng)
     u_t = None
     if model.covariate:
-        u_t = np.repeat(data[model.covariate].transpose("series", "time").values[:, t], num_particles)
+        u_t = np.repeat(_series_values(data, model.covariate, t + 1)[:, t], num_particles)
     law = model.law(state, t, u_t)  # batch N * P, K components
     num = data.sizes["series"]
     k = law.num_components
