@@ -434,14 +434,27 @@ def test_defaults_benchmark_deepar_only_when_named_and_without_gluonts_stops_at_
     assert list(defaults.main([*report, "--models", "deepar"])) == [("bimodal_walk", "deepar")]
 
 
-def test_defaults_benchmark_scores_the_fast_sampler_on_the_same_fit(tmp_path, capsys):
+def test_defaults_benchmark_scores_the_fast_samplers_on_the_same_fit(tmp_path, capsys):
     import defaults
 
     smoke = ["--systems", "bimodal_walk", "--models", "ddssm", "dkf", "--num-steps", "1", "--num-train", "8"]
     smoke += ["--length", "6", "--num-test", "3", "--num-samples", "8", "--out", str(tmp_path)]
-    records = defaults.main([*smoke, "--fast-sampler-steps", "2"])
-    fast = records["bimodal_walk", "ddssm"]["fast_sampler"]
-    assert fast["sampler"] == "ddim" and fast["steps"] == 2 and 0.0 <= fast["jsd_mean"] <= 1.0
-    assert fast["forecast_s"] > 0
-    assert "fast_sampler" not in records["bimodal_walk", "dkf"]  # a Gaussian transition has one sampler
-    assert "| bimodal_walk | ddssm |" in capsys.readouterr().out.split("DDIM steps")[1]
+    with pytest.raises(SystemExit):  # checked before any fit
+        defaults.main([*smoke, "--fast-samplers", "ddim16"])
+    with pytest.raises(SystemExit):
+        defaults.main([*smoke, "--fast-samplers", "euler:16"])
+    assert "--fast-samplers" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    records = defaults.main([*smoke, "--fast-samplers", "ddim:2", "heun:3", "ddpm:2"])
+    fast = records["bimodal_walk", "ddssm"]["fast_samplers"]
+    assert [(f["sampler"], f["steps"]) for f in fast] == [("ddim", 2), ("heun", 3), ("ddpm", 2)]
+    assert all(0.0 <= f["jsd_mean"] <= 1.0 and f["forecast_s"] > 0 for f in fast)
+    assert "fast_samplers" not in records["bimodal_walk", "dkf"]  # a Gaussian transition has one sampler
+    rows = capsys.readouterr().out.split("sampler, steps")[1]
+    assert "| bimodal_walk | ddssm |" in rows and "| heun 3 |" in rows
+    # a run stored before --fast-samplers (one DDIM row under "fast_sampler") is still reported
+    path = next((tmp_path / "runs").glob("bimodal_walk__ddssm__*.json"))
+    rec = json.loads(path.read_text())
+    rec["fast_sampler"] = rec.pop("fast_samplers")[0]
+    path.write_text(json.dumps(rec))
+    defaults.main([*smoke, "--report"])
+    assert "| ddim 2 |" in capsys.readouterr().out

@@ -1,7 +1,7 @@
 """One diffusion core for every pyrossm model: schedules, preconditioning and losses, samplers."""
 
 from .preconditioning import denoise, denoising_loss, diffusion_bound, karras_coefficients, regression_target
-from .samplers import ddim_sample, ddpm_sample
+from .samplers import ddim_sample, ddpm_sample, heun_sample
 from .schedules import NoiseSchedule
 
 __all__ = [
@@ -13,4 +13,5 @@ __all__ = [
     "denoising_loss",
     "ddpm_sample",
     "ddim_sample",
+    "heun_sample",
 ]

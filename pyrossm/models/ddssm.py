@@ -26,10 +26,11 @@ class DDSSM(PresetModel):
         units wide has a gap of about 1 nat per latent dimension at ``K = 32``, 0.19 at 128 and 0.09
         at 512, against at most 0.13 for one 0.6 wide (``docs/experiments/scripts/bound_gap.py``).  A small
         ``K`` therefore tilts the ELBO towards broad transitions; forecasts can keep their cost
-        with ``sampler="ddim"`` and ``num_sampling_steps``.
+        with ``num_sampling_steps``.
     :param str schedule: ``"linear"`` (the paper's), ``"cosine"`` or ``"karras"``.
-    :param int num_noise_draws: ``S_k``.  :param str sampler: ``"ddpm"`` or ``"ddim"``.
-    :param num_sampling_steps: DDIM steps for forecasting (``None`` = ``K``).
+    :param int num_noise_draws: ``S_k``.  :param str sampler: ``"ddpm"``, ``"ddim"`` or ``"heun"``.
+    :param num_sampling_steps: reverse steps for forecasting (``None`` = ``K``): ``"ddpm"`` draws
+        ancestrally on that many evenly spaced steps, ``"ddim"`` and ``"heun"`` step deterministically.
     :param diffusion_beta_start: ``beta_1`` of the linear schedule (``None``: ``0.1 / K``); the
         finest width the bound can reward is about ``sqrt(beta_1)`` latent units.
     :param diffusion_beta_end: ``beta_K`` of the linear schedule (``None``: ``min(20 / K, 0.999)``).

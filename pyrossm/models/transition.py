@@ -112,7 +112,9 @@ class DiffusionDynamics(nn.Module):
     :param str schedule: ``"linear"``, ``"cosine"`` or ``"karras"`` (see
         :class:`~pyrossm.diffusion.NoiseSchedule`).
     :param int num_noise_draws: ``S_k`` (Table 3: 1-8).
-    :param str sampler: ``"ddpm"`` or ``"ddim"``; ``num_sampling_steps`` for DDIM.
+    :param str sampler: ``"ddpm"`` (ancestral), ``"ddim"`` or ``"heun"`` (deterministic); ``num_sampling_steps``
+        evenly spaced reverse steps of the ``K`` (``None``: all; see
+        :class:`~pyrossm.distributions.DiffusionTransition`).
     :param network: a custom denoiser (same call signature as :class:`CSDIDenoiser`).
     :param beta_start: the first ``beta_1`` of the linear schedule (default ``0.1 / K``).  It sets
         the finest noise level ``sigma_1 ~ sqrt(beta_1)`` and the width ``sqrt(beta_1)`` of the
@@ -192,7 +194,8 @@ class DiffusionDynamics(nn.Module):
         The training bound does not depend on the sampler, so a model trained with one can be
         sampled with any; the saved configuration keeps the original sampler.
 
-        :param str sampler: ``"ddpm"`` or ``"ddim"``.  :param num_sampling_steps: DDIM steps.
+        :param str sampler: ``"ddpm"``, ``"ddim"`` or ``"heun"``.  :param num_sampling_steps: the reverse steps
+            used (``None``: all ``K``).
         """
         from ..distributions.diffusion import check_diffusion_arguments
 

@@ -21,7 +21,7 @@ import pytest
 import torch
 from scipy import stats
 
-from pyrossm.diffusion import NoiseSchedule, ddim_sample, ddpm_sample, denoise, karras_coefficients
+from pyrossm.diffusion import NoiseSchedule, ddim_sample, ddpm_sample, denoise, heun_sample, karras_coefficients
 
 M_DATA, S_DATA = 0.5, 0.7
 
@@ -233,3 +233,121 @@ def test_ddim_rejects_bad_step_counts(bad):
     sch = NoiseSchedule(16)
     with pytest.raises(ValueError, match="num_sampling_steps"):
         ddim_sample(make_denoiser(sch, gaussian_network(0.0, 1.0)), sch, (2, 1), num_sampling_steps=bad)
+
+
+# ------------------------------------------------------------------ DDIM eta = 1 (strided DDPM)
+def test_ddim_eta_one_step_draws_from_the_forward_posterior():
+    """K = 2, one step from level 2 to 1, replaying the generator: ``z^_1 = D + (sigma_1^2 /
+    sigma_2^2)(z^_2 - D) + sigma_1 sqrt(1 - sigma_1^2 / sigma_2^2) xi`` (the mean and variance of
+    ``q(z^_1 | z^_2, z^0 = D)`` in the rescaled space), then ``D``."""
+    sch = NoiseSchedule(2, beta_start=0.2, beta_end=0.6)
+    d_value = torch.tensor([0.3, -1.1])
+    seen = []
+
+    def denoiser(z_hat, k):
+        seen.append((k, z_hat.clone()))
+        return d_value.expand_as(z_hat)
+
+    out = ddim_sample(denoiser, sch, (5, 2), eta=1.0, generator=torch.Generator().manual_seed(7))
+    gen = torch.Generator().manual_seed(7)
+    z2 = torch.randn(5, 2, generator=gen) / sch.alpha_bars[-1].sqrt()
+    xi = torch.randn(5, 2, generator=gen)
+    s1, s2 = sch.sigmas.double().tolist()
+    z1 = d_value + (s1**2 / s2**2) * (z2 - d_value) + s1 * math.sqrt(1 - s1**2 / s2**2) * xi
+    assert [k for k, _ in seen] == [1, 0]
+    torch.testing.assert_close(seen[1][1], z1.float(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out, d_value.expand(5, 2), rtol=1e-5, atol=1e-5)
+    # the same forward-posterior step, checked against the chain's own posterior variance in VP
+    # units: Var(z~^1 | z~^2, z^0) = beta_2 (1 - abar_1) / (1 - abar_2), i.e. abar_1 times the above
+    b1, b2 = sch.betas.double().tolist()
+    ab1, ab2 = 1 - b1, (1 - b1) * (1 - b2)
+    assert ab1 * s1**2 * (1 - s1**2 / s2**2) == pytest.approx(b2 * (1 - ab1) / (1 - ab2), rel=1e-6)
+
+
+def test_ddim_eta_all_steps_matches_gaussian_data_and_more_steps_help():
+    """Ancestral steps on the shortened chain: close to the law with all K steps; coarser chains
+    shrink the spread (the denoiser's mean stands in for the posterior of ``z^0``; measured sd
+    0.48 / 0.53 / 0.60 / 0.67 with 10 / 16 / 32 / 128 of K = 128, against 0.7)."""
+    sch = NoiseSchedule(128)
+    den = make_denoiser(sch, gaussian_network(M_DATA, S_DATA))
+    stds = []
+    for n in (10, 32, 128):
+        x = ddim_sample(den, sch, (4000, 1), num_sampling_steps=n, eta=1.0, generator=torch.Generator().manual_seed(0))
+        assert abs(x.mean().item() - M_DATA) < 4 * S_DATA / math.sqrt(4000)
+        stds.append(x.std().item())
+    assert stds[0] < stds[1] < stds[2]
+    assert stds[2] == pytest.approx(S_DATA, rel=0.05)
+    assert stds[0] > 0.6 * S_DATA
+
+
+def test_ddim_eta_zero_is_the_default_and_eta_is_checked():
+    sch = NoiseSchedule(32)
+    den = make_denoiser(sch, gaussian_network(M_DATA, S_DATA))
+    a = ddim_sample(den, sch, (6, 1), num_sampling_steps=8, generator=torch.Generator().manual_seed(1))
+    b = ddim_sample(den, sch, (6, 1), num_sampling_steps=8, eta=0, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for bad in (-0.1, 1.5, True, "1"):
+        with pytest.raises(ValueError, match="eta"):
+            ddim_sample(den, sch, (2, 1), eta=bad)
+
+
+# ---------------------------------------------------------------------------------- Heun
+def heun_error(n, K=128):
+    sch = NoiseSchedule(K)
+    z_k = torch.randn(2000, 1, generator=torch.Generator().manual_seed(11))
+    z0 = heun_sample(
+        make_denoiser(sch, gaussian_network(M_DATA, S_DATA)),
+        sch,
+        (2000, 1),
+        num_sampling_steps=n,
+        generator=torch.Generator().manual_seed(11),
+    )
+    return (z0 - ode_solution(z_k, sch)).abs().max().item()
+
+
+def test_heun_follows_the_probability_flow_ode_better_than_ddim_per_call():
+    """Against the ODE's closed form, max abs error over 2000 draws: Heun on n levels (2n - 2
+    calls) against DDIM on 2n - 2 steps, measured 0.22 / 0.39 (n = 8), 0.042 / 0.18 (16),
+    0.013 / 0.091 (32); Heun through all 128 levels 0.0028 (DDIM 0.044)."""
+    for n, share in ((8, 0.7), (16, 0.3), (32, 0.3)):
+        sch = NoiseSchedule(128)
+        z_k = torch.randn(2000, 1, generator=torch.Generator().manual_seed(11))
+        ddim = ddim_sample(
+            make_denoiser(sch, gaussian_network(M_DATA, S_DATA)),
+            sch,
+            (2000, 1),
+            num_sampling_steps=2 * n - 2,
+            generator=torch.Generator().manual_seed(11),
+        )
+        ddim_err = (ddim - ode_solution(z_k, sch)).abs().max().item()
+        assert heun_error(n) < share * ddim_err, (n, heun_error(n), ddim_err)
+    assert heun_error(128) < heun_error(32) < heun_error(16) < heun_error(8)
+    assert heun_error(128) < 0.01
+
+
+def test_heun_spread_on_gaussian_data():
+    """sd of 4000 draws for data of sd 0.7 (measured 0.634 / 0.684 with 8 / 16 of K = 128 levels)."""
+    sch = NoiseSchedule(128)
+    den = make_denoiser(sch, gaussian_network(M_DATA, S_DATA))
+    x = heun_sample(den, sch, (4000, 1), num_sampling_steps=16, generator=torch.Generator().manual_seed(0))
+    assert abs(x.mean().item() - M_DATA) < 0.03
+    assert x.std().item() == pytest.approx(S_DATA, rel=0.03)
+
+
+@pytest.mark.parametrize("n,K", [(1, 16), (2, 16), (5, 16), (16, 16), (7, 100)])
+def test_heun_calls_and_progress(n, K):
+    """Each level's call in decreasing order, each step into a level above the finest preceded by
+    a call there for the correction: ``2 n - 2`` calls for ``n >= 2`` levels."""
+    sch = NoiseSchedule(K)
+    calls, done = [], []
+    heun_sample(
+        make_denoiser(sch, gaussian_network(0.0, 1.0), calls),
+        sch,
+        (2, 3),
+        num_sampling_steps=n,
+        progress=lambda i, total: done.append((i, total)),
+    )
+    assert len(calls) == (1 if n == 1 else 2 * n - 2)
+    assert calls[0] == K - 1 and calls[-1] == (K - 1 if n == 1 else 0)
+    assert calls == sorted(calls, reverse=True)
+    assert done == [(i, n) for i in range(1, n + 1)]

@@ -158,7 +158,9 @@ def test_log_prob_of_the_exact_network_is_the_conditional_density(batch_shape):
     torch.testing.assert_close(no_c - lp, torch.full(batch_shape, M * sch.constant_per_dim), rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.parametrize("sampler,steps", [("ddpm", None), ("ddim", 64), ("ddim", 8)])
+@pytest.mark.parametrize(
+    "sampler,steps", [("ddpm", None), ("ddim", 64), ("ddim", 8), ("ddpm", 16), ("heun", 16), ("heun", 8)]
+)
 def test_sample_of_the_exact_network_follows_the_conditional_law(sampler, steps):
     """(With K = 16 the DDPM spread is ~9% too wide here: reverse variances beta_k on a coarse
     schedule; K = 64 is within 5%.)"""
@@ -172,11 +174,13 @@ def test_sample_of_the_exact_network_follows_the_conditional_law(sampler, steps)
     mean = A * history[..., -1, :] + B * covariates[..., -1, :1]
     torch.testing.assert_close(x.mean(0), mean, rtol=0, atol=4 * S / math.sqrt(4000) + 0.01)
     std = x.std(0)
-    if sampler == "ddpm":
+    if sampler == "ddpm" and steps is None:
         torch.testing.assert_close(std, torch.full_like(std, S), rtol=0.05, atol=0)
+    elif sampler == "heun" and steps == 16:  # second order: within a few % at a quarter of K
+        assert (std > 0.95 * S).all() and (std < 1.02 * S).all()
     elif steps == 64:  # all 64 steps: the ODE's Euler error leaves it ~5% under-dispersed
         assert (std > 0.9 * S).all() and (std < 1.02 * S).all()
-    else:  # deterministic sampler with coarse steps: under-dispersed, but not collapsed
+    else:  # coarse steps (DDIM, Heun, strided DDPM): under-dispersed, but not collapsed
         assert (std > 0.6 * S).all() and (std < S).all()
 
 
@@ -228,6 +232,13 @@ def test_ddim_uses_num_sampling_steps_network_calls():
     net.calls = 0
     DiffusionTransition(net, NoiseSchedule(32), history, covariates, sampler="ddpm").sample()
     assert net.calls == 32
+    # DDPM on a shortened chain and Heun's method use num_sampling_steps too
+    net.calls = 0
+    DiffusionTransition(net, NoiseSchedule(32), history, covariates, sampler="ddpm", num_sampling_steps=6).sample()
+    assert net.calls == 6
+    net.calls = 0
+    DiffusionTransition(net, NoiseSchedule(32), history, covariates, sampler="heun", num_sampling_steps=6).sample()
+    assert net.calls == 2 * 6 - 2
     # DDIM is a deterministic map of the initial noise
     torch.manual_seed(5)
     a = d.sample((2,))
