@@ -24,7 +24,9 @@ class SmoothingPosterior(TorchDistribution):
         ``stepper(summary, covariates, pad_masks, batch_shape)``, the same per-step function
         with work shared across steps (see
         :meth:`~pyrossm.models.encoder.SmoothingEncoder.stepper`), used for sampling when it
-        returns one.
+        returns one; and optionally ``scan(summary, covariates, pad_masks, batch_shape, noise)``,
+        the whole sampling loop at once (see :meth:`~pyrossm.models.encoder.SmoothingEncoder.scan`),
+        used in its place when it returns one.
     :param summary: ``(..., T, C)`` future summaries ``h_{1:T}``.
     :param covariates: ``(..., T, V)``.
     :param int order: Markov order ``j``.
@@ -81,27 +83,39 @@ class SmoothingPosterior(TorchDistribution):
 
         return step
 
-    def rsample(self, sample_shape=torch.Size()):
-        shape = torch.Size(sample_shape) + self.batch_shape
+    def _sample_steps(self, shape, pads, noise):
+        """The trajectory sampled step by step: ``(z, loc, scale)``, each ``(B, T, M)``, from
+        ``noise`` ``(B, T, M)``."""
         j, m = self.order, self.latent_dim
-        length = self.summary.shape[-2]
-        rows = shape.numel()
-        summary = self.summary
-        pads = history_mask(length, j, device=summary.device)
-        noise = torch.randn(shape + (length, m), dtype=summary.dtype, device=summary.device)
         step = self._stepper(shape, pads)
-        history = summary.new_zeros(rows, j, m)
+        history = noise.new_zeros(noise.shape[0], j, m)
         samples, locs, scales = [], [], []
-        for t, noise_t in enumerate(noise.reshape(rows, length, m).unbind(-2)):
+        for t, noise_t in enumerate(noise.unbind(-2)):
             loc, scale = step(t, history)
             z_t = loc + scale * noise_t
             samples.append(z_t)
             locs.append(loc)
             scales.append(scale)
             history = z_t.unsqueeze(-2) if j == 1 else torch.cat([history[:, 1:, :], z_t.unsqueeze(-2)], dim=-2)
-        value = torch.stack(samples, dim=-2)  # (B, T, M)
+        return torch.stack(samples, dim=-2), torch.stack(locs, dim=-2), torch.stack(scales, dim=-2)
+
+    def rsample(self, sample_shape=torch.Size()):
+        shape = torch.Size(sample_shape) + self.batch_shape
+        m = self.latent_dim
+        length = self.summary.shape[-2]
+        summary = self.summary
+        pads = history_mask(length, self.order, device=summary.device)
+        noise = torch.randn(shape + (length, m), dtype=summary.dtype, device=summary.device)
+        noise = noise.reshape(shape.numel(), length, m)
+        # the whole loop as one autograd function where the encoder offers it, else step by step
+        scan = getattr(self.encoder, "scan", None)
+        fused = None if scan is None else scan(summary, self._covariate_windows(), pads, shape, noise.transpose(0, 1))
+        if fused is not None:
+            value, loc, scale = (x.transpose(0, 1) for x in fused)  # (B, T, M) each
+        else:
+            value, loc, scale = self._sample_steps(shape, pads, noise)
         # log q of every step at once (the steps' densities only need their loc and scale)
-        log_q = self._normal_log_prob(value, torch.stack(locs, dim=-2), torch.stack(scales, dim=-2)).sum(-1)
+        log_q = self._normal_log_prob(value, loc, scale).sum(-1)
         value, log_q = value.reshape(shape + (length, m)), log_q.reshape(shape)
         self._cache = (value, log_q)
         return value

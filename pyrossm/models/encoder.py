@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..nn import SUMMARY_LAYERS, FutureSummary, check_architecture, gaussian_network
+from ..nn.gaussian_scan import mlp_gaussian_scan
 
 
 class SmoothingEncoder(nn.Module):
@@ -90,22 +91,12 @@ class SmoothingEncoder(nn.Module):
         side = torch.cat([role.unsqueeze(-1), pad.unsqueeze(-1), cov], dim=-1)
         return seq, side
 
-    def stepper(self, summary, covariates, pad_masks, batch_shape):
-        """:meth:`step` for every ``t`` of a trajectory sampled step by step, as a function
-        ``(t, history (B, j, M)) -> (loc, scale)``; ``None`` where the network offers no shortcut
-        (then call :meth:`step`).
-
-        :param summary: ``(..., T, C_summary)``.  :param covariates: ``(..., T, j+1, V)``
-            (``u_{t-j:t}`` for each ``t``).  :param pad_masks: ``(T, j)``.
-        :param batch_shape: the batch the histories flatten (``B`` is its size), to which the
-            batch dims of ``summary`` and ``covariates`` broadcast.
-
-        With the compact network (:class:`~pyrossm.nn.MLPGaussian`) everything but the history
-        enters its first layer and skip linearly, so that part is computed for all ``t`` in one
-        call before the loop (over the batch of ``summary`` and ``covariates``, not yet broadcast
-        to ``batch_shape``), and each step adds only the history's part (one matrix product): the
-        same function, up to rounding, with a fraction of the per-step operations.
-        """
+    def _linear_terms(self, summary, covariates, pad_masks):
+        """What :meth:`stepper` and :meth:`scan` share: ``(base (T, *batch, W), weight (j*M, W),
+        hidden)`` such that step ``t``'s first hidden pre-activation and skip are
+        ``(base_t + history.reshape(B, j*M) @ weight).split([hidden, W - hidden], -1)``, ``batch``
+        the broadcast batch of ``summary`` and ``covariates``; ``None`` where the network offers
+        no such split (arguments as in :meth:`stepper`)."""
         if not hasattr(self.net, "input_terms"):
             return None
         j, m = self.order, self.latent_dim
@@ -124,11 +115,35 @@ class SmoothingEncoder(nn.Module):
         )
         pre, skip = self.net.input_terms(seq, side)
         hidden, width = pre.shape[-1], pre.shape[-1] + skip.shape[-1]
-        base = torch.cat([pre, skip], dim=-1).reshape((length,) + batch + (width,)).unbind(0)
+        base = torch.cat([pre, skip], dim=-1).reshape((length,) + batch + (width,))
         # the history's entries in the flattened sequence: slots 1..j, after the summary's C
         slot = self.summary_dim + m
         columns = [(i + 1) * slot + self.summary_dim + k for i in range(j) for k in range(m)]
         weight = self.net.input_weights(columns).t()  # (j*M, hidden + M)
+        return base, weight, hidden
+
+    def stepper(self, summary, covariates, pad_masks, batch_shape):
+        """:meth:`step` for every ``t`` of a trajectory sampled step by step, as a function
+        ``(t, history (B, j, M)) -> (loc, scale)``; ``None`` where the network offers no shortcut
+        (then call :meth:`step`).
+
+        :param summary: ``(..., T, C_summary)``.  :param covariates: ``(..., T, j+1, V)``
+            (``u_{t-j:t}`` for each ``t``).  :param pad_masks: ``(T, j)``.
+        :param batch_shape: the batch the histories flatten (``B`` is its size), to which the
+            batch dims of ``summary`` and ``covariates`` broadcast.
+
+        With the compact network (:class:`~pyrossm.nn.MLPGaussian`) everything but the history
+        enters its first layer and skip linearly, so that part is computed for all ``t`` in one
+        call before the loop (over the batch of ``summary`` and ``covariates``, not yet broadcast
+        to ``batch_shape``), and each step adds only the history's part (one matrix product): the
+        same function, up to rounding, with a fraction of the per-step operations.
+        """
+        terms = self._linear_terms(summary, covariates, pad_masks)
+        if terms is None:
+            return None
+        base, weight, hidden = terms
+        j, m, width = self.order, self.latent_dim, base.shape[-1]
+        base = base.unbind(0)
         batch_shape = torch.Size(batch_shape)
         b = batch_shape.numel()
 
@@ -138,3 +153,23 @@ class SmoothingEncoder(nn.Module):
             return self.net.finish(*out.split([hidden, width - hidden], dim=-1))
 
         return step
+
+    def scan(self, summary, covariates, pad_masks, batch_shape, noise):
+        """A whole trajectory sampled as :meth:`stepper`'s loop would (``z_t = loc_t + scale_t *
+        noise_t``, each step's history the samples before), fused into one autograd function
+        (:func:`~pyrossm.nn.gaussian_scan.gaussian_scan`); ``None`` where the network offers no
+        shortcut (the ``"paper"`` architecture).
+
+        :param noise: ``(T, B, M)`` standard normal draws; the other arguments as in
+            :meth:`stepper`.  :returns: ``(z, loc, scale)``, each ``(T, B, M)``.
+        """
+        terms = self._linear_terms(summary, covariates, pad_masks)
+        if terms is None:
+            return None
+        base, weight, _ = terms
+        length, width = base.shape[0], base.shape[-1]
+        batch_shape, batch = torch.Size(batch_shape), base.shape[1:-1]
+        if batch_shape[len(batch_shape) - len(batch) :] != batch:  # broadcast within: repeat the rows
+            base = base.expand((length,) + batch_shape + (width,))
+        # otherwise the leading dims of batch_shape share base's rows (gaussian_scan's b mod R)
+        return mlp_gaussian_scan(self.net, base.reshape(length, -1, width), weight, noise, self.order)
