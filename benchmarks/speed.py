@@ -22,7 +22,8 @@ thread by default:
    context for each of ``--num-series`` series: pyrossm's ``FitResult.forecast`` (the guide's
    smoothing posterior over the context, then transition and emission rolled forward, in passes
    of ``pyrossm.draws.ROWS_PER_PASS`` draws x series), the DDSSM with its default sampler (DDPM,
-   all K = 128 reverse steps) and with DDIM on 16 steps (``transition.sampling("ddim", 16)``);
+   all K = 128 reverse steps) and with each of ``--fast-samplers`` (default DDIM on 16 steps and
+   Heun's second-order method on 12, ``transition.sampling("heun", 12)``: 22 denoiser calls);
    DeepAR's ``predictor.predict(num_samples=...)``.  The models are the ones just trained (the cost
    does not depend on the parameters' values).  A row whose first pass projects beyond
    ``--max-forecast-seconds`` is timed on as many whole passes as fit that budget and
@@ -50,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 import pandas as pd  # noqa: E402
 from deepar_baseline import import_gluonts  # noqa: E402
+from defaults import parse_samplers  # noqa: E402
 from train_throughput import OursRunner, cpu_name, interleaved, table  # noqa: E402
 
 import pyrossm  # noqa: E402
@@ -58,8 +60,8 @@ from pyrossm.data import DataContract  # noqa: E402
 from pyrossm.models import DDSSM, DKF  # noqa: E402
 
 LENGTH, CONTEXT, HORIZON = 32, 24, 8
-#: the DDSSM's fast sampler in the forecasting rows (as in benchmarks/bimodal.py's CPU profile)
-DDIM_STEPS = 16
+#: the DDSSM's fast samplers in the forecasting rows (``--fast-samplers``)
+FAST_SAMPLERS = ["ddim:16", "heun:12"]
 MODELS = {
     "DKF paper": (DKF, "paper"),
     "DKF compact": (DKF, "compact"),
@@ -239,6 +241,13 @@ def main(argv=None):
         help="a forecast row projected (from its first pass) beyond this is timed on fewer passes and extrapolated",
     )
     p.add_argument("--num-diffusion-steps", type=int, default=128, help="the DDSSMs' K (128 is their default)")
+    p.add_argument(
+        "--fast-samplers",
+        nargs="*",
+        default=FAST_SAMPLERS,
+        metavar="SAMPLER:STEPS",
+        help="the DDSSMs' extra forecasting rows: sampler (ddpm, ddim or heun) on STEPS of the K noise levels",
+    )
     p.add_argument("--skip-deepar", action="store_true", help="leave out the GluonTS DeepAR rows")
     p.add_argument("--skip-forecast", action="store_true", help="time training only")
     p.add_argument("--deepar-freq", default="D", help="the GluonTS frequency the series are given (sets DeepAR's lags)")
@@ -322,8 +331,9 @@ def main(argv=None):
         for name, model in models.items():
             if isinstance(model, DDSSM):
                 jobs.append((f"{name} (DDPM, K={model.transition.schedule.num_steps})", model, None))
-                steps = min(DDIM_STEPS, args.num_diffusion_steps)
-                jobs.append((f"{name} (DDIM, {steps} steps)", model, ("ddim", steps)))
+                for sampler, steps in parse_samplers(args.fast_samplers):
+                    steps = min(steps, args.num_diffusion_steps)
+                    jobs.append((f"{name} ({sampler.upper()}, {steps} steps)", model, (sampler, steps)))
             else:
                 jobs.append((name, model, None))
         for label, model, sampler in jobs:
