@@ -15,6 +15,7 @@ import pyrossm
 from pyrossm.datasets import bimodal_random_walk
 from pyrossm.distributions import DiffusionTransition
 from pyrossm.models import DDSSM
+from pyrossm.models.ddssm import HEUN_LEVELS
 from pyrossm.models.transition import DiffusionDynamics
 
 N, T, D = 3, 6, 2
@@ -203,11 +204,17 @@ def test_forecast_sample_smooth_shapes(fitted, data):
     assert dt["posterior_predictive"].to_dataset()["x"].shape == (1, 2, n, length)
 
 
-def test_forecast_with_covariates_and_ddpm(cov_fitted, cov_data, make_future):
-    fc = cov_fitted.forecast(cov_data, horizon=3, num_samples=4, seed=0, future_covariates=make_future(horizon=3))
-    assert fc["x"].shape == (4, cov_data.sizes["series"], 3) and set(fc.data_vars) == {"x"}
-    assert np.isfinite(fc["x"].values).all()
-    assert cov_fitted.model.transition.sampler == "ddpm"
+def test_forecast_with_covariates_heun_by_default_and_ddpm(cov_fitted, cov_data, make_future):
+    transition = cov_fitted.model.transition
+    assert transition.sampler == "heun" and transition.num_sampling_steps == min(HEUN_LEVELS, K)
+    assert cov_fitted.config["model_config"]["num_sampling_steps"] is None  # saved as given
+    for sampler in ("heun", "ddpm"):
+        with transition.sampling(sampler, None if sampler == "ddpm" else transition.num_sampling_steps):
+            fc = cov_fitted.forecast(
+                cov_data, horizon=3, num_samples=4, seed=0, future_covariates=make_future(horizon=3)
+            )
+        assert fc["x"].shape == (4, cov_data.sizes["series"], 3) and set(fc.data_vars) == {"x"}
+        assert np.isfinite(fc["x"].values).all()
 
 
 def test_forecast_runs_the_reverse_diffusion_per_step(fitted, data):
