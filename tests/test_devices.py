@@ -80,7 +80,8 @@ def test_fit_and_every_draw_run_on_the_device(device, model):
     gen = res.sample(num_series=4, length=6, num_samples=2, seed=0)
     assert gen["x"].shape == (2, 4, 6) and np.isfinite(gen["x"].values).all()
     z = res.smooth(context, num_samples=3, seed=0)["z"]
-    assert z.shape == (3, 5, 10, 2)  # the default latent_dim and np.isfinite(z.values).all()
+    assert z.shape == (3, 5, 10, {"dkf": 2, "ddssm": 4}[model])  # the default latent_dim
+    assert np.isfinite(z.values).all()
     score = res.log_score(context, num_samples=6, seed=0)
     assert np.isfinite(np.asarray(score)).all()
 
