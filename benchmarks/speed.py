@@ -21,9 +21,10 @@ thread by default:
 2. **Forecasting.**  Seconds to draw ``--num-draws`` forecasts of the 8 steps after 24 steps of
    context for each of ``--num-series`` series: pyrossm's ``FitResult.forecast`` (the guide's
    smoothing posterior over the context, then transition and emission rolled forward, in passes
-   of ``pyrossm.draws.ROWS_PER_PASS`` draws x series), the DDSSM with its default sampler (DDPM,
-   all K = 128 reverse steps) and with each of ``--fast-samplers`` (default DDIM on 16 steps and
-   Heun's second-order method on 12, ``transition.sampling("heun", 12)``: 22 denoiser calls);
+   of ``pyrossm.draws.ROWS_PER_PASS`` draws x series), the DDSSM with its default sampler (Heun's
+   second-order method on 12 of the K = 128 noise levels: 22 denoiser calls a step) and with each
+   of ``--fast-samplers`` (default DDIM on 16 steps and DDPM through all 128,
+   ``transition.sampling("ddpm", 128)``);
    DeepAR's ``predictor.predict(num_samples=...)``.  The models are the ones just trained (the cost
    does not depend on the parameters' values).  A row whose first pass projects beyond
    ``--max-forecast-seconds`` is timed on as many whole passes as fit that budget and
@@ -61,7 +62,7 @@ from pyrossm.models import DDSSM, DKF  # noqa: E402
 
 LENGTH, CONTEXT, HORIZON = 32, 24, 8
 #: the DDSSM's fast samplers in the forecasting rows (``--fast-samplers``)
-FAST_SAMPLERS = ["ddim:16", "heun:12"]
+FAST_SAMPLERS = ["ddim:16", "ddpm:128"]
 MODELS = {
     "DKF paper": (DKF, "paper"),
     "DKF compact": (DKF, "compact"),
@@ -330,7 +331,9 @@ def main(argv=None):
         jobs = []
         for name, model in models.items():
             if isinstance(model, DDSSM):
-                jobs.append((f"{name} (DDPM, K={model.transition.schedule.num_steps})", model, None))
+                transition = model.transition
+                levels = transition.num_sampling_steps or transition.schedule.num_steps
+                jobs.append((f"{name} ({transition.sampler.upper()}, {levels} steps, default)", model, None))
                 for sampler, steps in parse_samplers(args.fast_samplers):
                     steps = min(steps, args.num_diffusion_steps)
                     jobs.append((f"{name} ({sampler.upper()}, {steps} steps)", model, (sampler, steps)))
