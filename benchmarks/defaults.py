@@ -117,12 +117,14 @@ def parse_settings(items):
 
 
 def parse_samplers(items):
-    """``["ddim:16", ...]`` -> ``[("ddim", 16), ...]``."""
+    """``["ddim:16", ...]`` -> ``[("ddim", 16), ...]``; ``ValueError`` for a bad item or name."""
     samplers = []
     for item in items or []:
         name, sep, steps = item.partition(":")
         if not sep or not steps.isdigit():
             raise ValueError(f"--fast-samplers takes SAMPLER:STEPS, e.g. ddim:16, got {item!r}")
+        if name not in SAMPLERS:
+            raise ValueError(f"--fast-samplers: the sampler must be one of {SAMPLERS}, got {name!r}")
         samplers.append((name, int(steps)))
     return samplers
 
@@ -447,9 +449,7 @@ def main(argv=None):
         except ImportError as exc:
             parser.error(f"--models deepar needs GluonTS (pip install 'gluonts[torch]'): {exc}")
     try:
-        for sampler, _ in parse_samplers(args.fast_samplers):
-            if sampler not in SAMPLERS:
-                raise ValueError(f"--fast-samplers: the sampler must be one of {SAMPLERS}, got {sampler!r}")
+        parse_samplers(args.fast_samplers)  # checked before any fit
     except ValueError as exc:
         parser.error(str(exc))
     if args.threads > 0:

@@ -260,6 +260,10 @@ def main(argv=None):
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.warmup < 0 or args.max_forecast_seconds <= 0:
         p.error("--warmup must be >= 0 and --max-forecast-seconds > 0")
+    try:
+        fast_samplers = parse_samplers(args.fast_samplers)  # before the training rows
+    except ValueError as exc:
+        p.error(str(exc))
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -334,7 +338,7 @@ def main(argv=None):
                 transition = model.transition
                 levels = transition.num_sampling_steps or transition.schedule.num_steps
                 jobs.append((f"{name} ({transition.sampler.upper()}, {levels} steps, default)", model, None))
-                for sampler, steps in parse_samplers(args.fast_samplers):
+                for sampler, steps in fast_samplers:
                     steps = min(steps, args.num_diffusion_steps)
                     jobs.append((f"{name} ({sampler.upper()}, {steps} steps)", model, (sampler, steps)))
             else:

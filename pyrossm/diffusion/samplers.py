@@ -33,6 +33,20 @@ def _sub_sequence(schedule, num_sampling_steps):
     return torch.linspace(K - 1, 0, n).round().long().unique_consecutive().tolist()
 
 
+def _walk(denoiser, schedule, shape, num_sampling_steps, move, device, progress, generator):
+    """The loop :func:`ddim_sample` and :func:`heun_sample` share: from ``z~^K ~ N(0, I)``
+    (rescaled), at each used step ``i`` of :func:`_sub_sequence` evaluate ``D``, then go to the
+    next used step ``j`` by ``move(z_hat, D, i, j)``; the last step returns ``D``."""
+    steps = _sub_sequence(schedule, num_sampling_steps)
+    z_hat = torch.randn(shape, device=device, generator=generator) / schedule.alpha_bars[-1].sqrt()
+    for pos, i in enumerate(steps):
+        d = denoiser(z_hat, i)
+        z_hat = move(z_hat, d, i, steps[pos + 1]) if pos + 1 < len(steps) else d
+        if progress is not None:
+            progress(pos + 1, len(steps))
+    return z_hat
+
+
 def ddpm_sample(denoiser, schedule, shape, *, device=None, progress=None, generator=None, stop_index=None):
     r"""Ancestral sampling through the reverse steps.
 
@@ -93,23 +107,17 @@ def ddim_sample(
     """
     if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
         raise ValueError(f"eta must be a number in [0, 1], got {eta!r}")
-    steps = _sub_sequence(schedule, num_sampling_steps)
-    z_hat = torch.randn(shape, device=device, generator=generator) / schedule.alpha_bars[-1].sqrt()
-    for pos, i in enumerate(steps):
-        d = denoiser(z_hat, i)
-        if pos + 1 < len(steps):
-            sigma, sigma_prev = schedule.sigmas[i], schedule.sigmas[steps[pos + 1]]
-            if eta == 0:
-                z_hat = d + sigma_prev / sigma * (z_hat - d)
-            else:
-                s = eta * sigma_prev * (1 - (sigma_prev / sigma) ** 2).sqrt()
-                noise = torch.randn(shape, device=device, generator=generator)
-                z_hat = d + (sigma_prev**2 - s**2).sqrt() / sigma * (z_hat - d) + s * noise
-        else:
-            z_hat = d
-        if progress is not None:
-            progress(pos + 1, len(steps))
-    return z_hat
+    sigmas = schedule.sigmas
+
+    def move(z_hat, d, i, j):
+        sigma, sigma_prev = sigmas[i], sigmas[j]
+        if eta == 0:
+            return d + sigma_prev / sigma * (z_hat - d)
+        s = eta * sigma_prev * (1 - (sigma_prev / sigma) ** 2).sqrt()
+        noise = torch.randn(shape, device=device, generator=generator)
+        return d + (sigma_prev**2 - s**2).sqrt() / sigma * (z_hat - d) + s * noise
+
+    return _walk(denoiser, schedule, shape, num_sampling_steps, move, device, progress, generator)
 
 
 def heun_sample(denoiser, schedule, shape, *, num_sampling_steps=None, device=None, progress=None, generator=None):
@@ -125,22 +133,14 @@ def heun_sample(denoiser, schedule, shape, *, num_sampling_steps=None, device=No
     :param int num_sampling_steps: levels used (default ``K``).
     :returns: ``z^0`` of shape ``shape``; the only randomness is the initial ``z~^K ~ N(0, I)``.
     """
-    steps = _sub_sequence(schedule, num_sampling_steps)
     sigmas = schedule.sigmas
-    z_hat = torch.randn(shape, device=device, generator=generator) / schedule.alpha_bars[-1].sqrt()
-    for pos, i in enumerate(steps):
-        d = denoiser(z_hat, i)
-        if pos + 1 < len(steps):
-            j = steps[pos + 1]
-            slope = (z_hat - d) / sigmas[i]
-            euler = z_hat + (sigmas[j] - sigmas[i]) * slope
-            if j > 0:
-                slope_new = (euler - denoiser(euler, j)) / sigmas[j]
-                z_hat = z_hat + (sigmas[j] - sigmas[i]) * 0.5 * (slope + slope_new)
-            else:
-                z_hat = euler
-        else:
-            z_hat = d
-        if progress is not None:
-            progress(pos + 1, len(steps))
-    return z_hat
+
+    def move(z_hat, d, i, j):
+        slope = (z_hat - d) / sigmas[i]
+        euler = z_hat + (sigmas[j] - sigmas[i]) * slope
+        if j == 0:
+            return euler
+        slope_new = (euler - denoiser(euler, j)) / sigmas[j]
+        return z_hat + (sigmas[j] - sigmas[i]) * 0.5 * (slope + slope_new)
+
+    return _walk(denoiser, schedule, shape, num_sampling_steps, move, device, progress, generator)

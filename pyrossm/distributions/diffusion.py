@@ -151,22 +151,16 @@ class DiffusionTransition(TorchDistribution):
         with torch.no_grad():
             if self.sampler == "ddpm" and self.num_sampling_steps is None:
                 z = ddpm_sample(denoiser, self.schedule, flat_shape, device=history.device)
-            elif self.sampler == "heun":
-                z = heun_sample(
+            else:  # Heun; DDIM, or DDPM on the shortened chain (DDIM's eta = 1)
+                sample = heun_sample if self.sampler == "heun" else ddim_sample
+                options = {} if self.sampler == "heun" else {"eta": 1.0 if self.sampler == "ddpm" else 0.0}
+                z = sample(
                     denoiser,
                     self.schedule,
                     flat_shape,
                     device=history.device,
                     num_sampling_steps=self.num_sampling_steps,
-                )
-            else:  # DDIM, or DDPM on the shortened chain (eta = 1)
-                z = ddim_sample(
-                    denoiser,
-                    self.schedule,
-                    flat_shape,
-                    device=history.device,
-                    num_sampling_steps=self.num_sampling_steps,
-                    eta=1.0 if self.sampler == "ddpm" else 0.0,
+                    **options,
                 )
             offset = self._offset(history, covariates)
         if offset is not None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
@@ -108,6 +109,9 @@ def test_speed_smoke_run_prints_training_and_forecasting_rows(capsys):
     import speed
 
     tiny = ["--num-series", "8", "--num-draws", "2", "--batch-size", "4", "--steps", "1", "--warmup", "0"]
+    with pytest.raises(SystemExit):  # checked before anything trains
+        speed.main([*tiny, "--skip-deepar", "--fast-samplers", "euler:4"])
+    assert "--fast-samplers" in capsys.readouterr().err
     speed.main([*tiny, "--num-diffusion-steps", "4", "--skip-deepar"])
     training, forecasting = capsys.readouterr().out.split("2. Forecasting")
     rows = [line.split() for line in training.splitlines() if line.startswith(("  DKF ", "  DDSSM "))]

@@ -139,16 +139,38 @@ def test_ddpm_generator_reproducible():
 
 
 # ---------------------------------------------------------------------------------- DDIM
-def ddim_error(K):
+def ode_error(sample, K, num_sampling_steps=None):
+    """Max abs error over 2000 draws of a deterministic sampler (``ddim_sample`` or
+    ``heun_sample``) against the probability-flow ODE's closed form, from the same ``z~^K``."""
     sch = NoiseSchedule(K)
     z_k = torch.randn(2000, 1, generator=torch.Generator().manual_seed(11))
-    z0 = ddim_sample(
+    z0 = sample(
         make_denoiser(sch, gaussian_network(M_DATA, S_DATA)),
         sch,
         (2000, 1),
+        num_sampling_steps=num_sampling_steps,
         generator=torch.Generator().manual_seed(11),
     )
     return (z0 - ode_solution(z_k, sch)).abs().max().item()
+
+
+def ddim_error(K):
+    return ode_error(ddim_sample, K)
+
+
+def record_calls(sample, n, K):
+    """The step indices a sampler's denoiser is called with, and its progress reports, for
+    ``num_sampling_steps = n`` of ``K``."""
+    sch = NoiseSchedule(K)
+    calls, done = [], []
+    sample(
+        make_denoiser(sch, gaussian_network(0.0, 1.0), calls),
+        sch,
+        (2, 3),
+        num_sampling_steps=n,
+        progress=lambda i, total: done.append((i, total)),
+    )
+    return calls, done
 
 
 def test_ddim_all_steps_follows_the_probability_flow_ode():
@@ -199,15 +221,7 @@ def test_ddim_spread_improves_with_more_steps():
 
 @pytest.mark.parametrize("n,K", [(1, 16), (2, 16), (5, 16), (16, 16), (7, 100)])
 def test_ddim_step_sequence(n, K):
-    sch = NoiseSchedule(K)
-    calls, done = [], []
-    ddim_sample(
-        make_denoiser(sch, gaussian_network(0.0, 1.0), calls),
-        sch,
-        (2, 3),
-        num_sampling_steps=n,
-        progress=lambda i, total: done.append((i, total)),
-    )
+    calls, done = record_calls(ddim_sample, n, K)
     assert calls[0] == K - 1
     assert len(calls) == max(n, 1)
     assert calls == sorted(set(calls), reverse=True)  # strictly decreasing
@@ -293,16 +307,7 @@ def test_ddim_eta_zero_is_the_default_and_eta_is_checked():
 
 # ---------------------------------------------------------------------------------- Heun
 def heun_error(n, K=128):
-    sch = NoiseSchedule(K)
-    z_k = torch.randn(2000, 1, generator=torch.Generator().manual_seed(11))
-    z0 = heun_sample(
-        make_denoiser(sch, gaussian_network(M_DATA, S_DATA)),
-        sch,
-        (2000, 1),
-        num_sampling_steps=n,
-        generator=torch.Generator().manual_seed(11),
-    )
-    return (z0 - ode_solution(z_k, sch)).abs().max().item()
+    return ode_error(heun_sample, K, n)
 
 
 def test_heun_follows_the_probability_flow_ode_better_than_ddim_per_call():
@@ -310,16 +315,7 @@ def test_heun_follows_the_probability_flow_ode_better_than_ddim_per_call():
     calls) against DDIM on 2n - 2 steps, measured 0.22 / 0.39 (n = 8), 0.042 / 0.18 (16),
     0.013 / 0.091 (32); Heun through all 128 levels 0.0028 (DDIM 0.044)."""
     for n, share in ((8, 0.7), (16, 0.3), (32, 0.3)):
-        sch = NoiseSchedule(128)
-        z_k = torch.randn(2000, 1, generator=torch.Generator().manual_seed(11))
-        ddim = ddim_sample(
-            make_denoiser(sch, gaussian_network(M_DATA, S_DATA)),
-            sch,
-            (2000, 1),
-            num_sampling_steps=2 * n - 2,
-            generator=torch.Generator().manual_seed(11),
-        )
-        ddim_err = (ddim - ode_solution(z_k, sch)).abs().max().item()
+        ddim_err = ode_error(ddim_sample, 128, 2 * n - 2)
         assert heun_error(n) < share * ddim_err, (n, heun_error(n), ddim_err)
     assert heun_error(128) < heun_error(32) < heun_error(16) < heun_error(8)
     assert heun_error(128) < 0.01
@@ -338,15 +334,7 @@ def test_heun_spread_on_gaussian_data():
 def test_heun_calls_and_progress(n, K):
     """Each level's call in decreasing order, each step into a level above the finest preceded by
     a call there for the correction: ``2 n - 2`` calls for ``n >= 2`` levels."""
-    sch = NoiseSchedule(K)
-    calls, done = [], []
-    heun_sample(
-        make_denoiser(sch, gaussian_network(0.0, 1.0), calls),
-        sch,
-        (2, 3),
-        num_sampling_steps=n,
-        progress=lambda i, total: done.append((i, total)),
-    )
+    calls, done = record_calls(heun_sample, n, K)
     assert len(calls) == (1 if n == 1 else 2 * n - 2)
     assert calls[0] == K - 1 and calls[-1] == (K - 1 if n == 1 else 0)
     assert calls == sorted(calls, reverse=True)
