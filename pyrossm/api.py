@@ -115,6 +115,20 @@ def _run_description(model_name, net, contract, train) -> dict:
     }
 
 
+def _hold_out_last_step(data, min_length):
+    """``(train, validation, why_not)``: every series but its last time step to train on and the
+    whole series to validate on (the 1-step log score scores that step); where that cannot be
+    done, ``(data, None, reason)``."""
+    if data.num_time < 2:
+        return data, None, "the series have a single time step"
+    if not bool(data.mask[:, -1, :].any()):
+        return data, None, "no series is observed at the last time step"
+    train = data.head(data.num_time - 1)
+    if bool((train.lengths < min_length).any()):
+        return data, None, f"some series would keep fewer than the model's {min_length} observed steps"
+    return train, data, ""
+
+
 def fit(
     model="dkf",
     data=None,
@@ -144,7 +158,9 @@ def fit(
         the objective's validation values (e.g. ``val_elbo``) and, with
         ``validation_metric="log_score"``, the 1-step predictive log score of each series' last
         step (:meth:`FitResult.log_score` with :data:`LOG_SCORE_SAMPLES` draws, the same at
-        every validation), which ``keep_best`` may maximise.
+        every validation), which ``keep_best`` may maximise.  Without it, the trainer setting
+        ``holdout_last_step`` (on in the DDSSM's defaults) holds out the last time step of
+        ``data`` instead: the model trains on the steps before it and is validated on the whole.
     :param int num_steps: training steps (of a one-stage model).  With a preset name as
         ``trainer``, the preset is stretched to it (every setting that names a step).
     :param batch_size: series per step (``None`` = all).
@@ -183,14 +199,18 @@ def fit(
         family.trainer_defaults if family is not None else None,
     )
     selection = config.selection
-    if selection.keep_best and validation_data is None:
+    held_out = validation_data is None and selection.holdout_last_step
+    if selection.keep_best and validation_data is None and not held_out:
         raise ValueError(
             "keep_best=True keeps the parameters with the best validation: "
             "it needs validation_data (and validate_every > 0)"
         )
-    if selection.validation_metric == "log_score" and (validation_data is None or not selection.validate_every):
+    if selection.validation_metric == "log_score" and (
+        (validation_data is None and not held_out) or not selection.validate_every
+    ):
         raise ValueError(
-            "validation_metric='log_score' is computed on validation_data every validate_every steps: give both"
+            "validation_metric='log_score' is computed on validation_data (or the held-out last step, "
+            "holdout_last_step=True) every validate_every steps: give both"
         )
     dev = draws.resolve_device(device)
     distributed.init_from_env(dev)  # under torchrun: join the process group (data-parallel training)
@@ -225,6 +245,21 @@ def fit(
         if validation_data is not None
         else None
     )
+    if held_out:
+        train, val, why_not = _hold_out_last_step(train, net.min_length)
+        if why_not:
+            warnings.warn(
+                f"holdout_last_step: {why_not}; training on every step without validation",
+                stacklevel=2,
+            )
+            config = config.updated(
+                holdout_last_step=False,
+                keep_best=False,
+                restart_from_best=False,
+                validate_every=0,
+                validation_metric="elbo",
+            )
+            selection = config.selection
     net = net.to(dev).train()  # a fitted model (FitResult sets eval mode) trains on in train mode
     runner = Trainer(net.training_stages(config.objective), net.parameter_groups(), config)
     train = train.to(dev)

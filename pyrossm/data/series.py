@@ -101,6 +101,30 @@ class SeriesData:
             time=self.time,
         )
 
+    def head(self, num_time: int) -> SeriesData:
+        """
+        The first ``num_time`` time steps of every series (e.g. all but the last, held out).
+
+        :param int num_time: time steps kept, ``1 <= num_time <= T``.
+        :returns: a new :class:`SeriesData` of shape ``(N, num_time, .)`` whose ``lengths``
+            count only the kept steps.
+        """
+        is_int = isinstance(num_time, (int, np.integer)) and not isinstance(num_time, bool)
+        if not is_int or not 1 <= num_time <= self.num_time:
+            raise ValueError(f"num_time must be an int in [1, {self.num_time}], got {num_time!r}")
+        mask = self.mask[:, :num_time]
+        observed = mask.any(-1)  # (N, num_time)
+        steps = torch.arange(1, num_time + 1, device=self.device)
+        lengths = torch.where(observed, steps, torch.zeros_like(steps)).amax(-1)
+        return SeriesData(
+            values=self.values[:, :num_time],
+            mask=mask,
+            covariates=self.covariates[:, :num_time],
+            lengths=lengths.to(self.lengths.dtype),
+            series=self.series,
+            time=self.time[:num_time],
+        )
+
     def to(self, device) -> SeriesData:
         """Return a copy with every tensor moved to ``device``."""
         return replace(

@@ -201,8 +201,9 @@ class ObjectiveSettings:
 class SelectionSettings:
     """Validation and which parameters the fit ends with (section ``"selection"``).
 
-    :param int validate_every: validate every N steps (0 disables): the objective's validation
-        values (``val_elbo`` for an ELBO) and any further scores, e.g. ``val_log_score``.
+    :param int validate_every: validate every N steps and at each stage's last step (0
+        disables): the objective's validation values (``val_elbo`` for an ELBO) and any further
+        scores, e.g. ``val_log_score``.
     :param str validation_metric: what ``keep_best`` maximises, ``"elbo"`` by default (the
         history column ``"val_" + name``).
     :param bool keep_best: end with the parameters of the validation with the highest
@@ -213,6 +214,10 @@ class SelectionSettings:
     :param ema_decay: ``None`` or a decay in ``[0, 1)``: an exponential moving average of the
         parameters, ``d = min(ema_decay, (1 + step) / (10 + step))``, as diffusion models are
         usually trained (Ho et al., 2020); validation uses it and the fit ends with it.
+    :param bool holdout_last_step: when ``fit`` gets no ``validation_data``, hold out the last
+        time step: train on every series but that step and validate on the whole series (the
+        1-step log score of the held-out step given the rest, as a forecast is scored).  Where
+        the data are too short for it, ``fit`` warns and trains on everything without validation.
     """
 
     validate_every: int = 0
@@ -220,12 +225,13 @@ class SelectionSettings:
     keep_best: bool = False
     restart_from_best: bool = False
     ema_decay: float | None = None
+    holdout_last_step: bool = False
 
     def __post_init__(self):
         self.validate_every = check_nonnegative_int("validate_every", self.validate_every)
         if not isinstance(self.validation_metric, str) or not self.validation_metric:
             raise TypeError(f"validation_metric must be a non-empty str, got {self.validation_metric!r}")
-        _check_bools(self, ("keep_best", "restart_from_best"))
+        _check_bools(self, ("keep_best", "restart_from_best", "holdout_last_step"))
         if self.ema_decay is not None and (
             isinstance(self.ema_decay, bool)
             or not isinstance(self.ema_decay, (int, float))
@@ -236,6 +242,10 @@ class SelectionSettings:
             raise ValueError(
                 "keep_best=True keeps the parameters with the best validation: "
                 "it needs validate_every > 0 (and validation data)"
+            )
+        if self.holdout_last_step and not self.validate_every:
+            raise ValueError(
+                "holdout_last_step=True holds out the last time step to validate on: it needs validate_every > 0"
             )
 
 

@@ -426,7 +426,9 @@ class Trainer(CheckpointState):
         if restart_from is not None:
             row["restart_from"] = restart_from
         every = cfg.selection.validate_every
-        if val_batch is not None and every and (stage_step + 1) % every == 0:
+        # every ``every`` steps and at the stage's last step, so that keep_best weighs the end too
+        due = every and ((stage_step + 1) % every == 0 or stage_step + 1 == self.budgets[index])
+        if val_batch is not None and due:
             # (averaged over the ranks of a distributed run, so that every rank keeps the same best)
             row.update({f"val_{k}": v for k, v in distributed.average(self.evaluate(val_batch)).items()})
             for name, fn in val_scores.items():

@@ -47,6 +47,7 @@ FLAT = dict(
     keep_best=True,
     restart_from_best=True,
     ema_decay=0.9,
+    holdout_last_step=True,
     checkpoint_every=10,
     on_nonfinite="restore",
 )
@@ -79,6 +80,7 @@ NESTED = {
         "keep_best": True,
         "restart_from_best": True,
         "ema_decay": 0.9,
+        "holdout_last_step": True,
     },
     "checkpointing": {"checkpoint_every": 10, "on_nonfinite": "restore"},
 }
@@ -154,6 +156,7 @@ def test_a_mix_of_flat_and_nested_settings():
             "validation_metric": "log_score",
             "restart_from_best": True,
             "ema_decay": 0.9,
+            "holdout_last_step": True,
             "checkpointing": NESTED["checkpointing"],
         }
     )
