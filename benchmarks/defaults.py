@@ -252,6 +252,13 @@ def pyrossm_draws(system, model, train, test, args):
             "final_loss": float(history["loss"].iloc[-1]) if "loss" in history and len(history) else None,
             "model_config": result.config.get("model_config"),
             "trainer": result.config.get("trainer"),
+            # the validations ([step, 1-step log score of the held-out step]) and the kept one
+            "validation": [
+                [int(step), float(score)]
+                for step, score in zip(history["step"], history.get("val_log_score", []))
+                if score == score
+            ],
+            "kept": result.config.get("kept"),
         },
     )
 
@@ -325,6 +332,7 @@ def run(system, model, args):
         "nonfinite_draws": int((~np.isfinite(draws)).sum()),
         "model_config": fitted["model_config"],
         "trainer": fitted["trainer"],
+        **{k: fitted[k] for k in ("validation", "kept") if fitted.get(k)},
     }
 
 
