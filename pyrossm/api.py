@@ -12,7 +12,7 @@ import torch
 from . import draws
 from .data import DataContract
 from .inference import Trainer, TrainerConfig, distributed
-from .inference.config import SECTION_OF, SECTIONS, closest
+from .inference.config import SECTION_OF, SECTIONS, SelectionSettings, closest
 from .io import load
 from .models import GenerativeModel, get_spec, spec_of
 from .models.base import require
@@ -22,8 +22,9 @@ __all__ = ["fit", "load", "FitResult", "LOG_SCORE_SAMPLES"]
 
 #: series longer than this many time steps get a warning (and the hint to cut them into windows)
 LONG_SERIES = 1024
-#: draws of the 1-step predictive per series for ``validation_metric="log_score"``
-LOG_SCORE_SAMPLES = 16
+#: draws of the 1-step predictive per series for ``validation_metric="log_score"`` unless the
+#: trainer's ``log_score_samples`` says otherwise
+LOG_SCORE_SAMPLES = SelectionSettings.log_score_samples
 
 
 class _FromTrainer:
@@ -157,8 +158,8 @@ def fit(
     :param validation_data: data validated every ``validate_every`` steps (a trainer setting):
         the objective's validation values (e.g. ``val_elbo``) and, with
         ``validation_metric="log_score"``, the 1-step predictive log score of each series' last
-        step (:meth:`FitResult.log_score` with :data:`LOG_SCORE_SAMPLES` draws, the same at
-        every validation), which ``keep_best`` may maximise.  Without it, the trainer setting
+        step (:meth:`FitResult.log_score` with the trainer's ``log_score_samples`` draws, 16
+        by default, the same at every validation), which ``keep_best`` may maximise.  Without it, the trainer setting
         ``holdout_last_step`` (on in the DDSSM's defaults) holds out the last time step of
         ``data`` instead: the model trains on the steps before it and is validated on the whole.
     :param int num_steps: training steps (of a one-stage model).  With a preset name as
@@ -276,7 +277,8 @@ def fit(
             )
 
         def log_score():
-            return float(draws.one_step_log_score(net, contract, val, LOG_SCORE_SAMPLES, dev).nanmean())
+            samples = selection.log_score_samples
+            return float(draws.one_step_log_score(net, contract, val, samples, dev).nanmean())
 
         val_scores["log_score"] = log_score
     history = runner.fit(

@@ -135,7 +135,8 @@ def test_keep_best_by_the_log_score(make_ds, tiny):
         validation_data=make_ds(num_series=4, seed=5),
         **tiny,
     )
-    res = pyrossm.fit(trainer={"validate_every": 3, "validation_metric": "log_score", "keep_best": True}, **kwargs)
+    selection = {"validate_every": 3, "validation_metric": "log_score", "keep_best": True}
+    res = pyrossm.fit(trainer=selection, **kwargs)
     score = res.history["val_log_score"].dropna()
     assert list(score.index) == [2, 5, 8, 11]
     kept = res.config["kept"]
@@ -146,6 +147,11 @@ def test_keep_best_by_the_log_score(make_ds, tiny):
     # the validation draws are seeded by the fit's seed: the kept model reproduces its score
     again = res.log_score(kwargs["validation_data"], num_samples=LOG_SCORE_SAMPLES, seed=3)
     assert float(again.mean()) == pytest.approx(kept["val_log_score"], abs=1e-5)
+    # with log_score_samples draws instead of the default 16
+    more = pyrossm.fit(trainer=dict(selection, log_score_samples=40), **kwargs)
+    again = more.log_score(kwargs["validation_data"], num_samples=40, seed=3)
+    assert float(again.mean()) == pytest.approx(more.config["kept"]["val_log_score"], abs=1e-5)
+    assert more.config["kept"]["val_log_score"] != pytest.approx(kept["val_log_score"], abs=1e-5)
     # and scoring leaves the training untouched
     plain = pyrossm.fit(trainer={"validate_every": 3}, **kwargs)
     pd.testing.assert_frame_equal(

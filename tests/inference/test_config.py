@@ -47,6 +47,7 @@ FLAT = dict(
     keep_best=True,
     restart_from_best=True,
     ema_decay=0.9,
+    log_score_samples=32,
     holdout_last_step=True,
     checkpoint_every=10,
     on_nonfinite="restore",
@@ -80,6 +81,7 @@ NESTED = {
         "keep_best": True,
         "restart_from_best": True,
         "ema_decay": 0.9,
+        "log_score_samples": 32,
         "holdout_last_step": True,
     },
     "checkpointing": {"checkpoint_every": 10, "on_nonfinite": "restore"},
@@ -156,6 +158,7 @@ def test_a_mix_of_flat_and_nested_settings():
             "validation_metric": "log_score",
             "restart_from_best": True,
             "ema_decay": 0.9,
+            "log_score_samples": 32,
             "holdout_last_step": True,
             "checkpointing": NESTED["checkpointing"],
         }
@@ -308,6 +311,7 @@ def test_the_trainer_resolves_its_config():
         ),
         (dict(num_steps=10, batch_schedule=[[3, 5], [11, 8]]), r"got 11 at batch_schedule\[1\]"),
         (dict(keep_best=True), "keep_best=True keeps the parameters with the best validation: it needs validate_every"),
+        (dict(log_score_samples=0), "log_score_samples must be a positive int"),
     ],
 )
 def test_checks_across_sections(settings, match):

@@ -62,7 +62,13 @@ def test_the_ssm_families_default_recipe(series_ds, tiny):
     assert MODELS["dkf"].trainer_defaults == SSM_TRAINER_DEFAULTS
     # the DDSSM: the same recipe over twice the steps, kept at its best 1-step log score of the
     # held-out last step
-    selection = dict(holdout_last_step=True, validate_every=500, validation_metric="log_score", keep_best=True)
+    selection = dict(
+        holdout_last_step=True,
+        validate_every=1000,
+        validation_metric="log_score",
+        log_score_samples=128,
+        keep_best=True,
+    )
     expected = dict(SSM_TRAINER_DEFAULTS, num_steps=6000, **selection)
     assert MODELS["ddssm"].trainer_defaults == expected == DDSSM_TRAINER_DEFAULTS
     options = {k: v for k, v in tiny.items() if k != "transition_layers"}
