@@ -157,7 +157,7 @@ class PureTorchTrainer:
         self.optimizer = torch.optim.AdamW(
             [{"params": ps, "lr": config.learning_rate_of(k)} for k, ps in groups.items()],
             weight_decay=config.optimizer.weight_decay,
-            foreach=True,
+            fused=True,
         )
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0

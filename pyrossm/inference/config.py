@@ -201,9 +201,8 @@ class ObjectiveSettings:
 class SelectionSettings:
     """Validation and which parameters the fit ends with (section ``"selection"``).
 
-    :param int validate_every: validate every N steps and at each stage's last step (0
-        disables): the objective's validation values (``val_elbo`` for an ELBO) and any further
-        scores, e.g. ``val_log_score``.
+    :param int validate_every: validate every N steps (0 disables): the objective's validation
+        values (``val_elbo`` for an ELBO) and any further scores, e.g. ``val_log_score``.
     :param str validation_metric: what ``keep_best`` maximises, ``"elbo"`` by default (the
         history column ``"val_" + name``).
     :param bool keep_best: end with the parameters of the validation with the highest

@@ -24,7 +24,7 @@ from pyrossm.evaluation.plots import (  # noqa: E402
 
 @pytest.fixture(scope="module")
 def fitted():
-    """A 5-step DKF on 16 bimodal random walks (with a validation ELBO every 2 steps and at the end)."""
+    """A 5-step DKF on 16 bimodal random walks (with a validation ELBO every 2 steps)."""
     ds, z = pyrossm.datasets.bimodal_random_walk(num_series=16, length=10, seed=0, return_latent=True)
     res = pyrossm.fit(
         model="dkf",
@@ -209,7 +209,7 @@ def test_plot_history_panels_and_lambda(fitted, tmp_path):
     np.testing.assert_allclose(loss.get_ydata(), hist["loss"])
     np.testing.assert_allclose(neg_elbo.get_ydata(), -hist["elbo"])
     observed = hist["val_elbo"].notna().to_numpy()
-    assert hist["step"][observed].tolist() == [1, 3, 4]  # validation every 2 steps and at the end
+    assert observed.sum() == 2  # validation every 2 steps
     np.testing.assert_allclose(val.get_xdata(), hist["step"][observed])
     np.testing.assert_allclose(val.get_ydata(), -hist["val_elbo"][observed])
     (lam,) = twin.lines
