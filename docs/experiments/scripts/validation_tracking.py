@@ -8,8 +8,9 @@ of 256 test series' 1-step forecasts (256 draws) against the exact predictive la
 that tracks the JSD picks a step whose JSD is near the best.
 ``docs/experiments/2026-12-07-holdout-keep-best.md`` has the measurements.
 
-    python docs/experiments/scripts/validation_tracking.py trimodal_walk --out track.json \\
-        --set 'trainer={"validate_every": 500, "log_score_samples": 16}'
+    KEEP='{"holdout_last_step": true, "keep_best": true, "validate_every": 500,
+           "validation_metric": "log_score"}'
+    python docs/experiments/scripts/validation_tracking.py trimodal_walk --out track.json --set "trainer=$KEEP"
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def main(argv=None):
     if system.covariates:
         options["covariates"] = list(system.covariates)
     result, snapshots, params = fit_with_snapshots(system, train, options)
+    if not snapshots:
+        raise SystemExit("no validation was kept: the fit needs keep_best, validate_every and validation (see --help)")
     length = train.sizes["time"]
     context = train.isel(time=slice(0, length - 1))
     future = train[list(system.covariates)].isel(time=slice(length - 1, length)) if system.covariates else None
