@@ -159,8 +159,8 @@ def fit(
         the objective's validation values (e.g. ``val_elbo``) and, with
         ``validation_metric="log_score"``, the 1-step predictive log score of each series' last
         step (:meth:`FitResult.log_score` with the trainer's ``log_score_samples`` draws, 16
-        by default, the same at every validation), which ``keep_best`` may maximise.  Without it, the trainer setting
-        ``holdout_last_step`` (on in the DDSSM's defaults) holds out the last time step of
+        by default, the same at every validation), which ``keep_best`` may maximise.  Without
+        it, the trainer setting ``holdout_last_step=True`` holds out the last time step of
         ``data`` instead: the model trains on the steps before it and is validated on the whole.
     :param int num_steps: training steps (of a one-stage model).  With a preset name as
         ``trainer``, the preset is stretched to it (every setting that names a step).
