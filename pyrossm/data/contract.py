@@ -11,7 +11,7 @@ import xarray as xr
 
 from ..validation import check_nonnegative_int
 from .inputs import SERIES, TIME, as_dataset
-from .series import SeriesData
+from .series import SeriesData, series_lengths
 from .timeaxis import _infer_freq, _median_step, _plain, _time_kind, extend_time
 
 # ---------------------------------------------------------------------------------------------
@@ -23,14 +23,6 @@ def _format_series(series: np.ndarray, bad: np.ndarray, limit: int = 5) -> str:
     labels = [_plain(s) for s in np.asarray(series)[bad][:limit]]
     more = f" (and {int(bad.sum()) - limit} more)" if bad.sum() > limit else ""
     return f"{labels}{more}"
-
-
-def _series_lengths(mask: np.ndarray) -> np.ndarray:
-    """(N, T, D) observed mask -> (N,) 1 + index of the last step with any observed value."""
-    any_observed = mask.any(axis=-1)
-    num_time = any_observed.shape[1]
-    last = num_time - np.argmax(any_observed[:, ::-1], axis=1)
-    return np.where(any_observed.any(axis=1), last, 0).astype(np.int64)
 
 
 def _check_covariate_names(covariates, available: list[str]) -> list[str]:
@@ -206,7 +198,7 @@ class DataContract:
                 f"target variable {labels[0]} has no observed values (all NaN); all-missing "
                 f"target channels: {', '.join(labels)}"
             )
-        lengths = _series_lengths(observed)
+        lengths = series_lengths(observed)
         contract._check_lengths(lengths, ds[SERIES].values, min_length, min_length_name, data_name)
         covs = contract._extract(ds, covariate_names)
         within = np.arange(targets.shape[1])[None, :] < lengths[:, None]
@@ -264,7 +256,7 @@ class DataContract:
                 "(a forecast would continue the wrong time axis)"
             )
         targets = self._extract(ds, self.target_vars)
-        lengths = _series_lengths(~np.isnan(targets))
+        lengths = series_lengths(~np.isnan(targets))
         self._check_lengths(lengths, ds[SERIES].values, min_length, min_length_name, data_name)
         covs = self._extract(ds, self.covariate_names, fill_missing=True)
         within = np.arange(targets.shape[1])[None, :] < lengths[:, None]

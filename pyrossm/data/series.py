@@ -8,6 +8,14 @@ import numpy as np
 import torch
 
 
+def series_lengths(mask: np.ndarray) -> np.ndarray:
+    """(N, T, D) observed mask -> (N,) 1 + index of the last step with any observed value."""
+    any_observed = mask.any(axis=-1)
+    num_time = any_observed.shape[1]
+    last = num_time - np.argmax(any_observed[:, ::-1], axis=1)
+    return np.where(any_observed.any(axis=1), last, 0).astype(np.int64)
+
+
 @dataclass
 class SeriesData:
     """
@@ -107,19 +115,20 @@ class SeriesData:
 
         :param int num_time: time steps kept, ``1 <= num_time <= T``.
         :returns: a new :class:`SeriesData` of shape ``(N, num_time, .)`` whose ``lengths``
-            count only the kept steps.
+            count only the kept steps (covariates beyond them zero, as :class:`DataContract`
+            encodes them).
         """
         is_int = isinstance(num_time, (int, np.integer)) and not isinstance(num_time, bool)
         if not is_int or not 1 <= num_time <= self.num_time:
             raise ValueError(f"num_time must be an int in [1, {self.num_time}], got {num_time!r}")
         mask = self.mask[:, :num_time]
-        observed = mask.any(-1)  # (N, num_time)
-        steps = torch.arange(1, num_time + 1, device=self.device)
-        lengths = torch.where(observed, steps, torch.zeros_like(steps)).amax(-1)
+        lengths = torch.as_tensor(series_lengths(mask.cpu().numpy()), device=self.device)
+        within = torch.arange(num_time, device=self.device) < lengths[:, None]  # (N, num_time)
+        covariates = self.covariates[:, :num_time]
         return SeriesData(
             values=self.values[:, :num_time],
             mask=mask,
-            covariates=self.covariates[:, :num_time],
+            covariates=torch.where(within[..., None], covariates, torch.zeros_like(covariates)),
             lengths=lengths.to(self.lengths.dtype),
             series=self.series,
             time=self.time[:num_time],

@@ -31,7 +31,15 @@ def test_head_keeps_the_first_steps_and_recounts_lengths():
     assert head.lengths.tolist() == [5, 4, 5] and len(head.time) == 5
     assert torch.equal(head.mask, data.mask[:, :5])
     assert torch.equal(head.filled_values, data.filled_values[:, :5])
+    assert torch.equal(head.covariates, data.covariates[:, :5])  # every kept step within a length
     assert data.head(6).lengths.tolist() == [6, 4, 5]
+    # a series whose kept steps end on missing ones is shorter, its covariates zero beyond it
+    ds["x"][0, 3:5] = np.nan  # series 0: observed at 0-2 and 5
+    _, gappy = DataContract.fit(ds, covariates=["u"])
+    cut = gappy.head(5)
+    assert cut.lengths.tolist() == [3, 4, 5]
+    assert bool((cut.covariates[0, 3:] == 0).all()) and bool((cut.covariates[0, :3] != 0).all())
+    assert torch.equal(cut.covariates[1:], gappy.covariates[1:, :5])
     for bad in (0, 7, True, 2.0):
         with pytest.raises(ValueError, match="num_time must be an int in"):
             data.head(bad)
