@@ -63,8 +63,9 @@ from pyrossm.inference import TrainerConfig  # noqa: E402
 # Table 3 (the "DSSD" column is the DDSSM; the paper's architecture), and
 # "dkf-bimodal-cpu" / "ddssm-bimodal-cpu" the CPU recipe.  Why each piece of the CPU recipe is
 # there, with its JSD over training seeds: docs/experiments/.
-#: the paper's networks and a 1-D latent, pinned: the library's defaults became compact and 2-D
-_PAPER_NETWORKS = dict(architecture="paper", latent_dim=1)
+#: the paper's networks, a 1-D latent and a first-order transition, pinned: the library's
+#: defaults became compact, 4-D and (the DDSSM's) second-order
+_PAPER_NETWORKS = dict(architecture="paper", latent_dim=1, order=1)
 PAPER = {
     "DKF+VHP": dict(model="dkf", init="vhp", trainer="dkf-table3", **_PAPER_NETWORKS),
     "DDSSM": dict(model="ddssm", init="vhp", num_noise_draws=5, trainer="ddssm-table3", **_PAPER_NETWORKS),
