@@ -119,8 +119,8 @@ def test_the_log_score_is_in_the_units_of_the_data(make_ds, tiny):
 
 
 def test_fit_result_log_score_errors(fitted, make_ds):
-    with pytest.raises(ValueError, match="more than order=1"):
-        fitted.log_score(make_ds(length=1))
+    with pytest.raises(ValueError, match="more than order=2"):
+        fitted.log_score(make_ds(length=2))  # the default order 2: two steps fit, none is left to score
     with pytest.raises(ValueError, match="num_samples"):
         fitted.log_score(make_ds(), num_samples=0)
 
@@ -173,7 +173,7 @@ def test_keep_best_by_the_log_score(make_ds, tiny):
         ({"validation_metric": "log_score"}, None, ValueError, "give both"),
         ({"validation_metric": "log_score", "validate_every": 2}, None, ValueError, "give both"),
         ({"validation_metric": "log_score"}, "good", ValueError, "give both"),
-        ({"validation_metric": "log_score", "validate_every": 2}, "short", ValueError, "more than order=1 time steps"),
+        ({"validation_metric": "log_score", "validate_every": 2}, "short", ValueError, "more than order=2 time steps"),
         ({"validation_metric": "log_score", "validate_every": 2}, "unobserved", ValueError, "no observed value"),
     ],
 )
@@ -184,7 +184,7 @@ def test_fit_refuses_a_bad_validation_metric_before_training(
         raise AssertionError("a training step was taken before the bad input was reported")
 
     monkeypatch.setattr(pyrossm.inference.Trainer, "_train_step", no_step)
-    val = {"good": make_ds(num_series=3), "short": make_ds(length=1), "unobserved": make_ds(num_series=3), None: None}
+    val = {"good": make_ds(num_series=3), "short": make_ds(length=2), "unobserved": make_ds(num_series=3), None: None}
     val["unobserved"]["x"][:, -1] = np.nan
     with pytest.raises(error, match=match):
         pyrossm.fit(data=make_ds(), num_steps=1, trainer=trainer, validation_data=val[validation_data], **tiny)

@@ -93,8 +93,8 @@ def test_validation_data_given_takes_the_place_of_the_holdout(series_ds, tiny):
 )
 def test_data_too_short_to_hold_out_trains_on_everything_with_a_warning(series_ds, tiny, edit, why):
     ds = edit(series_ds)
-    with pytest.warns(UserWarning, match=f"holdout_last_step: {why}"):
-        res = pyrossm.fit(model="dkf", data=ds, trainer=HOLDOUT, seed=3, **tiny)
+    with pytest.warns(UserWarning, match=f"holdout_last_step: {why}"):  # order 1: one step is enough to fit
+        res = pyrossm.fit(model="dkf", data=ds, trainer=HOLDOUT, order=1, seed=3, **tiny)
     assert not any(c.startswith("val_") for c in res.history.columns)
     assert "kept" not in res.config and len(res.history) == 5
     assert res.config["trainer"]["selection"]["holdout_last_step"] is False
