@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 #: the demo fits the library's defaults, exactly what ``pyrossm.fit(model=..., data=train)`` does
-#: (compact networks, 3000 DKF and 6000 DDSSM steps: a few minutes each on a 2-core CPU)
+#: (compact networks, 3000 DKF and 12000 DDSSM steps: about 2 and 7 minutes on a 2-core CPU)
 DEMO_FITS = {"DDSSM": dict(model="ddssm"), "DKF": dict(model="dkf")}
 
 

@@ -60,8 +60,8 @@ def test_spec_of_a_model_no_family_builds_is_none(series_ds, tiny):
 
 def test_the_ssm_families_default_recipe(series_ds, tiny):
     assert MODELS["dkf"].trainer_defaults == SSM_TRAINER_DEFAULTS
-    # the DDSSM: the same recipe over twice the steps
-    assert MODELS["ddssm"].trainer_defaults == dict(SSM_TRAINER_DEFAULTS, num_steps=6000) == DDSSM_TRAINER_DEFAULTS
+    # the DDSSM: the same recipe over four times the steps
+    assert MODELS["ddssm"].trainer_defaults == dict(SSM_TRAINER_DEFAULTS, num_steps=12000) == DDSSM_TRAINER_DEFAULTS
     options = {k: v for k, v in tiny.items() if k != "transition_layers"}
     res = pyrossm.fit(model="ddssm", data=series_ds, num_steps=4, num_diffusion_steps=8, **options)
     trainer = res.config["trainer"]
@@ -72,7 +72,7 @@ def test_the_ssm_families_default_recipe(series_ds, tiny):
     emission = lrs(res)
     assert emission[0] == pytest.approx(3e-3) and emission[-1] < emission[0]
     assert TrainerConfig.from_dict(SSM_TRAINER_DEFAULTS).num_steps == 3000
-    assert TrainerConfig.from_dict(DDSSM_TRAINER_DEFAULTS).num_steps == 6000
+    assert TrainerConfig.from_dict(DDSSM_TRAINER_DEFAULTS).num_steps == 12000
 
 
 def test_invalid_family_defaults_fail_when_registered():
