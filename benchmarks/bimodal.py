@@ -64,7 +64,7 @@ from pyrossm.inference import TrainerConfig  # noqa: E402
 # "dkf-bimodal-cpu" / "ddssm-bimodal-cpu" the CPU recipe.  Why each piece of the CPU recipe is
 # there, with its JSD over training seeds: docs/experiments/.
 #: the paper's networks, a 1-D latent and a first-order transition, pinned: the library's
-#: defaults became compact, 4-D and (the DDSSM's) second-order
+#: defaults became compact, 2-D (DKF) / 4-D (DDSSM) and second-order
 _PAPER_NETWORKS = dict(architecture="paper", latent_dim=1, order=1)
 PAPER = {
     "DKF+VHP": dict(model="dkf", init="vhp", trainer="dkf-table3", **_PAPER_NETWORKS),

@@ -10,9 +10,9 @@ On the bimodal random walk (``pyrossm.datasets.bimodal_random_walk(num_series, 3
 thread by default:
 
 1. **Training.**  Median seconds of a training step at batch ``--batch-size`` (T = 32) of
-   DKF and DDSSM with ``architecture="paper"`` and ``"compact"`` (their defaults otherwise: the
-   DKF's 2-D latent and order 1, the DDSSM's 4-D latent and order 2, VHP init, hidden 16; DDSSM
-   K = 128, S_k = 2) -- a pyrossm
+   DKF and DDSSM with ``architecture="paper"`` and ``"compact"`` (their defaults otherwise: a
+   second-order transition, the DKF's 2-D latent and the DDSSM's 4-D one, VHP init, hidden 16;
+   DDSSM K = 128, S_k = 2) -- a pyrossm
    :class:`~pyrossm.inference.Trainer` step (ELBO, backward, gradient clipping, AdamW), as in
    ``train_throughput.py`` -- and of GluonTS's ``DeepAREstimator`` (its defaults, context length
    24, prediction length 8, the same batch size; the step timed by a Lightning callback from

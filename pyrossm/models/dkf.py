@@ -60,7 +60,7 @@ class DKF(PresetModel):
         observations included).
     :param int order: ``j``, the Markov order of the transition (default 2: on the six systems of
         ``benchmarks/defaults.py`` a second-order transition lowered the sum of the 1-step JSD
-        ratios to the sampling floor from 205.7 to 159.7 at seed 0 and from 203.8 to 150.3 at
+        ratios to the sampling floor from 205.7 to 159.6 at seed 0 and from 203.8 to 150.3 at
         seed 1; the paper's experiments use ``j = 1``).  Every series needs at least ``j``
         observed steps to be fitted, and a forecast's context more than ``j``.
     :param int covariate_dim: ``V``.  :param str init: ``"vhp"`` or ``"normal"``.
