@@ -215,6 +215,7 @@ def build_model(args, device, name):
         num_diffusion_steps=args.num_diffusion_steps,
         num_noise_draws=args.num_noise_draws,
         diffusion_channels=args.diffusion_channels,
+        residual_transition=False,  # the paper's transition, as measured since 2026-11-23
     ).to(device)
 
 

@@ -73,6 +73,19 @@ def _former_defaults(options):
     return options
 
 
+#: DDSSM options whose default changed -> what fits saved before the option existed were trained with
+FORMER_DDSSM_DEFAULTS = {"residual_transition": False}
+
+
+def _former_ddssm_defaults(options):
+    """As :func:`_former_defaults`; and DDSSM fits saved before ``residual_transition`` diffused
+    ``z_t`` itself."""
+    options = _former_defaults(options)
+    for name, value in FORMER_DDSSM_DEFAULTS.items():
+        options.setdefault(name, value)
+    return options
+
+
 MODELS: dict[str, ModelSpec] = {}
 
 #: the DKF's default training recipe, chosen on the six systems of ``pyrossm.datasets.systems``
@@ -145,7 +158,7 @@ register_model(
     "ddssm",
     DDSSM,
     "Diffusion-driven SSM: a conditional diffusion transition",
-    migrate=_former_defaults,
+    migrate=_former_ddssm_defaults,
     trainer_defaults=DDSSM_TRAINER_DEFAULTS,
 )
 register_model(

@@ -16,6 +16,7 @@ from pyrossm.datasets import bimodal_random_walk
 from pyrossm.distributions import DiffusionTransition
 from pyrossm.models import DDSSM
 from pyrossm.models.ddssm import HEUN_LEVELS
+from pyrossm.models.registry import get_spec
 from pyrossm.models.transition import DiffusionDynamics
 
 N, T, D = 3, 6, 2
@@ -67,8 +68,9 @@ def test_ddssm_is_a_state_space_model_with_diffusion_dynamics():
     assert d.sampler == "ddim" and d.num_sampling_steps == 4 and d.num_noise_draws == 3
     assert model.config["num_diffusion_steps"] == K and model.config["sampler"] == "ddim"
     groups = model.parameter_groups()
-    ids = {id(p) for p in model.transition.network.parameters()}
-    assert ids == {id(p) for p in groups["transition"]}
+    # the denoiser and the default linear mean (residual_transition="linear")
+    parts = [*model.transition.network.parameters(), *model.transition.shift.parameters()]
+    assert {id(p) for p in parts} == {id(p) for p in groups["transition"]}
 
 
 @pytest.mark.parametrize(
@@ -376,7 +378,7 @@ def test_bimodal_random_walk_one_step_predictive_is_bimodal():
     assert np.mean(np.abs(jumps) < 1.0) < 0.06
 
 
-@pytest.mark.parametrize("residual", [True, "linear"])
+@pytest.mark.parametrize("residual", [False, True, "linear"])
 def test_residual_transition_fits_forecasts_and_round_trips(data, tmp_path, residual):
     res = pyrossm.fit(
         "ddssm",
@@ -402,7 +404,20 @@ def test_residual_transition_fits_forecasts_and_round_trips(data, tmp_path, resi
             loaded.model.transition.shift.linear.weight, res.model.transition.shift.linear.weight, rtol=0, atol=0
         )
     assert np.array_equal(fc["x"].values, loaded.forecast(data, horizon=2, num_samples=5, seed=0)["x"].values)
-    assert not build(1, 1, 0).transition.residual  # the paper's parameterisation by default
+    assert build(1, 1, 0).transition.residual == "linear"  # the default: a learned linear mean
+
+
+def test_fits_saved_before_the_residual_option_load_with_the_papers_transition():
+    """Saved options without ``residual_transition`` (fits from before the option) migrate to
+    ``False``, what they were trained with, not to today's ``"linear"``; saved values stay."""
+    spec = get_spec("ddssm")
+    old = {"obs_dim": 1, "latent_dim": 1, "order": 1}
+    migrated = spec.migrated(old)
+    assert migrated["residual_transition"] is False and "residual_transition" not in old
+    assert migrated["activation"] == "relu" and migrated["architecture"] == "paper"  # older migrations too
+    assert spec.build(**migrated).transition.shift is None
+    assert spec.migrated({**old, "residual_transition": "linear"})["residual_transition"] == "linear"
+    assert "residual_transition" not in get_spec("dkf").migrated(old)  # a DDSSM option only
 
 
 def test_linear_shift_starts_as_the_papers_parameterisation_and_gets_gradient():
