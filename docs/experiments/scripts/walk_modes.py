@@ -12,7 +12,7 @@ two steps: a latent that copies the last observation, noise and all, shows as a 
 with ``x_{T-1} - z_{T-1}``.  Prints only::
 
     .venv/bin/python docs/experiments/scripts/walk_modes.py \\
-        benchmarks/output/defaults/draws/<run key>.npz bimodal_walk --seed 0
+        benchmarks/results/defaults/draws/<run key>.npz bimodal_walk --seed 0
 """
 
 from __future__ import annotations
