@@ -44,7 +44,10 @@ series; the defaults' 1000 steps and 1024 x 1024 draws are meant for a GPU (``fi
 
 Each run (system x model) is stored as JSON in ``--out/runs/`` (written to a temporary file, then
 renamed) and skipped when it is there, so a cut run resumes; its file name records the settings
-(steps, sizes, seed), so runs with other settings do not collide.  A fit that fails is stored
+(steps, sizes, seed, ``--set``), so runs with other settings do not collide.  The name does not
+record the library's defaults: a stored run whose model options or trainer settings differ from
+what today's defaults and ``--set`` give (it was stored before a default changed) is named on
+stderr by ``--report`` and fitted again by a run.  A fit that fails is stored
 with its error (delete the file to retry).  ``--report`` only prints the table of what is stored.
 ``--set key=value ...`` passes a candidate default to every fit (e.g. ``architecture=compact``;
 values read as JSON) and records it in the runs' names: how one change does across the suite.
@@ -148,6 +151,48 @@ def run_key(system, model, args):
         f"{system}__{model}__steps-{steps}__train{args.num_train}x{args.length}"
         f"__test{args.num_test}__draws{args.num_samples}__seed{args.seed}{settings}"
     )
+
+
+def expected_setup(system, model, args):
+    """``(model_config, trainer)`` that a fit of ``model`` with these arguments records today,
+    from the library's current defaults and ``--set`` (nothing is trained)."""
+    from pyrossm.inference import TrainerConfig
+    from pyrossm.models.registry import get_spec
+
+    settings = parse_settings(args.set)
+    trainer = settings.pop("trainer", None) or {}
+    spec = get_spec(model)
+    net = spec.build(obs_dim=1, covariate_dim=len(system.covariates), **settings)
+    config = TrainerConfig.from_dict(spec.trainer_defaults or {}).updated(**trainer, seed=args.seed)
+    if args.num_steps is not None:
+        config = config.updated(num_steps=args.num_steps)
+    return net.config, config.to_dict()
+
+
+def _differences(stored_value, expected, prefix=""):
+    """Names of the entries of ``expected`` that ``stored_value`` holds with another value (a
+    nested dict recursively; entries the stored one lacks, i.e. settings added since, are not
+    compared)."""
+    names = []
+    for name, value in expected.items():
+        if name not in stored_value:
+            continue
+        if isinstance(value, dict) and isinstance(stored_value[name], dict):
+            names += _differences(stored_value[name], value, f"{prefix}{name}.")
+        elif stored_value[name] != value:
+            names.append(f"{prefix}{name}")
+    return names
+
+
+def stale_settings(rec, system, model, args):
+    """What a stored pyrossm run was fitted with that today's defaults and ``--set`` would not
+    use (model options, trainer settings; ``progress`` aside): a record keyed by its settings
+    outlives a change of the library's defaults, and would otherwise be reported as if current."""
+    if rec is None or "error" in rec or model in BASELINES or rec.get("model_config") is None:
+        return []
+    model_config, trainer = expected_setup(system, model, args)
+    trainer.pop("progress", None)
+    return _differences(rec["model_config"], model_config) + _differences(rec.get("trainer") or {}, trainer, "trainer.")
 
 
 def stored(out, key):
@@ -477,6 +522,12 @@ def main(argv=None):
             rec = rescore(system, model, args, stored(args.out, key))
             if rec is not None and "error" not in rec and rec.get("target") != "predictive" and not args.report:
                 rec = None  # stored before the predictive target, without draws to score again: run again
+            stale = stale_settings(rec, system, model, args)
+            if stale and args.report:
+                print(f"{key}: stored with other settings than today's ({', '.join(stale)})", file=sys.stderr)
+            elif stale:
+                print(f"{key}: stored with other settings than today's ({', '.join(stale)}): fitting again")
+                rec = None
             if rec is None and not args.report:
                 print(f"{key} ...", flush=True)
                 rec = run(system, model, args)

@@ -3,6 +3,7 @@ benchmark script (benchmarks/defaults.py)."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import sys
@@ -320,6 +321,38 @@ def test_defaults_benchmark_keeps_draws_and_rescores_runs_stored_before_the_pred
     capsys.readouterr()
     defaults.main([*smoke, "--report"])
     assert "| two_dim_latent | dkf | not scored | | | 0.5000 (old run) |" in capsys.readouterr().out
+
+
+def test_defaults_benchmark_refits_a_run_stored_under_other_defaults(tmp_path, capsys):
+    """A record whose model options or trainer settings differ from what today's defaults and
+    ``--set`` give (e.g. stored before a default changed, under the same key) is named on
+    ``--report`` and fitted again otherwise; a current one is reused."""
+    import defaults
+
+    smoke = ["--systems", "bimodal_walk", "--models", "ddssm", "--num-steps", "1", "--num-train", "8"]
+    smoke += ["--length", "4", "--num-test", "4", "--num-samples", "8", "--out", str(tmp_path)]
+    smoke += ["--set", "latent_dim=1", "diffusion_channels=4", "num_diffusion_steps=4"]
+    first = defaults.main(smoke)["bimodal_walk", "ddssm"]
+    system = defaults.get_system("bimodal_walk")
+    args = argparse.Namespace(set=smoke[smoke.index("--set") + 1 :], seed=0, num_steps=1)
+    assert defaults.stale_settings(first, system, "ddssm", args) == []
+    (path,) = (tmp_path / "runs").iterdir()
+    old = json.loads(path.read_text())
+    old["model_config"]["residual_transition"] = False  # as if stored before "linear" was the default
+    old["trainer"]["optimizer"]["learning_rate"] = 1e-2
+    old["trainer"]["a_setting_added_since"] = 1  # entries the defaults do not have are not compared
+    path.write_text(json.dumps({**old, "jsd_mean": 0.75}))
+    stale = defaults.stale_settings(json.loads(path.read_text()), system, "ddssm", args)
+    assert stale == ["residual_transition", "trainer.optimizer.learning_rate"]
+    capsys.readouterr()
+    reported = defaults.main([*smoke, "--report"])["bimodal_walk", "ddssm"]
+    captured = capsys.readouterr()
+    assert reported["jsd_mean"] == 0.75 and "stored with other settings than today's" in captured.err
+    again = defaults.main(smoke)["bimodal_walk", "ddssm"]
+    assert "fitting again" in capsys.readouterr().out
+    assert again["jsd_mean"] != 0.75 and again["model_config"]["residual_transition"] == "linear"
+    assert json.loads(path.read_text())["model_config"]["residual_transition"] == "linear"
+    assert defaults.stale_settings({"error": "x"}, system, "ddssm", args) == []  # failed runs: as before
 
 
 def test_defaults_benchmark_bounds_cover_every_mode():
