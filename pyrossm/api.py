@@ -49,12 +49,16 @@ def _as_python(value):
 def _trainer_config(trainer, num_steps, overrides, family_defaults=None) -> TrainerConfig:
     """The run's settings: ``trainer`` (a preset stretched to ``num_steps`` when both are given)
     with ``fit``'s own arguments in place of its values; ``None`` or a dict read on top of the
-    model family's ``family_defaults`` (flat settings) where it has them."""
+    model family's ``family_defaults`` (flat settings) where it has them, those stretched to the
+    run's ``num_steps`` (``fit``'s or the dict's) as a preset is."""
     if isinstance(trainer, str):
         config = TrainerConfig.from_preset(trainer, None if num_steps is FROM_TRAINER else num_steps)
     else:
         if family_defaults and (trainer is None or isinstance(trainer, dict)):
             config = TrainerConfig.from_dict(family_defaults)
+            # a shorter or longer run passes through the same phases of the family's recipe
+            steps = num_steps if num_steps is not FROM_TRAINER else (trainer or {}).get("num_steps")
+            config = config.stretched(steps) if steps is not None else config
             config = config.updated(**trainer) if trainer else config
         else:
             config = TrainerConfig.resolve(trainer)

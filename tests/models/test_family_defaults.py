@@ -75,6 +75,26 @@ def test_the_ssm_families_default_recipe(series_ds, tiny):
     assert TrainerConfig.from_dict(DDSSM_TRAINER_DEFAULTS).num_steps == 12000
 
 
+def test_num_steps_stretches_the_family_recipe_and_a_trainer_dict_reads_on_top(series_ds, tiny):
+    """A family recipe with step-named settings (lambda knots) is stretched to ``fit``'s or the
+    trainer dict's ``num_steps``, as a preset is; a user's own knots are taken as given."""
+    phased = {"num_steps": 100, "annealing": {"kind": "piecewise", "points": [[0, 0.5], [50, 1.0], [100, 1.0]]}}
+    register_model("dkf_phased_family", DKF, "test", trainer_defaults=phased)
+    try:
+        res = pyrossm.fit(model="dkf_phased_family", data=series_ds, num_steps=4, **tiny)
+        assert res.config["trainer"]["objective"]["annealing"]["points"] == [[0, 0.5], [2, 1.0], [4, 1.0]]
+        res = pyrossm.fit(model="dkf_phased_family", data=series_ds, trainer={"num_steps": 2}, **tiny)
+        assert res.config["trainer"]["objective"]["annealing"]["points"] == [[0, 0.5], [1, 1.0], [2, 1.0]]
+        own = {"kind": "piecewise", "points": [[0, 0.2], [3, 1.0]]}
+        res = pyrossm.fit(model="dkf_phased_family", data=series_ds, num_steps=4, trainer={"annealing": own}, **tiny)
+        assert res.config["trainer"]["objective"]["annealing"]["points"] == [[0, 0.2], [3, 1.0]]
+        res = pyrossm.fit(model="dkf_phased_family", data=series_ds, **tiny)  # no num_steps: as registered
+        assert res.config["trainer"]["objective"]["annealing"]["points"] == phased["annealing"]["points"]
+        assert len(res.history) == 100
+    finally:
+        del MODELS["dkf_phased_family"]
+
+
 def test_invalid_family_defaults_fail_when_registered():
     with pytest.raises(ValueError, match="unknown trainer setting 'learning_rat'"):
         register_model("bad_family", DKF, trainer_defaults={"learning_rat": 1e-3})
