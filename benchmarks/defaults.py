@@ -156,16 +156,16 @@ def run_key(system, model, args):
 def expected_setup(system, model, args):
     """``(model_config, trainer)`` that a fit of ``model`` with these arguments records today,
     from the library's current defaults and ``--set`` (nothing is trained)."""
-    from pyrossm.inference import TrainerConfig
+    from pyrossm.api import FROM_TRAINER, _trainer_config  # fit's own resolution of the settings
     from pyrossm.models.registry import get_spec
 
     settings = parse_settings(args.set)
-    trainer = settings.pop("trainer", None) or {}
+    trainer = settings.pop("trainer", None)
     spec = get_spec(model)
     net = spec.build(obs_dim=1, covariate_dim=len(system.covariates), **settings)
-    config = TrainerConfig.from_dict(spec.trainer_defaults or {}).updated(**trainer, seed=args.seed)
-    if args.num_steps is not None:
-        config = config.updated(num_steps=args.num_steps)
+    num_steps = FROM_TRAINER if args.num_steps is None else args.num_steps
+    overrides = dict(batch_size=FROM_TRAINER, learning_rate=FROM_TRAINER, seed=args.seed, progress=False)
+    config = _trainer_config(trainer, num_steps, overrides, spec.trainer_defaults)
     return net.config, config.to_dict()
 
 
