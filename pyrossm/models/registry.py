@@ -80,10 +80,7 @@ FORMER_DDSSM_DEFAULTS = {"residual_transition": False}
 def _former_ddssm_defaults(options):
     """As :func:`_former_defaults`; and DDSSM fits saved before ``residual_transition`` diffused
     ``z_t`` itself."""
-    options = _former_defaults(options)
-    for name, value in FORMER_DDSSM_DEFAULTS.items():
-        options.setdefault(name, value)
-    return options
+    return _former_defaults({**FORMER_DDSSM_DEFAULTS, **options})
 
 
 MODELS: dict[str, ModelSpec] = {}
