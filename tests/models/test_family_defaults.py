@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import pyrossm
+from pyrossm.api import _trainer_config
 from pyrossm.inference import TrainerConfig
 from pyrossm.models import DKF, MODELS, register_model, spec_of
 from pyrossm.models.registry import DDSSM_TRAINER_DEFAULTS, SSM_TRAINER_DEFAULTS
@@ -60,14 +61,26 @@ def test_spec_of_a_model_no_family_builds_is_none(series_ds, tiny):
 
 def test_the_ssm_families_default_recipe(series_ds, tiny):
     assert MODELS["dkf"].trainer_defaults == SSM_TRAINER_DEFAULTS
-    # the DDSSM: the same recipe over four times the steps
-    assert MODELS["ddssm"].trainer_defaults == dict(SSM_TRAINER_DEFAULTS, num_steps=12000) == DDSSM_TRAINER_DEFAULTS
+    # the DDSSM: the same recipe over four times the steps, with lambda held at 1.25 over steps
+    # 1200-6000
+    phase = {
+        "kind": "piecewise",
+        "points": [[0, 0.01], [600, 1.0], [1000, 1.0], [1200, 1.25], [6000, 1.25], [6600, 1.0]],
+    }
+    expected = dict(SSM_TRAINER_DEFAULTS, num_steps=12000, annealing=phase)
+    assert MODELS["ddssm"].trainer_defaults == expected == DDSSM_TRAINER_DEFAULTS
     options = {k: v for k, v in tiny.items() if k != "transition_layers"}
     res = pyrossm.fit(model="ddssm", data=series_ds, num_steps=4, num_diffusion_steps=8, **options)
     trainer = res.config["trainer"]
     assert trainer["num_steps"] == 4
     assert trainer["optimizer"]["learning_rate"] == SSM_TRAINER_DEFAULTS["learning_rate"]
     assert trainer["schedule"]["lr_end_factor"] == SSM_TRAINER_DEFAULTS["lr_end_factor"]
+    # the lambda phase stretched to the run's 4 steps, in order
+    knots = [[0, 0.01], [1, 1.0], [2, 1.0], [3, 1.25], [4, 1.25], [5, 1.0]]
+    assert trainer["objective"]["annealing"]["points"] == knots
+    # a 1000-step run: every knot at 1000 / 12000 of its step, rounded
+    thousand = _trainer_config(None, 1000, {}, DDSSM_TRAINER_DEFAULTS).to_dict()["objective"]["annealing"]
+    assert thousand["points"] == [[0, 0.01], [50, 1.0], [83, 1.0], [100, 1.25], [500, 1.25], [550, 1.0]]
     # the rate decays by a cosine from 3e-3 towards 3 % of it
     emission = lrs(res)
     assert emission[0] == pytest.approx(3e-3) and emission[-1] < emission[0]
