@@ -28,8 +28,9 @@ TABLE3_DKF = dict(
 
 # -- the bimodal benchmark's CPU recipe, for that benchmark's small order-1 networks with a 1-D
 # latent (see benchmarks/README.md).  It is tuned to those networks: on the library's default
-# architecture it collapses the latent, and none of its options but per-group clipping helps the
-# defaults on the two random walks (docs/experiments/2026-12-07-bimodal-preset-on-the-suite.md).
+# architecture it collapses the latent, and none of its options helps the defaults (per-group
+# clipping is neutral on the suite, the rest worse on the walks;
+# docs/experiments/2026-12-07-bimodal-preset-on-the-suite.md).
 #: one learning rate, decayed by a cosine to 3%, minibatches of 64 series
 _SMALL = dict(batch_size=64, learning_rate=3e-3, lr_schedule="cosine", lr_end_factor=0.03)
 #: lambda warms up to 1 by step 200, holds 1.75 over steps 1200-4800 (the guide widens, so the
