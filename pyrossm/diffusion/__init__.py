@@ -1,11 +1,15 @@
 """One diffusion core for every pyrossm model: schedules, preconditioning and losses, samplers."""
 
+from .levels import LEVEL_SAMPLINGS, LossAwareLevels, check_level_sampling
 from .preconditioning import denoise, denoising_loss, diffusion_bound, karras_coefficients, regression_target
 from .samplers import ddim_sample, ddpm_sample, heun_sample
 from .schedules import NoiseSchedule
 
 __all__ = [
     "NoiseSchedule",
+    "LossAwareLevels",
+    "LEVEL_SAMPLINGS",
+    "check_level_sampling",
     "karras_coefficients",
     "denoise",
     "regression_target",

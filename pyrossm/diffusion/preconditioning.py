@@ -38,11 +38,12 @@ def regression_target(z0, z_hat, sigma):
     return (z0 - c_skip.unsqueeze(-1) * z_hat) / c_out.unsqueeze(-1)
 
 
-def diffusion_bound(network, schedule, z0, context, num_draws=1, include_constant=True):
+def diffusion_bound(network, schedule, z0, context, num_draws=1, include_constant=True, levels=None):
     r"""Monte-Carlo negative-ELBO bound on ``-log p(z^0 | c)`` (Eq. 29 / 52), per example.
 
     ``L_forward(z^0) + 1/S_k sum_m K w~_{k_m} ||F(c_in z^_m, c_noise, c) - y(z^0, k_m)||^2``
-    with ``k_m ~ Unif{1..K}`` and ``eps_m ~ N(0, I)``, plus (when ``include_constant``) the
+    with ``k_m ~ Unif{1..K}`` and ``eps_m ~ N(0, I)`` (with ``levels``, ``k_m ~ p`` and each
+    term divided by ``K p_{k_m}``: the same expectation), plus (when ``include_constant``) the
     schedule constant ``C`` of Eq. 33 (reverse variances ``beta_k``), so that the result bounds
     ``-log p(z^0 | c)`` itself.  Differentiable in ``z0``, the network and the context.
 
@@ -51,10 +52,15 @@ def diffusion_bound(network, schedule, z0, context, num_draws=1, include_constan
     :param z0: ``(B, d)`` clean latents.
     :param context: anything the network takes, batched over ``B`` (repeated for the draws).
     :param int num_draws: ``S_k``.
+    :param levels: ``None`` (uniform levels) or a :class:`~pyrossm.diffusion.LossAwareLevels`
+        that draws them; while gradients are recorded, the draws' terms update its statistics.
     :returns: ``(B,)``.
     """
     b, d = z0.shape
-    k = torch.randint(0, schedule.num_steps, (num_draws, b), device=z0.device)
+    if levels is None:
+        k = torch.randint(0, schedule.num_steps, (num_draws, b), device=z0.device)
+    else:
+        k, importance = levels.draw((num_draws, b), device=z0.device)
     noise = torch.randn(num_draws, b, d, device=z0.device, dtype=z0.dtype)
     sigma = schedule.sigmas[k]  # (S_k, B)
     z_hat = z0.unsqueeze(0) + sigma.unsqueeze(-1) * noise
@@ -63,8 +69,13 @@ def diffusion_bound(network, schedule, z0, context, num_draws=1, include_constan
     ctx = _repeat(context, num_draws)
     _, out = denoise(network, flat(z_hat), flat(sigma), ctx)
     target = regression_target(flat(z0_rep), flat(z_hat), flat(sigma))
+    squares = ((out - target) ** 2).sum(-1)  # (S_k B,)
     weights = schedule.num_steps * schedule.loss_weights[flat(k)]
-    err = (weights * ((out - target) ** 2).sum(-1)).reshape(num_draws, b).mean(0)
+    if levels is not None:
+        if torch.is_grad_enabled():
+            levels.record(flat(k), schedule.loss_weights[flat(k)] * squares)  # the terms L_k
+        weights = weights * flat(importance).to(weights.dtype)
+    err = (weights * squares).reshape(num_draws, b).mean(0)
     bound = schedule.forward_kl(z0) + err
     if include_constant:
         bound = bound + d * schedule.constant_per_dim

@@ -57,6 +57,8 @@ class DiffusionTransition(TorchDistribution):
     :param bool residual: diffuse the increment from ``z_{t-1}`` instead of ``z_t``.
     :param shift: ``m(history (B, j, M), covariates (B, j+1, V)) -> (B, M)``, a callable (e.g. an
         ``nn.Module``) on the flattened context; not together with ``residual=True``.
+    :param levels: ``None`` (the bound's noise levels drawn uniformly) or a
+        :class:`~pyrossm.diffusion.LossAwareLevels` (drawn by importance; the same expectation).
     """
 
     arg_constraints = {}
@@ -77,6 +79,7 @@ class DiffusionTransition(TorchDistribution):
         validate_args=None,
         residual=False,
         shift=None,
+        levels=None,
     ):
         check_diffusion_arguments(schedule, num_noise_draws, sampler, num_sampling_steps)
         if residual and shift is not None:
@@ -87,7 +90,7 @@ class DiffusionTransition(TorchDistribution):
         self.history, self.covariates = history, covariates
         self.num_noise_draws, self.sampler = num_noise_draws, sampler
         self.num_sampling_steps, self.include_constant = num_sampling_steps, include_constant
-        self.residual, self.shift = bool(residual), shift
+        self.residual, self.shift, self.levels = bool(residual), shift, levels
         if batch_shape is None:
             batch_shape = torch.broadcast_shapes(history.shape[:-2], covariates.shape[:-2])
         super().__init__(torch.Size(batch_shape), torch.Size(history.shape[-1:]), validate_args=validate_args)
@@ -105,6 +108,7 @@ class DiffusionTransition(TorchDistribution):
             batch_shape=torch.Size(batch_shape),
             residual=self.residual,
             shift=self.shift,
+            levels=self.levels,
         )
 
     def _offset(self, history, covariates):
@@ -134,7 +138,13 @@ class DiffusionTransition(TorchDistribution):
         if offset is not None:
             z = z - offset
         bound = diffusion_bound(
-            self.network, self.schedule, z, (history, covariates), self.num_noise_draws, self.include_constant
+            self.network,
+            self.schedule,
+            z,
+            (history, covariates),
+            self.num_noise_draws,
+            self.include_constant,
+            levels=self.levels,
         )
         return -bound.reshape(batch)
 

@@ -74,6 +74,10 @@ class DDSSM(PresetModel):
         width ``diffusion_channels``, the same preconditioning and bound), about 10x cheaper to
         train and sample; or ``"paper"`` (Tables 1-2).  Fits saved before this option existed
         load as ``"paper"``, later ones as saved.
+    :param str level_sampling: how the training bound draws the diffusion's noise levels:
+        ``"uniform"`` (the paper's) or ``"loss-aware"`` (importance sampling by each level's
+        recent squared term, Nichol & Dhariwal, 2021; the same bound with a less noisy estimate;
+        see :class:`~pyrossm.diffusion.LossAwareLevels`).
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class DDSSM(PresetModel):
         diffusion_beta_start=None,
         activation="relu",
         architecture="compact",
+        level_sampling="uniform",
     ):
         check_order_and_latent_dim(order, latent_dim)
         check_architecture(architecture)
@@ -122,6 +127,7 @@ class DDSSM(PresetModel):
             beta_start=diffusion_beta_start,
             activation=activation,
             architecture=architecture,
+            level_sampling=level_sampling,
         )
         super().__init__(
             transition,
@@ -147,5 +153,6 @@ class DDSSM(PresetModel):
                 diffusion_beta_start=diffusion_beta_start,
                 activation=activation,
                 architecture=architecture,
+                level_sampling=level_sampling,
             ),
         )

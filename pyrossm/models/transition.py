@@ -131,6 +131,9 @@ class DiffusionDynamics(nn.Module):
     :param residual: what the diffusion models: ``False`` ``z_t`` itself (the paper's), ``True``
         the increment ``z_t - z_{t-1}`` (see :class:`~pyrossm.distributions.DiffusionTransition`),
         ``"linear"`` the departure from a learned linear mean (:class:`LinearShift`).
+    :param str level_sampling: how the training bound draws its noise levels: ``"uniform"``
+        (the paper's) or ``"loss-aware"`` (:class:`~pyrossm.diffusion.LossAwareLevels`: the same
+        bound, drawn where its terms vary most, so its estimate is less noisy).
     """
 
     def __init__(
@@ -153,9 +156,10 @@ class DiffusionDynamics(nn.Module):
         beta_start=None,
         activation="relu",
         architecture="paper",
+        level_sampling="uniform",
     ):
         super().__init__()
-        from ..diffusion import NoiseSchedule
+        from ..diffusion import LossAwareLevels, NoiseSchedule, check_level_sampling
 
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
         self.schedule = NoiseSchedule(num_diffusion_steps, schedule, beta_start=beta_start, beta_end=beta_end)
@@ -183,6 +187,8 @@ class DiffusionDynamics(nn.Module):
             raise ValueError(f"residual must be one of False, True or 'linear', got {residual!r}")
         self.residual = residual
         self.shift = LinearShift(latent_dim, order, covariate_dim) if residual == "linear" else None
+        self.level_sampling = check_level_sampling(level_sampling)
+        self.levels = LossAwareLevels(self.schedule.num_steps) if level_sampling == "loss-aware" else None
 
     @contextlib.contextmanager
     def sampling(self, sampler, num_sampling_steps=None):
@@ -220,4 +226,5 @@ class DiffusionDynamics(nn.Module):
             self.num_sampling_steps,
             residual=self.residual is True,
             shift=self.shift,
+            levels=self.levels,
         )
