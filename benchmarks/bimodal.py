@@ -16,20 +16,17 @@ Two profiles:
 * ``--profile paper`` (default): Table 3's settings and the paper's architecture (channels 16,
   hidden 16, 2 layers, K = 128), 3000 steps (``STEPS``) -- about 1 s (DDSSM) to 4 s (DKF, batch 512 x 2
   particles) per step on a 2-core CPU, so hours there: meant for a GPU.
-* ``--profile cpu``: the same data, test protocol and models, with smaller SiLU networks
-  (channels 8, hidden 8, 1 layer; DDSSM K = 128 on a learned linear mean, DDIM with 16 steps for
-  forecasts), batch 64, one particle, the learning-rate pattern of Table 3 (a transition learning
-  rate above the others for DDSSM) decayed by a cosine to 3%, and for the DDSSM a phase of
-  lambda = 1.75 in the middle of training: 6000 steps, about 20 minutes per model on one core;
-  the DDSSM then trains 7 cycles of 1800 more steps, each restarting the decay with a shorter
-  phase, the last on minibatches of 256 series (18600 steps, about 36 minutes on one core with
-  another job on the other).  Then 10-20 minutes for each model's 1024 x 1024
-  forecast.  ``--train-only`` in one process per
-  model trains them in parallel; ``--reuse`` then scores the saved fits.
+* ``--profile cpu``: the same data, test protocol and models with the library's defaults: the
+  model options' (compact networks, a 2-D (DKF) / 4-D (DDSSM) latent, a second-order transition,
+  the DDSSM's K = 128 around a learned linear mean, forecasts with the default Heun sampler on 12
+  levels) and each family's trainer defaults (``pyrossm.models.registry``: 3000 DKF / 12000
+  DDSSM steps, batches of 128, a rate of 3e-3 decayed by a cosine to 3%, the DDSSM's lambda
+  phase), about 5 minutes per model on one core of a 2-core CPU.  ``--train-only`` in one process
+  per model trains them in parallel; ``--reuse`` then scores the saved fits.
 
 For DDSSM it also measures what faster sampling costs: the 1-step JSD and forecast time with
-ancestral DDPM over all K steps and with DDIM on fewer steps, on the first ``--study-series``
-test series.
+ancestral DDPM over all K steps, Heun's method on the default 12 levels and DDIM on fewer steps,
+on the first ``--study-series`` test series.
 
     python benchmarks/bimodal.py --profile cpu            # the CPU table and figures
     python benchmarks/bimodal.py --profile cpu --train-only --models DDSSM &   # or: in parallel,
@@ -57,12 +54,13 @@ import pyrossm  # noqa: E402
 from pyrossm.datasets import bimodal_random_walk, bimodal_transition_law  # noqa: E402
 from pyrossm.evaluation import jsd_to_density, plot_predictive_density  # noqa: E402
 from pyrossm.inference import TrainerConfig  # noqa: E402
+from pyrossm.models.ddssm import HEUN_LEVELS  # noqa: E402
+from pyrossm.models.registry import get_spec  # noqa: E402
 
-# Each model's architecture (model options) per profile; the training recipes are library
-# presets (pyrossm.inference.TRAINER_PRESETS): "dkf-table3" / "ddssm-table3" are the paper's
-# Table 3 (the "DSSD" column is the DDSSM; the paper's architecture), and
-# "dkf-bimodal-cpu" / "ddssm-bimodal-cpu" the CPU recipe.  Why each piece of the CPU recipe is
-# there, with its JSD over training seeds: docs/experiments/.
+# Each model's architecture (model options) per profile and its training recipe: a library preset
+# (pyrossm.inference.TRAINER_PRESETS) named by "trainer", or without one the model family's
+# trainer defaults.  The paper profile's presets "dkf-table3" / "ddssm-table3" are the paper's
+# Table 3 (the "DSSD" column is the DDSSM) with the paper's architecture.
 #: the paper's networks, a 1-D latent and a first-order transition, pinned: the library's
 #: defaults became compact, 2-D (DKF) / 4-D (DDSSM) and second-order
 _PAPER_NETWORKS = dict(architecture="paper", latent_dim=1, order=1)
@@ -77,41 +75,39 @@ PAPER = {
         **_PAPER_NETWORKS,
     ),
 }
-# smaller SiLU networks for a CPU (ReLU layers died in some seeds); the DDSSM's transition
-# diffuses the departure from a learned linear mean over K = 128 steps, DDIM with 16 steps to forecast
-_SMALL = dict(channels=8, hidden_dim=8, encoder_layers=1, emission_layers=1, activation="silu", **_PAPER_NETWORKS)
-CPU = {
-    "DKF+VHP": dict(model="dkf", init="vhp", trainer="dkf-bimodal-cpu", **_SMALL),
-    "DDSSM": dict(
-        model="ddssm",
-        init="vhp",
-        diffusion_channels=16,
-        num_diffusion_steps=128,
-        num_noise_draws=4,
-        sampler="ddim",
-        num_sampling_steps=16,
-        residual_transition="linear",
-        trainer="ddssm-bimodal-cpu",
-        **_SMALL,
-    ),
-}
+#: the library's defaults, architecture and training alike (init "vhp" is both families' default);
+#: the former CPU recipe's figures are in docs/experiments/
+CPU = {"DKF+VHP": dict(model="dkf"), "DDSSM": dict(model="ddssm")}
 PROFILES = {"paper": PAPER, "cpu": CPU}
 #: latent draws per test series for the table's 1-step log score (FitResult.log_score)
 LOG_SCORE_DRAWS = 64
-#: the number of SVI steps each model of each profile is meant for (its preset's)
+
+
+def trainer_config(settings, steps=None):
+    """The training recipe of a profile entry as a :class:`TrainerConfig`: its ``"trainer"``
+    preset, or without one its model family's trainer defaults, stretched to ``steps`` when given
+    (see :meth:`TrainerConfig.stretched`), as ``pyrossm.fit`` would."""
+    if "trainer" in settings:
+        return TrainerConfig.from_preset(settings["trainer"], steps)
+    config = TrainerConfig.from_dict(get_spec(settings["model"]).trainer_defaults)
+    return config if steps is None else config.stretched(steps)
+
+
+#: the number of SVI steps each model of each profile is meant for (its recipe's)
 STEPS = {
-    profile: {name: TrainerConfig.from_preset(settings["trainer"]).num_steps for name, settings in models.items()}
+    profile: {name: trainer_config(settings).num_steps for name, settings in models.items()}
     for profile, models in PROFILES.items()
 }
 
 
 def fit_arguments(profile, name, steps=None, validate_every=500):
     """The :func:`pyrossm.fit` keyword arguments of model ``name`` in ``profile``: its
-    architecture and its preset as a :class:`TrainerConfig` stretched to ``steps`` (default the
-    preset's own; see :meth:`TrainerConfig.stretched`).  A preset without validation validates
-    every ``validate_every`` steps (at most ``steps``), for the history's validation ELBO."""
+    architecture and its recipe as a :class:`TrainerConfig` (:func:`trainer_config`) stretched to
+    ``steps`` (default the recipe's own).  A recipe without validation validates every
+    ``validate_every`` steps (at most ``steps``), for the history's validation ELBO."""
     settings = dict(PROFILES[profile][name])
-    config = TrainerConfig.from_preset(settings.pop("trainer"), steps)
+    config = trainer_config(settings, steps)
+    settings.pop("trainer", None)
     if not config.selection.validate_every:
         config = config.updated(validate_every=min(validate_every, config.num_steps))
     return dict(settings, trainer=config)
@@ -151,7 +147,9 @@ def width_decomposition(result, context, z_true, num_samples=256, seed=0, step=4
     ``z_32`` and the emission's noise -- and each is read through the emission mean ``mu(z)``
     (the latent has no fixed scale, so only ``mu`` gives it units).  For the exact law the first
     two stages are deterministic: ``mu(z_31) = z_31`` and ``mu(z_32) - 0.9 mu(z_31) = +-4``; all
-    the width (``sqrt(0.2) = 0.447``) is the emission's.  Order-1 models only.
+    the width (``sqrt(0.2) = 0.447``) is the emission's.  (A model of order ``j`` emits each step
+    from its last ``j`` states: ``mu(z_31)`` is read from ``z_{32-j:31}``, ``mu(z_32)`` from
+    ``z_{33-j:32}``.)
 
     :param context: ``x_{1:31}`` of the test series.  :param z_true: ``(N,)`` true ``z_31``.
     :returns: dict, each a median over series: ``filter_sd`` (sd of ``mu(z_31)`` over guide
@@ -159,9 +157,7 @@ def width_decomposition(result, context, z_true, num_samples=256, seed=0, step=4
         the innovation ``mu(z_32) - 0.9 mu(z_31)``, modes split at 0), ``step_bias`` (distance of
         the innovation's mode means from +-4) and ``emission_sd`` (the emission's own scale).
     """
-    model = result.model
-    if model.order != 1:
-        raise ValueError("width_decomposition needs an order-1 model")
+    model, j = result.model, result.model.order
     enc = result.contract.encode(context).to(result.device)
     loc, scale = float(result.contract.loc[0]), float(result.contract.scale[0])
     no_future = torch.zeros(len(enc), 1, enc.covariates.shape[-1], device=result.device)
@@ -169,12 +165,12 @@ def width_decomposition(result, context, z_true, num_samples=256, seed=0, step=4
     with torch.no_grad():
         z = model.sample_posterior(enc.filled_values, enc.mask, enc.covariates, num_samples)
         z_next, _ = model.forecast(z, enc.covariates, no_future, 1)
-        last = enc.covariates[..., -1:, :]
-        now = model.emission_dist(z[..., -1:, :], last)
-        nxt = model.emission_dist(z_next, last)
-    mu_now = now.loc[..., 0, 0].cpu().numpy().astype(np.float64) * scale + loc  # (S, N)
-    mu_next = nxt.loc[..., 0, 0].cpu().numpy().astype(np.float64) * scale + loc
-    emission_sd = now.scale[..., 0, 0].cpu().numpy().astype(np.float64) * scale
+        # the last j states and the next one: the emissions of its last two steps read full windows
+        path = torch.cat([z[..., -j:, :], z_next], dim=-2)  # (S, N, j + 1, M)
+        emission = model.emission_dist(path, torch.cat([enc.covariates, no_future], dim=-2)[..., -(j + 1) :, :])
+    mu = emission.loc[..., 0].cpu().numpy().astype(np.float64) * scale + loc  # (S, N, j + 1)
+    mu_now, mu_next = mu[..., -2], mu[..., -1]  # (S, N)
+    emission_sd = emission.scale[..., -2, 0].cpu().numpy().astype(np.float64) * scale
     # the step's modes are split at 0 and measured against +-step exactly as the predictive's are
     steps = mode_diagnostics(mu_next - decay * mu_now, np.zeros(mu_now.shape[1]), step)
     return {
@@ -197,7 +193,8 @@ def format_decomposition(parts):
 
 def sampler_study(result, context, z_last, num_samples, seed):
     """1-step JSD and time of a fitted DDSSM's transition sampler: ancestral DDPM over all ``K``
-    steps, and DDIM on ``K, K/2, K/4, K/8, 16, 8, 4`` steps.
+    steps, Heun's method on the default ``min(12, K)`` levels (``2 n - 2`` denoiser calls for ``n``
+    levels) and DDIM on ``K, K/2, K/4, K/8, 16, 8, 4`` steps.
 
     The latent states at the end of the context are drawn from the guide once; each sampler then
     draws ``z_32`` and ``x_32`` from the same states, so the comparison isolates the sampler.
@@ -216,7 +213,8 @@ def sampler_study(result, context, z_last, num_samples, seed):
     time_next = result.contract.extend_time(enc.time, 1)
     k = transition.schedule.num_steps
     counts = {k, k // 2, k // 4, k // 8, 16, 8, 4}
-    variants = [("ddpm", None)] + [("ddim", n) for n in sorted(counts, reverse=True) if 1 <= n <= k]
+    variants = [("ddpm", None), ("heun", min(HEUN_LEVELS, k))]
+    variants += [("ddim", n) for n in sorted(counts, reverse=True) if 1 <= n <= k]
     rows = []
     for sampler, steps in variants:
         torch.manual_seed(seed)
@@ -229,7 +227,7 @@ def sampler_study(result, context, z_last, num_samples, seed):
         rows.append(
             (
                 sampler,
-                k if steps is None else steps,
+                k if steps is None else 2 * steps - 2 if sampler == "heun" else steps,
                 float(jsd.mean()),
                 float(jsd.std(ddof=1) / np.sqrt(len(jsd))),
                 seconds,
@@ -244,7 +242,7 @@ def main(argv=None):
         "--profile",
         choices=sorted(PROFILES),
         default="paper",
-        help="paper: Table 3 settings (GPU); cpu: smaller networks",
+        help="paper: Table 3 settings (GPU); cpu: the library's defaults",
     )
     parser.add_argument(
         "--steps", type=int, default=None, help="SVI steps of every model (default: each model's own, STEPS)"

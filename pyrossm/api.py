@@ -12,7 +12,7 @@ import torch
 from . import draws
 from .data import DataContract
 from .inference import Trainer, TrainerConfig, distributed
-from .inference.config import SECTION_OF, SECTIONS, SelectionSettings, closest
+from .inference.config import REMOVED_SETTINGS, SECTION_OF, SECTIONS, SelectionSettings, closest
 from .io import load
 from .models import GenerativeModel, get_spec, spec_of
 from .models.base import require
@@ -84,6 +84,10 @@ def _check_model_options(model, spec, options, fit_names):
                 f"fit() got {name}={options[name]!r}: the annealing ramp is a trainer setting, pass "
                 f"trainer={{'annealing': {{'kind': 'cosine', {FORMER_ANNEALING[name]!r}: "
                 f"{options[name]!r}}}}}"
+            )
+        if name in REMOVED_SETTINGS:
+            raise TypeError(
+                f"fit() got {name}={options[name]!r}: the trainer setting {name!r} was removed from pyrossm"
             )
         if name in SECTION_OF or name in SECTIONS:
             raise TypeError(
@@ -260,7 +264,6 @@ def fit(
             config = config.updated(
                 holdout_last_step=False,
                 keep_best=False,
-                restart_from_best=False,
                 validate_every=0,
                 validation_metric="elbo",
             )

@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--trainer-config",
         default=None,
         help="a JSON file of trainer settings (flat or nested by section, as "
-        "TrainerConfig.to_dict() writes them) or a preset name, e.g. ddssm-bimodal-cpu",
+        "TrainerConfig.to_dict() writes them) or a preset name, e.g. ddssm-table3",
     )
     p.add_argument("--model-args", default="", help='JSON object of model arguments, e.g. \'{"init": "normal"}\'')
     p.add_argument("--validation-data", default=None, help=".nc or .csv data for the validation ELBO")

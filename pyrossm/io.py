@@ -10,9 +10,11 @@ A fit file is a ``torch.save`` zip of plain data only (read back with ``weights_
      "checksum": str}       # SHA-256 of all of the above (torch.load does not check the zip's CRCs)
 
 Version 1 (before the nested trainer settings, without a checksum) is read through
-:func:`migrate_v1`.  Reading checks, before anything is allocated for the model: the checksum,
-the types and shapes of every entry, and the saved tensors' shapes against a model built from
-the saved options on the ``meta`` device; any mismatch is a ``ValueError`` naming it.
+:func:`migrate_v1`; trainer settings that pyrossm has removed since are dropped from any file's
+config (:func:`without_removed_settings`).  Reading checks, before anything is allocated for the
+model: the checksum, the types and shapes of every entry, and the saved tensors' shapes against a
+model built from the saved options on the ``meta`` device; any mismatch is a ``ValueError``
+naming it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import torch
 from .data import DataContract
 from .draws import resolve_device
 from .inference import TrainerConfig, atomic_torch_save, safe_torch_load
+from .inference.config import REMOVED_SETTINGS, SECTIONS
 from .models import GenerativeModel, get_spec
 from .result import FitResult
 
@@ -72,7 +75,7 @@ def migrate_v1(payload: dict) -> dict:
     """Version 1 -> 2: the trainer settings were one flat dict (the same names as today's flat
     form); version 2 stores them nested by section.  (Version 2 files also carry a checksum, which
     :func:`read_fit` verifies before any migration; a migrated payload is not checked again.)"""
-    config = _decode(payload, "config")
+    config = without_removed_settings(_decode(payload, "config"))
     trainer = config.get("trainer")
     if isinstance(trainer, dict):
         try:
@@ -84,6 +87,25 @@ def migrate_v1(payload: dict) -> dict:
 
 #: version -> the function that brings a payload of that version to the next one
 MIGRATIONS = {1: migrate_v1}
+
+
+def without_removed_settings(config: dict) -> dict:
+    """A saved config whose trainer settings lack those pyrossm removed since
+    (:data:`~pyrossm.inference.config.REMOVED_SETTINGS`, e.g. ``lr_restarts`` or ``batch_schedule``,
+    which the former ``"ddssm-bimodal-cpu"`` preset set): a fit trained with them still loads,
+    and its ``config["trainer"]`` is again a valid ``TrainerConfig`` dict (the history keeps what
+    they did, e.g. its ``batch_size`` column).  Flat (version 1) and nested (version 2) settings
+    alike; not a version change, as the format itself is the same."""
+    trainer = config.get("trainer")
+    if not isinstance(trainer, dict):
+        return config
+    kept = {}
+    for name, value in trainer.items():
+        if name in SECTIONS and isinstance(value, dict):
+            kept[name] = {key: v for key, v in value.items() if key not in REMOVED_SETTINGS}
+        elif name not in REMOVED_SETTINGS:
+            kept[name] = value
+    return {**config, "trainer": kept}
 
 
 def _decode(payload, key):
@@ -173,7 +195,7 @@ def read_fit(path) -> dict:
             raise ValueError(f"{str(path)!r} is corrupted: its checksum does not match its contents")
     while payload["version"] < FORMAT_VERSION:
         payload = MIGRATIONS[payload["version"]](payload)
-    config = _decode(payload, "config")
+    config = without_removed_settings(_decode(payload, "config"))
     _check_config(config)
     return {
         "config": config,

@@ -34,7 +34,7 @@ __all__ = ["Choice", "IntRange", "FloatRange", "TABLE3_SPACE", "tune", "forecast
 
 LR_GROUPS = ("encoder", "emission", "transition", "init")
 #: the trainer's own ``lr_*`` settings, passed through as they are (not learning-rate groups)
-FIT_LR_ARGUMENTS = ("lr_schedule", "lr_end_factor", "lr_restarts", "lr_warmup_steps")
+FIT_LR_ARGUMENTS = ("lr_schedule", "lr_end_factor", "lr_warmup_steps")
 #: search names of the annealing ramp -> the keys of the trainer's ``annealing`` dict
 ANNEALING_NAMES = {
     "annealing": "kind",

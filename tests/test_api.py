@@ -10,6 +10,7 @@ import xarray as xr
 
 import pyrossm
 from pyrossm.inference import Trainer, TrainerConfig, atomic_torch_save
+from pyrossm.inference.config import REMOVED_SETTINGS
 from pyrossm.models import DKF, GaussianEmission, GaussianTransition, SmoothingEncoder, StateSpaceModel, VHPInit
 from pyrossm.models.registry import SSM_TRAINER_DEFAULTS
 
@@ -298,6 +299,10 @@ def no_training(monkeypatch):
         (dict(trainer={"annealing": "exponential"}), ValueError, "exponential"),
         (dict(trainer={"keep_best": True, "validate_every": 1}), ValueError, "validation_data"),
         (dict(trainer={"validate_evry": 1}), ValueError, "validate_every"),
+        # settings pyrossm had and removed: a saved fit with them loads, a new fit refuses them
+        (dict(trainer={"lr_restarts": [1]}), ValueError, "'lr_restarts': this setting was removed from pyrossm"),
+        (dict(trainer={"optimizer": {"clip_per_group": True}}), ValueError, "'clip_per_group' .* was removed"),
+        (dict(batch_schedule=[[1, 4]]), TypeError, "the trainer setting 'batch_schedule' was removed from pyrossm"),
         (dict(trainer="dkf-tabel3"), ValueError, "dkf-table3"),
         (dict(trainer=3), TypeError, "trainer"),
         (dict(model="Kalman"), ValueError, r"one of \['collapse_simulation', 'ddssm', 'dkf', 'l2d', 'latent_"),
@@ -450,7 +455,7 @@ def test_fit_arguments_replace_the_trainers_values(data, tiny):
 
 
 #: the trainer settings of a version-1 file: one flat dict (what the former
-#: ``TrainerConfig.to_dict()`` wrote)
+#: ``TrainerConfig.to_dict()`` wrote, settings since removed included)
 V1_TRAINER = {
     "num_steps": 3,
     "batch_size": 4,
@@ -511,7 +516,8 @@ def test_version_1_files_are_migrated_on_load(fitted, data, tmp_path):
     assert np.array_equal(a["x"].values, b["x"].values)
     pd.testing.assert_frame_equal(fitted.history, old.history)
     trainer = old.config["trainer"]
-    assert trainer == TrainerConfig.from_dict(V1_TRAINER).to_dict()  # nested by section
+    current = {k: v for k, v in V1_TRAINER.items() if k not in REMOVED_SETTINGS}
+    assert trainer == TrainerConfig.from_dict(current).to_dict()  # nested by section
     assert trainer["batching"]["batch_size"] == 4 and trainer["selection"]["keep_best"] is False
     assert trainer["objective"]["annealing"] == {
         "kind": "cosine",
@@ -538,7 +544,68 @@ def test_unreadable_versions_and_v1_settings_are_refused(fitted, tmp_path):
         pyrossm.load(_rewrite(path, tmp_path / "bad.pyrossm", 1, bad))
 
 
-def test_a_preset_is_stretched_to_num_steps(make_ds):
+#: what the former "ddssm-bimodal-cpu" preset set of the settings pyrossm removed since, nested by
+#: section as a version-2 file holds them (non-default values, stretched to a short run)
+REMOVED_AS_SAVED = {
+    "optimizer": {"clip_per_group": True},
+    "schedule": {"lr_restarts": [1, 2]},
+    "batching": {"batch_schedule": [[2, 256]], "reset_moments_on_batch_change": True},
+    "selection": {"restart_from_best": True},
+}
+
+
+def test_fits_saved_with_since_removed_trainer_settings_load_without_them(fitted, data, tmp_path):
+    import json
+
+    from pyrossm.io import checksum
+
+    # a version-2 file as the earlier version wrote it: the settings in their sections, sealed
+    payload = torch.load(fitted.save(tmp_path / "now.pyrossm"), weights_only=True)
+    config = json.loads(payload["config"])
+    for section, settings in REMOVED_AS_SAVED.items():
+        config["trainer"][section].update(settings)
+    payload["config"] = json.dumps(config)
+    payload["checksum"] = checksum(payload)
+    atomic_torch_save(payload, tmp_path / "before.pyrossm")
+    old = pyrossm.load(tmp_path / "before.pyrossm")
+    assert old.config == fitted.config  # the removed settings dropped, the rest as saved
+    assert TrainerConfig.from_dict(old.config["trainer"]).to_dict() == old.config["trainer"]
+    pd.testing.assert_frame_equal(old.history, fitted.history)
+    a = fitted.forecast(data, horizon=H, num_samples=4, seed=3)
+    b = old.forecast(data, horizon=H, num_samples=4, seed=3)
+    assert np.array_equal(a["x"].values, b["x"].values)
+    # saved again, it holds only today's settings
+    again = torch.load(old.save(tmp_path / "again.pyrossm"), weights_only=True)
+    assert json.loads(again["config"])["trainer"] == fitted.config["trainer"]
+    # a version-1 file's flat settings, with the removed ones away from their defaults
+    flat = dict(V1_TRAINER, lr_schedule="cosine", keep_best=True, validate_every=1)
+    flat.update({k: v for section in REMOVED_AS_SAVED.values() for k, v in section.items()})
+    v1 = pyrossm.load(_rewrite(tmp_path / "now.pyrossm", tmp_path / "v1.pyrossm", 1, flat))
+    current = {k: v for k, v in flat.items() if k not in REMOVED_SETTINGS}
+    assert v1.config["trainer"] == TrainerConfig.from_dict(current).to_dict()
+    assert set(REMOVED_SETTINGS) == {k for section in REMOVED_AS_SAVED.values() for k in section}
+
+
+def test_a_preset_is_stretched_to_num_steps(make_ds, monkeypatch):
+    from pyrossm.inference import presets
+
+    # a recipe with a phase of lambda, a faster transition, validation by the 1-step log score
+    monkeypatch.setitem(
+        presets.TRAINER_PRESETS,
+        "phased",
+        dict(
+            num_steps=6000,
+            batch_size=64,
+            learning_rate=3e-3,
+            learning_rates={"transition": 1e-2},
+            lr_schedule="cosine",
+            lr_end_factor=0.03,
+            annealing={"kind": "piecewise", "points": [[0, 0.01], [200, 1], [1000, 1], [1200, 1.75], [4800, 1.75]]},
+            validate_every=300,
+            keep_best=True,
+            validation_metric="log_score",
+        ),
+    )
     ddssm_tiny = dict(
         channels=4,
         hidden_dim=4,
@@ -553,27 +620,25 @@ def test_a_preset_is_stretched_to_num_steps(make_ds):
         model="ddssm",
         data=data,
         validation_data=val,
-        trainer="ddssm-bimodal-cpu",
+        trainer="phased",
         num_steps=6,
         seed=0,
         progress=False,
         latent_dim=1,
         **ddssm_tiny,
     )
-    expected = TrainerConfig.from_preset("ddssm-bimodal-cpu", num_steps=6)
+    expected = TrainerConfig.from_preset("phased", num_steps=6)
     assert res.config["trainer"] == expected.updated(progress=False).to_dict()
-    # 18600 steps -> 6: restarts at 2, 3, 4, 5 (of 6000, 7800, ...), validation every step,
-    # the batch of 256 series (here all 80) from step 5
-    assert list(expected.schedule.lr_restarts) == [2, 3, 4, 5]
+    # 6000 steps -> 6: the knots at 0, 1, 2, 3, 5 (of 0, 200, 1000, 1200, 4800), validation every step
+    assert expected.objective.annealing.points == ((0, 0.01), (1, 1), (2, 1), (3, 1.75), (5, 1.75))
     assert expected.selection.validate_every == 1
-    assert list(expected.batching.batch_schedule) == [(5, 256)]
     history = res.history
     assert history["step"].tolist() == list(range(6)) and (history["stage"] == "svi").all()
-    assert history["batch_size"].tolist() == [64, 64, 64, 64, 64, 80]
-    np.testing.assert_allclose(history["annealing"], [0.01, 1.0, 1.0, 1.75, 1.75, 1.0])
-    cycle = [1e-2, 1e-2 * (0.03 + 0.97 * 0.5), 1e-2, 1e-2, 1e-2, 1e-2]  # cosine decay, restarts
-    np.testing.assert_allclose(history["lr_transition"], cycle, rtol=1e-12)
-    np.testing.assert_allclose(history["lr_encoder"], np.array(cycle) * 0.3, rtol=1e-12)
+    assert history["batch_size"].tolist() == [64] * 6
+    np.testing.assert_allclose(history["annealing"], [0.01, 1.0, 1.0, 1.75, 1.75, 1.75])
+    decay = 0.03 + 0.97 * 0.5 * (1 + np.cos(np.pi * np.arange(6) / 6))  # cosine to 3% over 6 steps
+    np.testing.assert_allclose(history["lr_transition"], 1e-2 * decay, rtol=1e-12)
+    np.testing.assert_allclose(history["lr_encoder"], 3e-3 * decay, rtol=1e-12)
     assert np.isfinite(history["val_log_score"]).all() and np.isfinite(history["val_elbo"]).all()
     kept = res.config["kept"]
     assert kept["metric"] == "log_score" and kept["step"] == int(history["val_log_score"].idxmax())

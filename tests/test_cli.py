@@ -289,19 +289,15 @@ def test_trainer_config_preset_is_stretched_to_num_steps(files, tmp_path, make_d
     from pyrossm.inference import TrainerConfig
 
     _, nc, _ = files
-    assert _fit_cli(nc, tmp_path / "m.pyrossm", "--trainer-config", "dkf-bimodal-cpu", "--num-steps", "3") == 0
+    assert _fit_cli(nc, tmp_path / "m.pyrossm", "--trainer-config", "dkf-table3", "--num-steps", "3") == 0
     res = pyrossm.load(tmp_path / "m.pyrossm")
-    expected = TrainerConfig.from_preset("dkf-bimodal-cpu", num_steps=3).updated(progress=False)
+    expected = TrainerConfig.from_preset("dkf-table3", num_steps=3).updated(progress=False)
     assert res.config["trainer"] == expected.to_dict()
-    assert res.config["trainer"]["schedule"] == {
-        "lr_schedule": "cosine",
-        "lr_end_factor": 0.03,
-        "lr_restarts": [],
-        "lr_warmup_steps": 0,
-    }
+    assert res.config["trainer"]["schedule"] == {"lr_schedule": "constant", "lr_end_factor": 0.1, "lr_warmup_steps": 0}
+    # the ramp of lambda over 867 of 3000 steps, over 1 of 3
+    assert res.config["trainer"]["objective"]["annealing"]["warmup_steps"] == 1
     assert len(res.history) == 3
-    factors = np.array([1.0, 0.03 + 0.97 * 0.75, 0.03 + 0.97 * 0.25])  # cosine to 3% over 3 steps
-    np.testing.assert_allclose(res.history["lr_transition"], 3e-3 * factors)
+    np.testing.assert_allclose(res.history["lr_transition"], 0.000099)  # Table 3's, constant
     # with validation flags on top, the preset is stretched all the same
     val = tmp_path / "val.nc"
     make_ds(num_series=3, length=6, seed=7).to_netcdf(val)
@@ -320,7 +316,7 @@ def test_trainer_config_preset_is_stretched_to_num_steps(files, tmp_path, make_d
                 '{"channels": 4, "hidden_dim": 4, "encoder_layers": 1, "emission_layers": 1, '
                 '"diffusion_channels": 4, "diffusion_layers": 1, "num_diffusion_steps": 8}',
                 "--trainer-config",
-                "ddssm-bimodal-cpu",
+                "ddssm-table3",
                 "--num-steps",
                 "6",
                 "--validation-data",
@@ -332,8 +328,9 @@ def test_trainer_config_preset_is_stretched_to_num_steps(files, tmp_path, make_d
         == 0
     )
     trainer = pyrossm.load(tmp_path / "d.pyrossm").config["trainer"]
-    stretched = TrainerConfig.from_preset("ddssm-bimodal-cpu", num_steps=6)
-    assert trainer["schedule"]["lr_restarts"] == list(stretched.schedule.lr_restarts) == [2, 3, 4, 5]
+    stretched = TrainerConfig.from_preset("ddssm-table3", num_steps=6)
+    warmup = trainer["objective"]["annealing"]["warmup_steps"]
+    assert warmup == stretched.objective.annealing.warmup_steps == 2  # 889 of 3000 steps
     assert trainer["selection"]["validate_every"] == 2
 
 
@@ -362,6 +359,7 @@ def test_an_unreadable_trainer_config_file_is_one_line_error(files, tmp_path, co
     [
         ('{"keep_bset": true}', "did you mean 'keep_best'"),
         ('{"lr_schedule": "sawtooth"}', "sawtooth"),
+        ('{"lr_restarts": [5]}', "'lr_restarts': this setting was removed from pyrossm"),
         ("dkf-tabel3", "did you mean 'dkf-table3'"),
     ],
 )

@@ -1,7 +1,8 @@
-"""The whole public workflow on each available device: ``fit`` (with the bimodal profile's trainer
-options), ``forecast``, ``sample``, ``smooth``, ``log_score``, save on the device and load on the
-CPU.  The CUDA cases run where a GPU is present and are skipped elsewhere (CI has none), so a
-session with a GPU proves the CUDA path with ``pytest tests/test_devices.py``."""
+"""The whole public workflow on each available device: ``fit`` (validated by the 1-step log
+score, keeping the best, a cosine learning-rate decay), ``forecast``, ``sample``, ``smooth``,
+``log_score``, save on the device and load on the CPU.  The CUDA cases run where a GPU is present
+and are skipped elsewhere (CI has none), so a session with a GPU proves the CUDA path with
+``pytest tests/test_devices.py``."""
 
 from __future__ import annotations
 
@@ -37,16 +38,7 @@ STEPS = 6
 def fit_on(device, model):
     train = bimodal_random_walk(num_series=16, length=10, seed=0)
     valid = bimodal_random_walk(num_series=8, length=10, seed=1)
-    trainer = dict(
-        batch_schedule=[[3, 8]],
-        validate_every=3,
-        validation_metric="log_score",
-        keep_best=True,
-        lr_schedule="cosine",
-        lr_restarts=[3],
-        restart_from_best=True,
-        clip_per_group=True,
-    )
+    trainer = dict(validate_every=3, validation_metric="log_score", keep_best=True, lr_schedule="cosine")
     return pyrossm.fit(
         model=model,
         data=train,
@@ -69,7 +61,7 @@ def test_fit_and_every_draw_run_on_the_device(device, model):
     assert all(p.device.type == device for p in res.model.parameters())
     h = res.history
     assert len(h) == STEPS and np.isfinite(h["loss"]).all() and np.isfinite(h["grad_norm"]).all()
-    assert list(h["batch_size"]) == [4, 4, 4, 8, 8, 8]
+    assert list(h["batch_size"]) == [4] * STEPS
     assert np.isfinite(h["val_log_score"].dropna()).sum() == 2
     context = bimodal_random_walk(num_series=5, length=10, seed=2)
 
@@ -95,7 +87,7 @@ def test_a_fit_saved_on_the_device_loads_on_the_cpu(device, tmp_path):
     for (name, a), (_, b) in zip(res.model.state_dict().items(), loaded.model.state_dict().items()):
         assert b.device.type == "cpu"
         torch.testing.assert_close(a.cpu(), b, rtol=0, atol=0, msg=name)
-    assert loaded.config["trainer"]["batching"]["batch_schedule"] == [[3, 8]]  # nested by section
+    assert loaded.config["trainer"]["selection"]["keep_best"] is True  # nested by section
     context = bimodal_random_walk(num_series=3, length=10, seed=2)
     fc = loaded.forecast(context, horizon=2, num_samples=5, seed=0)
     assert fc["x"].shape == (5, 3, 2) and np.isfinite(fc["x"].values).all()

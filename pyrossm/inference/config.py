@@ -14,15 +14,27 @@ A configuration is written in one of three ways, all equivalent:
 
 from __future__ import annotations
 
-import bisect
 import difflib
 import math
 from dataclasses import asdict, dataclass, field, fields
 
-from ..validation import check_nonnegative_int, check_pairs, check_positive_int
+from ..validation import check_nonnegative_int, check_positive_int
 from .schedules import AnnealingSchedule
 
 LR_SCHEDULES = ("constant", "cosine", "linear")
+#: settings earlier versions had and this one does not (warm restarts of the learning-rate decay,
+#: restarting from the best parameters, a minibatch-size schedule with an optimiser reset, clipping
+#: per group): only the bimodal benchmark's former CPU recipe used them, and none helped the
+#: library's defaults on the six systems of ``benchmarks/defaults.py``.
+#: :meth:`TrainerConfig.from_dict` refuses them, saying so; :func:`pyrossm.io.read_fit` drops them
+#: from the settings of saved fits (:func:`pyrossm.io.without_removed_settings`).
+REMOVED_SETTINGS = (
+    "lr_restarts",
+    "restart_from_best",
+    "batch_schedule",
+    "reset_moments_on_batch_change",
+    "clip_per_group",
+)
 
 
 def _check_bools(settings, names):
@@ -45,18 +57,15 @@ class OptimizerSettings:
         paper's enc_lr / dec_lr / trans_lr / zinit_lr of Appendix F are the groups ``encoder``,
         ``emission``, ``transition``, ``init``).
     :param float weight_decay: AdamW's (Table 4: 0.01).
-    :param clip_norm: gradient-norm clipping threshold (``None`` disables).
-    :param bool clip_per_group: clip each group's gradient by its own norm instead of all groups'
-        by their joint norm: with one joint norm, a group with large, noisy gradients sets the
-        scale of every other group's update.  The history records the joint norm
-        (``grad_norm``) and each group's (``grad_norm_<group>``), before clipping.
+    :param clip_norm: threshold on the joint norm of all groups' gradients (``None`` disables).
+        The history records the joint norm (``grad_norm``) and each group's
+        (``grad_norm_<group>``), before clipping.
     """
 
     learning_rate: float = 1e-3
     learning_rates: dict = field(default_factory=dict)
     weight_decay: float = 0.01
     clip_norm: float | None = 10.0
-    clip_per_group: bool = False
 
     def __post_init__(self):
         if not isinstance(self.learning_rates, dict):
@@ -74,7 +83,6 @@ class OptimizerSettings:
             isinstance(self.clip_norm, bool) or not isinstance(self.clip_norm, (int, float)) or self.clip_norm <= 0
         ):
             raise ValueError(f"clip_norm must be > 0 or None, got {self.clip_norm!r}")
-        _check_bools(self, ("clip_per_group",))
 
 
 @dataclass
@@ -82,13 +90,11 @@ class ScheduleSettings:
     """The learning-rate schedule (section ``"schedule"``).
 
     Every group's rate is its base rate times a factor going from 1 at a stage's first step to
-    ``lr_end_factor`` at its last (Loshchilov & Hutter, 2017), or, with ``lr_restarts``, at the
-    end of each cycle, times a linear warm-up ``min(1, (step + 1) / lr_warmup_steps)``.
+    ``lr_end_factor`` at its last (Loshchilov & Hutter, 2017), times a linear warm-up
+    ``min(1, (step + 1) / lr_warmup_steps)``.
 
     :param str lr_schedule: ``"constant"`` (default), ``"cosine"`` or ``"linear"``.
     :param float lr_end_factor: the final factor, in ``(0, 1]``.
-    :param lr_restarts: steps at which the decay starts over from 1 (warm restarts), strictly
-        increasing in ``(0, num_steps)``; the optimiser's moment estimates carry on.
     :param int lr_warmup_steps: linear warm-up over this many first steps (0 = none), usual for
         diffusion networks, whose first Adam steps at full rate can push the denoiser into a
         state it does not leave.
@@ -96,7 +102,6 @@ class ScheduleSettings:
 
     lr_schedule: str = "constant"
     lr_end_factor: float = 0.1
-    lr_restarts: tuple = ()
     lr_warmup_steps: int = 0
 
     def __post_init__(self):
@@ -109,23 +114,13 @@ class ScheduleSettings:
         ):
             raise ValueError(f"lr_end_factor must be a number in (0, 1], got {self.lr_end_factor!r}")
         self.lr_warmup_steps = check_nonnegative_int("lr_warmup_steps", self.lr_warmup_steps)
-        if isinstance(self.lr_restarts, (str, bytes, dict)) or not hasattr(self.lr_restarts, "__iter__"):
-            raise ValueError(f"lr_restarts must be a list of steps, got {self.lr_restarts!r}")
-        self.lr_restarts = tuple(check_nonnegative_int(f"lr_restarts[{i}]", s) for i, s in enumerate(self.lr_restarts))
-        if self.lr_restarts and self.lr_schedule == "constant":
-            raise ValueError(
-                "lr_restarts restart a decay, but lr_schedule is 'constant': pick 'cosine' or "
-                "'linear', or leave lr_restarts empty"
-            )
 
     def factor(self, step: int, num_steps: int) -> float:
         """The factor on every base learning rate at ``step`` of a stage of ``num_steps``."""
         warmup = min(1.0, (step + 1) / self.lr_warmup_steps) if self.lr_warmup_steps else 1.0
         if self.lr_schedule == "constant" or num_steps == 0:
             return warmup
-        i = bisect.bisect_right(self.lr_restarts, step)  # cycle i: [bounds[i], bounds[i + 1])
-        bounds = (0, *self.lr_restarts, num_steps)
-        progress = min((step - bounds[i]) / (bounds[i + 1] - bounds[i]), 1.0)
+        progress = min(step / num_steps, 1.0)
         if self.lr_schedule == "linear":
             shape = 1.0 - progress
         else:
@@ -138,39 +133,13 @@ class BatchingSettings:
     """Minibatches (section ``"batching"``).
 
     :param batch_size: series per minibatch (``None`` = all series every step).
-    :param batch_schedule: ``[[step, batch_size], ...]``: from each ``step`` on, minibatches have
-        that many series; steps strictly increasing in ``(0, num_steps)``.  Growing the batch late
-        in a run lowers the gradient noise as a decaying learning rate does (Smith et al., 2018).
-    :param bool reset_moments_on_batch_change: at each ``batch_schedule`` step, clear AdamW's
-        state (moments and step count), as if the optimiser were created afresh there: its
-        second-moment estimate otherwise carries the earlier batch size's gradient noise for
-        about ``1 / (1 - beta2) = 1000`` steps.
     """
 
     batch_size: int | None = 128
-    batch_schedule: tuple = ()
-    reset_moments_on_batch_change: bool = False
 
     def __post_init__(self):
         if self.batch_size is not None:
             self.batch_size = check_positive_int("batch_size", self.batch_size)
-        checked = []
-        for i, pair in enumerate(check_pairs("batch_schedule", self.batch_schedule, "[step, batch_size]")):
-            step = check_nonnegative_int(f"batch_schedule[{i}][0] (step)", pair[0])
-            size = check_positive_int(f"batch_schedule[{i}][1] (batch_size)", pair[1])
-            checked.append((step, size))
-        self.batch_schedule = tuple(checked)
-        _check_bools(self, ("reset_moments_on_batch_change",))
-        if self.reset_moments_on_batch_change and not self.batch_schedule:
-            raise ValueError(
-                "reset_moments_on_batch_change=True resets the optimiser where the "
-                "minibatch size changes: it needs a non-empty batch_schedule"
-            )
-
-    def size_at(self, step: int) -> int | None:
-        """The minibatch size at ``step`` (``None`` = all series)."""
-        i = bisect.bisect_right([s for s, _ in self.batch_schedule], step)
-        return self.batch_schedule[i - 1][1] if i else self.batch_size
 
 
 @dataclass
@@ -207,9 +176,6 @@ class SelectionSettings:
         history column ``"val_" + name``).
     :param bool keep_best: end with the parameters of the validation with the highest
         ``validation_metric`` rather than the last step's (restoring early stopping).
-    :param bool restart_from_best: at each of ``lr_restarts``, when the best validation so far is
-        not the one just before it, go on from the best parameters (a cycle that did not improve
-        is discarded); the history's ``restart_from`` column names the step.
     :param ema_decay: ``None`` or a decay in ``[0, 1)``: an exponential moving average of the
         parameters, ``d = min(ema_decay, (1 + step) / (10 + step))``, as diffusion models are
         usually trained (Ho et al., 2020); validation uses it and the fit ends with it.
@@ -226,7 +192,6 @@ class SelectionSettings:
     validate_every: int = 0
     validation_metric: str = "elbo"
     keep_best: bool = False
-    restart_from_best: bool = False
     ema_decay: float | None = None
     log_score_samples: int = 16
     holdout_last_step: bool = False
@@ -236,7 +201,7 @@ class SelectionSettings:
         self.log_score_samples = check_positive_int("log_score_samples", self.log_score_samples)
         if not isinstance(self.validation_metric, str) or not self.validation_metric:
             raise TypeError(f"validation_metric must be a non-empty str, got {self.validation_metric!r}")
-        _check_bools(self, ("keep_best", "restart_from_best", "holdout_last_step"))
+        _check_bools(self, ("keep_best", "holdout_last_step"))
         if self.ema_decay is not None and (
             isinstance(self.ema_decay, bool)
             or not isinstance(self.ema_decay, (int, float))
@@ -301,10 +266,10 @@ class TrainerConfig:
     :param int seed: seeds Pyro / torch and the minibatch sampler.
     :param progress: show a tqdm bar (``None`` = on a terminal or in a Jupyter kernel).
     :param OptimizerSettings optimizer: rates, weight decay, clipping.
-    :param ScheduleSettings schedule: learning-rate decay, restarts, warm-up.
-    :param BatchingSettings batching: minibatch size and its schedule.
+    :param ScheduleSettings schedule: learning-rate decay and warm-up.
+    :param BatchingSettings batching: minibatch size.
     :param ObjectiveSettings objective: annealing and particles, read by the objectives.
-    :param SelectionSettings selection: validation, keep-best, restart-from-best, EMA.
+    :param SelectionSettings selection: validation, keep-best, EMA.
     :param CheckpointSettings checkpointing: checkpoint interval, what a divergence does.
 
     Any section may be given as a dict.  See :meth:`from_dict` for flat dicts.
@@ -334,38 +299,12 @@ class TrainerConfig:
                 raise TypeError(
                     f"trainer section {name!r} must be a {cls.__name__} or a dict, got {type(value).__name__}"
                 )
-        self._check_steps()
-
-    def _check_steps(self):
-        """The settings that name steps must lie inside the run."""
-        n = self.num_steps
-        for i, step in enumerate(self.schedule.lr_restarts):
-            low = self.schedule.lr_restarts[i - 1] if i else 0
-            if not low < step < n:
-                raise ValueError(
-                    f"lr_restarts must be strictly increasing steps in (0, num_steps="
-                    f"{n}), got {step} at lr_restarts[{i}]"
-                )
-        for i, (step, _) in enumerate(self.batching.batch_schedule):
-            low = self.batching.batch_schedule[i - 1][0] if i else 0
-            if not low < step < n:
-                raise ValueError(
-                    f"batch_schedule steps must be strictly increasing in (0, num_steps="
-                    f"{n}), got {step} at batch_schedule[{i}]"
-                )
-        if self.selection.restart_from_best and not (self.selection.keep_best and self.schedule.lr_restarts):
-            raise ValueError(
-                "restart_from_best=True returns to the best validated parameters at each "
-                "of lr_restarts: it needs keep_best=True and non-empty lr_restarts"
-            )
 
     # ------------------------------------------------------------------ conversions
     def to_dict(self) -> dict:
         """The nested, JSON-able form (:meth:`from_dict` reads it back)."""
         d = asdict(self)
         d["objective"]["annealing"] = self.objective.annealing.to_dict()
-        d["schedule"]["lr_restarts"] = list(self.schedule.lr_restarts)
-        d["batching"]["batch_schedule"] = [list(pair) for pair in self.batching.batch_schedule]
         return d
 
     @classmethod
@@ -373,7 +312,8 @@ class TrainerConfig:
         """A configuration from a nested dict (:meth:`to_dict`'s form), a flat one (each setting
         by its own name, e.g. ``{"keep_best": True}``) or a mix.
 
-        :raises ValueError: for an unknown name, with the closest valid one.
+        :raises ValueError: for an unknown name, with the closest valid one (or, for one of
+            :data:`REMOVED_SETTINGS`, saying that it was removed).
         """
         if not isinstance(settings, dict):
             raise TypeError(f"trainer settings must be a dict, got {type(settings).__name__}")
@@ -389,13 +329,13 @@ class TrainerConfig:
                         where = f" (it belongs to section {SECTION_OF[inner]!r})" if inner in SECTION_OF else ""
                         raise ValueError(
                             f"unknown setting {inner!r} in trainer section {key!r}"
-                            f"{where or closest(inner, [f.name for f in fields(SECTIONS[key])])}"
+                            f"{where or _hint(inner, [f.name for f in fields(SECTIONS[key])])}"
                         )
                 sections[key].update(value)
             elif key in SECTION_OF:
                 sections[SECTION_OF[key]][key] = value
             else:
-                raise ValueError(f"unknown trainer setting {key!r}{closest(key, [*TOP_LEVEL, *SECTIONS, *SECTION_OF])}")
+                raise ValueError(f"unknown trainer setting {key!r}{_hint(key, [*TOP_LEVEL, *SECTIONS, *SECTION_OF])}")
         return cls(**top, **{name: SECTIONS[name](**values) for name, values in sections.items()})
 
     def flat(self) -> dict:
@@ -418,7 +358,7 @@ class TrainerConfig:
             elif key in TOP_LEVEL or key in SECTIONS:
                 merged[key] = value
             else:
-                raise ValueError(f"unknown trainer setting {key!r}{closest(key, [*TOP_LEVEL, *SECTIONS, *SECTION_OF])}")
+                raise ValueError(f"unknown trainer setting {key!r}{_hint(key, [*TOP_LEVEL, *SECTIONS, *SECTION_OF])}")
         return TrainerConfig.from_dict(merged)
 
     @classmethod
@@ -450,12 +390,10 @@ class TrainerConfig:
 
     def stretched(self, num_steps: int) -> TrainerConfig:
         """The same recipe for a run of ``num_steps``: every setting that names a step (the
-        annealing knots or warm-up, ``lr_restarts``, ``batch_schedule``, ``lr_warmup_steps``)
-        or an interval of steps (``validate_every``, at least 1, so that as many validations
-        take part in the model selection) is scaled by ``num_steps / self.num_steps``, rounded
-        and kept strictly increasing;
-        restarts and batch changes that would fall at or after the last step are dropped, and
-        with them ``restart_from_best`` / ``reset_moments_on_batch_change`` when none is left."""
+        annealing knots or warm-up, ``lr_warmup_steps``) or an interval of steps
+        (``validate_every``, at least 1, so that as many validations take part in the model
+        selection) is scaled by ``num_steps / self.num_steps`` and rounded, the annealing knots
+        kept strictly increasing."""
         num_steps = check_nonnegative_int("num_steps", num_steps)
         if self.num_steps == 0:
             return self.updated(num_steps=num_steps)
@@ -468,17 +406,10 @@ class TrainerConfig:
             annealing["points"] = [[s, v] for s, (_, v) in zip(knots, annealing["points"])]
         elif annealing["warmup_steps"] is not None:
             annealing["warmup_steps"] = round(annealing["warmup_steps"] * ratio)
-        schedule, batching, selection = d["schedule"], d["batching"], d["selection"]
-        schedule["lr_warmup_steps"] = round(schedule["lr_warmup_steps"] * ratio)
-        schedule["lr_restarts"] = [s for s in _stretch(schedule["lr_restarts"], ratio, num_steps) if s > 0]
-        if not schedule["lr_restarts"]:
-            selection["restart_from_best"] = False
+        d["schedule"]["lr_warmup_steps"] = round(d["schedule"]["lr_warmup_steps"] * ratio)
+        selection = d["selection"]
         if selection["validate_every"]:
             selection["validate_every"] = max(1, round(selection["validate_every"] * ratio))
-        starts = _stretch([s for s, _ in batching["batch_schedule"]], ratio, num_steps)
-        batching["batch_schedule"] = [[s, size] for s, (_, size) in zip(starts, batching["batch_schedule"]) if s > 0]
-        if not batching["batch_schedule"]:
-            batching["reset_moments_on_batch_change"] = False
         return TrainerConfig.from_dict(d)
 
     def learning_rate_of(self, group: str) -> float:
@@ -494,16 +425,22 @@ def _section_from_dict(name, cls, values):
                 f"unknown setting {key!r} in trainer section {name!r} (it belongs to section {SECTION_OF[key]!r})"
             )
         if key not in known:
-            raise ValueError(f"unknown setting {key!r} in trainer section {name!r}{closest(key, known)}")
+            raise ValueError(f"unknown setting {key!r} in trainer section {name!r}{_hint(key, known)}")
     return cls(**values)
 
 
-def _stretch(steps, ratio, limit=None):
-    """Steps scaled by ``ratio``, rounded and kept strictly increasing (and below ``limit``)."""
+def _hint(name, candidates) -> str:
+    """What follows an unknown setting's name in its error: that it was removed (one of
+    :data:`REMOVED_SETTINGS`), or the closest of ``candidates``."""
+    if name in REMOVED_SETTINGS:
+        return ": this setting was removed from pyrossm (fits saved with it still load)"
+    return closest(name, candidates)
+
+
+def _stretch(steps, ratio):
+    """Steps scaled by ``ratio``, rounded and kept strictly increasing."""
     out, last = [], -1
     for step in steps:
         last = max(last + 1, round(step * ratio))
-        if limit is not None and last >= limit:
-            break
         out.append(last)
     return out

@@ -154,7 +154,7 @@ class Trainer(CheckpointState):
     # ------------------------------------------------------------------ parameters
     @torch.no_grad()
     def _clip_gradients(self):
-        """Clips the gradients by ``clip_norm`` (jointly, or per group with ``clip_per_group``).
+        """Clips the gradients by their joint norm to ``clip_norm``.
 
         :returns: ``(norm, group_norms)``: the joint norm (a tensor) and ``{group: norm}`` (floats,
             read from the device in one transfer), before clipping.
@@ -171,12 +171,7 @@ class Trainer(CheckpointState):
         )  # (groups,)
         norm = norms.square().sum().sqrt()
         if opt.clip_norm is not None:
-            if opt.clip_per_group:
-                for params, group_norm in zip(with_grad.values(), norms):
-                    if params:
-                        torch.nn.utils.clip_grads_with_norm_(params, opt.clip_norm, group_norm)
-            else:
-                torch.nn.utils.clip_grads_with_norm_([p for ps in with_grad.values() for p in ps], opt.clip_norm, norm)
+            torch.nn.utils.clip_grads_with_norm_([p for ps in with_grad.values() for p in ps], opt.clip_norm, norm)
         return norm, dict(zip(with_grad, norms.tolist()))
 
     @torch.no_grad()
@@ -216,24 +211,6 @@ class Trainer(CheckpointState):
                 return float(fn())
             finally:
                 self._swap_ema()
-
-    @torch.no_grad()
-    def _restart_from_best(self, stage_step):
-        """With ``restart_from_best``, at a restart step whose best validation is older than the
-        previous step, copies the best parameters into the live ones (and the average) and
-        returns the best step; ``None`` otherwise."""
-        cfg = self.config
-        if not (
-            cfg.selection.restart_from_best
-            and stage_step in cfg.schedule.lr_restarts
-            and self.best is not None
-            and self.best["step"] != self.step - 1
-        ):
-            return None
-        torch._foreach_copy_(self.stage_params, self.best["params"])
-        if self.ema is not None:
-            torch._foreach_copy_(self.ema, self.best["params"])
-        return self.best["step"]
 
     @torch.no_grad()
     def _remember_if_best(self, values: dict):
@@ -366,16 +343,13 @@ class Trainer(CheckpointState):
         """One optimisation step; ``False`` (nothing changed) when the loss or gradient is not finite."""
         cfg, index = self.config, self.stage_index
         factor = cfg.schedule.factor(stage_step, self.budgets[index])
-        batch_size = min(cfg.batching.size_at(stage_step) or num_series, num_series)
-        if cfg.batching.reset_moments_on_batch_change and any(stage_step == s for s, _ in cfg.batching.batch_schedule):
-            self.optimizer.state.clear()
+        batch_size = min(cfg.batching.batch_size or num_series, num_series)
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
         if batch_size < num_series:
             idx = torch.randperm(num_series, generator=self.batch_generator)[:batch_size]
         else:
             idx = torch.arange(num_series)
-        restart_from = self._restart_from_best(stage_step)
         local = distributed.share(idx) if self.parallel is not None else idx
         try:
             if self.parallel is None:
@@ -423,8 +397,6 @@ class Trainer(CheckpointState):
         }
         row.update({f"grad_norm_{name}": n for name, n in group_norms.items()})
         row.update({f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups})
-        if restart_from is not None:
-            row["restart_from"] = restart_from
         every = cfg.selection.validate_every
         if val_batch is not None and every and (stage_step + 1) % every == 0:
             # (averaged over the ranks of a distributed run, so that every rank keeps the same best)

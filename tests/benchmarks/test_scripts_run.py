@@ -16,6 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import bimodal  # noqa: E402
 import ddssm_ablation  # noqa: E402
 
+from pyrossm.inference import TrainerConfig  # noqa: E402
+from pyrossm.models.registry import DDSSM_TRAINER_DEFAULTS  # noqa: E402
+
 
 def test_bimodal_cpu_smoke_run_writes_table_figures_and_summary(tmp_path, capsys):
     smoke = ["--profile", "cpu", "--steps", "6", "--num-test", "8", "--num-samples", "32", "--study-series", "4"]
@@ -26,15 +29,18 @@ def test_bimodal_cpu_smoke_run_writes_table_figures_and_summary(tmp_path, capsys
     summary = json.loads((tmp_path / "summary.json").read_text())
     for model in ("DKF+VHP", "DDSSM", "LOCF", "sampling floor"):
         assert 0.0 <= summary[model]["jsd_mean"] <= 1.0 and np.isfinite(summary[model]["jsd_se"])
-    # the DDSSM's stretched profile: restarts and the last cycle's larger minibatches
+    # the cpu profile is the library's defaults: the family's recipe stretched to the 6 steps,
+    # validated at the last of them (the script's 500, at most the run)
     fit = bimodal.pyrossm.load(tmp_path / "ddssm.pyrossm")
-    assert list(fit.history["batch_size"]) == [64] * 5 + [256]
-    assert fit.config["trainer"]["batching"]["batch_schedule"] == [[5, 256]]
-    assert fit.config["trainer"]["batching"]["reset_moments_on_batch_change"] is True
-    # the recipe is the library preset, stretched: validated every step of 6 (300 of 18600)
-    assert summary["settings"]["models"]["DDSSM"]["trainer"]["selection"]["validate_every"] == 1
-    assert fit.history["val_log_score"].notna().sum() == 6
-    assert len(summary["DDSSM samplers"]) == 7
+    defaults = TrainerConfig.from_dict(DDSSM_TRAINER_DEFAULTS).stretched(6).updated(validate_every=6)
+    assert summary["settings"]["models"]["DDSSM"] == {"model": "ddssm", "trainer": defaults.to_dict()}
+    assert fit.config["trainer"] == defaults.updated(progress=True).to_dict()
+    assert fit.config["model_config"]["order"] == 2 and fit.config["model_config"]["sampler"] == "heun"
+    assert list(fit.history["batch_size"]) == [128] * 6
+    assert fit.history["val_elbo"].notna().sum() == 1
+    assert summary["DDSSM"]["width"]["emission_sd"] > 0  # the width decomposition of an order-2 model
+    samplers = {(row["sampler"], row["denoiser_calls"]) for row in summary["DDSSM samplers"]}
+    assert len(samplers) == 8 and ("heun", 22) in samplers and ("ddpm", 128) in samplers
     assert "DDSSM" in out and "LOCF" in out
 
     # --reuse scores the saved fits without training them again
@@ -47,7 +53,8 @@ def test_ddssm_ablation_smoke_run_reports_the_jsd(capsys):
     out = capsys.readouterr().out
     jsd = float(re.search(r"JSD (\d\.\d+) \+-", out).group(1))
     assert 0.0 <= jsd <= 1.0
-    assert "kept the parameters of step" in out  # the stretched preset validates (every step of 6)
+    assert re.search(r"val ELBO \[-?\d+(\.\d+)?\]", out)  # the defaults validate, here at the last of 6 steps
+    assert "width: filter sd" in out
 
 
 def test_scaling_smoke_run_reports_steps_per_second(capsys):

@@ -1,4 +1,4 @@
-"""Gradient clipping: by the joint norm of all groups, or per group (``clip_per_group``)."""
+"""Gradient clipping by the joint norm of all groups; the history records each group's norm."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 import torch
 
 import pyrossm
-from pyrossm.inference import TrainerConfig
 from tests.inference.test_trainer import make_trainer
 
 
@@ -45,17 +44,6 @@ def test_joint_clipping_scales_every_group_by_the_joint_norm():
     assert total_after == pytest.approx(1.0, rel=1e-4)
 
 
-def test_per_group_clipping_leaves_small_groups_alone():
-    _, trainer = make_trainer(clip_norm=1.0, clip_per_group=True)
-    before = set_gradients(trainer, SCALES)
-    assert before["transition"] > 1.0 and all(before[n] < 1.0 for n in ("encoder", "emission", "init"))
-    norm, _ = trainer._clip_gradients()
-    assert float(norm) == pytest.approx(math.sqrt(sum(n**2 for n in before.values())), rel=1e-5)
-    assert group_norm(trainer, "transition") == pytest.approx(1.0, rel=1e-4)
-    for name in ("encoder", "emission", "init"):
-        assert group_norm(trainer, name) == pytest.approx(before[name], rel=1e-6)
-
-
 def test_no_clipping_leaves_the_gradients_and_still_reports_the_norms():
     _, trainer = make_trainer(clip_norm=None)
     before = set_gradients(trainer, SCALES)
@@ -82,18 +70,10 @@ def test_joint_clipping_matches_torch_clip_grad_norm():
 
 
 def test_history_records_each_groups_norm(series_ds, tiny):
-    res = pyrossm.fit(data=series_ds, num_steps=3, batch_size=4, seed=0, trainer={"clip_per_group": True}, **tiny)
+    res = pyrossm.fit(data=series_ds, num_steps=3, batch_size=4, seed=0, **tiny)
     h = res.history
     names = ("encoder", "emission", "transition", "init")
     for name in names:
         assert (h[f"grad_norm_{name}"] >= 0).all()
     joint = sum(h[f"grad_norm_{name}"] ** 2 for name in names) ** 0.5
     assert (joint - h["grad_norm"]).abs().max() < 1e-4 * h["grad_norm"].max()
-    assert res.config["trainer"]["optimizer"]["clip_per_group"] is True
-
-
-def test_clip_per_group_must_be_a_bool():
-    with pytest.raises(TypeError, match="clip_per_group must be a bool"):
-        TrainerConfig.from_dict({"clip_per_group": "yes"})
-    with pytest.raises(TypeError, match="clip_per_group must be a bool"):
-        TrainerConfig(optimizer={"clip_per_group": "yes"})

@@ -21,7 +21,7 @@ from pyrossm.inference import (
     Trainer,
     TrainerConfig,
 )
-from pyrossm.inference.config import SECTION_OF, SECTIONS, TOP_LEVEL
+from pyrossm.inference.config import REMOVED_SETTINGS, SECTION_OF, SECTIONS, TOP_LEVEL
 
 #: every setting away from its default, by its flat name
 FLAT = dict(
@@ -32,20 +32,15 @@ FLAT = dict(
     learning_rates={"transition": 1e-2},
     weight_decay=0.0,
     clip_norm=None,
-    clip_per_group=True,
     lr_schedule="cosine",
     lr_end_factor=0.05,
-    lr_restarts=[10, 25],
     lr_warmup_steps=3,
     batch_size=None,
-    batch_schedule=[[25, 64]],
-    reset_moments_on_batch_change=True,
     annealing={"kind": "piecewise", "points": [[0, 0.01], [5, 1.0], [12, 1.5], [20, 1.0]]},
     num_particles=2,
     validate_every=5,
     validation_metric="log_score",
     keep_best=True,
-    restart_from_best=True,
     ema_decay=0.9,
     log_score_samples=32,
     holdout_last_step=True,
@@ -61,10 +56,9 @@ NESTED = {
         "learning_rates": {"transition": 1e-2},
         "weight_decay": 0.0,
         "clip_norm": None,
-        "clip_per_group": True,
     },
-    "schedule": {"lr_schedule": "cosine", "lr_end_factor": 0.05, "lr_restarts": [10, 25], "lr_warmup_steps": 3},
-    "batching": {"batch_size": None, "batch_schedule": [[25, 64]], "reset_moments_on_batch_change": True},
+    "schedule": {"lr_schedule": "cosine", "lr_end_factor": 0.05, "lr_warmup_steps": 3},
+    "batching": {"batch_size": None},
     "objective": {
         "annealing": {
             "kind": "piecewise",
@@ -79,7 +73,6 @@ NESTED = {
         "validate_every": 5,
         "validation_metric": "log_score",
         "keep_best": True,
-        "restart_from_best": True,
         "ema_decay": 0.9,
         "log_score_samples": 32,
         "holdout_last_step": True,
@@ -109,7 +102,7 @@ def test_every_setting_has_one_section():
             optimizer=OptimizerSettings(learning_rate=0.5),
             objective=ObjectiveSettings(annealing=AnnealingSchedule("linear", 0.2, 1.3, 4)),
         ),
-        TrainerConfig.from_preset("ddssm-bimodal-cpu", num_steps=100),
+        TrainerConfig.from_preset("ddssm-table3", num_steps=100),
     ],
     ids=["defaults", "everything", "objects", "preset"],
 )
@@ -124,8 +117,7 @@ def test_nested_dict_is_what_to_dict_writes():
     config = TrainerConfig.from_dict(FLAT)
     assert config.to_dict() == NESTED
     assert config.flat() == {**FLAT, "annealing": NESTED["objective"]["annealing"]}
-    assert config.selection.restart_from_best and config.schedule.lr_restarts == (10, 25)
-    assert config.batching.batch_schedule == ((25, 64),) and config.optimizer.clip_norm is None
+    assert config.batching.batch_size is None and config.optimizer.clip_norm is None
     assert config.objective.annealing(16) == pytest.approx(1.25)
 
 
@@ -150,13 +142,10 @@ def test_a_mix_of_flat_and_nested_settings():
             "optimizer": NESTED["optimizer"],
             "schedule": NESTED["schedule"],
             "batch_size": None,
-            "batch_schedule": [[25, 64]],
-            "reset_moments_on_batch_change": True,
             "objective": {"num_particles": 2},
             "annealing": FLAT["annealing"],
             "selection": {"validate_every": 5, "keep_best": True},
             "validation_metric": "log_score",
-            "restart_from_best": True,
             "ema_decay": 0.9,
             "log_score_samples": 32,
             "holdout_last_step": True,
@@ -205,7 +194,7 @@ def test_an_unknown_key_names_the_closest(settings, match):
     [
         ("optimizer", "keep_best", "selection"),
         ("selection", "learning_rate", "optimizer"),
-        ("batching", "lr_restarts", "schedule"),
+        ("batching", "lr_warmup_steps", "schedule"),
         ("objective", "batch_size", "batching"),
         ("schedule", "checkpoint_every", "checkpointing"),
         ("checkpointing", "annealing", "objective"),
@@ -231,15 +220,15 @@ def test_sections_must_be_dicts_or_their_settings():
 
 def test_updated_replaces_values_and_keeps_the_rest():
     config = TrainerConfig.from_dict(FLAT)
-    new = config.updated(learning_rate=0.01, ema_decay=None, num_steps=60, batch_schedule=[[30, 8]])
+    new = config.updated(learning_rate=0.01, ema_decay=None, num_steps=60, batch_size=8)
     assert new.optimizer.learning_rate == 0.01 and new.selection.ema_decay is None
-    assert new.num_steps == 60 and new.batching.batch_schedule == ((30, 8),)
+    assert new.num_steps == 60 and new.batching.batch_size == 8
     assert new.to_dict() == {
         **NESTED,
         "num_steps": 60,
         "optimizer": {**NESTED["optimizer"], "learning_rate": 0.01},
         "selection": {**NESTED["selection"], "ema_decay": None},
-        "batching": {**NESTED["batching"], "batch_schedule": [[30, 8]]},
+        "batching": {"batch_size": 8},
     }
     assert config.to_dict() == NESTED  # the original is unchanged
     assert config.updated().to_dict() == NESTED and config.updated() is not config
@@ -247,8 +236,8 @@ def test_updated_replaces_values_and_keeps_the_rest():
     section = config.updated(checkpointing={"checkpoint_every": 3}).checkpointing
     assert section == CheckpointSettings(3, config.checkpointing.on_nonfinite)
     # a copy is checked like any config
-    with pytest.raises(ValueError, match="lr_restarts must be strictly increasing"):
-        config.updated(num_steps=20)  # restart 25 is past the end
+    with pytest.raises(ValueError, match="keep_best=True .* needs validate_every > 0"):
+        config.updated(validate_every=0)  # keep_best is on
     with pytest.raises(ValueError, match=r"did you mean 'learning_rate'\?"):
         config.updated(learning_rat=0.1)
 
@@ -256,10 +245,10 @@ def test_updated_replaces_values_and_keeps_the_rest():
 def test_from_preset_suggests_the_closest_name():
     with pytest.raises(
         ValueError,
-        match=r"unknown trainer preset 'ddssm-bimodal-gpu' "
-        r"\(did you mean 'ddssm-bimodal-cpu'\?\); presets are \[",
+        match=r"unknown trainer preset 'ddssm-tabel3' "
+        r"\(did you mean 'ddssm-table3'\?\); presets are \[",
     ):
-        TrainerConfig.from_preset("ddssm-bimodal-gpu")
+        TrainerConfig.from_preset("ddssm-tabel3")
     with pytest.raises(ValueError, match="unknown trainer preset 'nothing-like-it'; presets are"):
         TrainerConfig.from_preset("nothing-like-it")
 
@@ -285,31 +274,14 @@ def test_the_trainer_resolves_its_config():
         trainer = Trainer(objective, {"p": [p]}, given)
         assert trainer.config.num_steps == trainer.total_steps == 3
         assert trainer.optimizer.param_groups[0]["lr"] == 0.5
-    assert Trainer(objective, {"p": [p]}, "dkf-bimodal-cpu").config == TrainerConfig.from_preset("dkf-bimodal-cpu")
+    groups = {name: [torch.nn.Parameter(torch.zeros(()))] for name in ("encoder", "emission", "transition", "init")}
+    assert Trainer(objective, groups, "dkf-table3").config == TrainerConfig.from_preset("dkf-table3")
     assert Trainer(objective, {"p": [p]}).config == TrainerConfig()
 
 
 @pytest.mark.parametrize(
     "settings,match",
     [
-        (
-            dict(num_steps=10, restart_from_best=True, lr_schedule="cosine", lr_restarts=[5]),
-            "restart_from_best=True .* needs keep_best=True and non-empty lr_restarts",
-        ),
-        (
-            dict(num_steps=10, restart_from_best=True, keep_best=True, validate_every=2),
-            "restart_from_best=True .* needs keep_best=True and non-empty lr_restarts",
-        ),
-        (
-            dict(num_steps=10, lr_schedule="cosine", lr_restarts=[10]),
-            r"lr_restarts must be strictly increasing steps in \(0, num_steps=10\), got 10 at lr_restarts\[0\]",
-        ),
-        (dict(num_steps=10, lr_schedule="cosine", lr_restarts=[4, 12]), r"got 12 at lr_restarts\[1\]"),
-        (
-            dict(num_steps=10, batch_schedule=[[10, 5]]),
-            r"batch_schedule steps must be strictly increasing in \(0, num_steps=10\), got 10 at batch_schedule\[0\]",
-        ),
-        (dict(num_steps=10, batch_schedule=[[3, 5], [11, 8]]), r"got 11 at batch_schedule\[1\]"),
         (dict(keep_best=True), "keep_best=True keeps the parameters with the best validation: it needs validate_every"),
         (dict(log_score_samples=0), "log_score_samples must be a positive int"),
     ],
@@ -320,9 +292,24 @@ def test_checks_across_sections(settings, match):
 
 
 def test_checks_across_sections_also_guard_the_constructor():
-    with pytest.raises(ValueError, match=r"got 12 at lr_restarts\[0\]"):
-        TrainerConfig(num_steps=10, schedule=ScheduleSettings(lr_schedule="linear", lr_restarts=[12]))
-    with pytest.raises(ValueError, match=r"got 10 at batch_schedule\[0\]"):
-        TrainerConfig(num_steps=10, batching={"batch_schedule": [[10, 2]]})
-    with pytest.raises(ValueError, match="restart_from_best=True"):
-        TrainerConfig(num_steps=10, selection={"restart_from_best": True, "keep_best": True, "validate_every": 1})
+    with pytest.raises(ValueError, match="keep_best=True"):
+        TrainerConfig(num_steps=10, selection={"keep_best": True})
+
+
+@pytest.mark.parametrize("name", REMOVED_SETTINGS)
+def test_a_removed_setting_is_refused_saying_it_was_removed(name):
+    """Settings of earlier versions (saved fits that used them still load: tests/test_api.py)."""
+    removed = f"unknown trainer setting '{name}': this setting was removed from pyrossm"
+    with pytest.raises(ValueError, match=removed):
+        TrainerConfig.from_dict({name: 1})
+    with pytest.raises(ValueError, match=removed):
+        TrainerConfig().updated(**{name: 1})
+    with pytest.raises(
+        ValueError, match=f"unknown setting '{name}' in trainer section 'schedule': this setting was removed"
+    ):
+        TrainerConfig.from_dict({"schedule": {name: 1}})
+    with pytest.raises(
+        ValueError, match=f"unknown setting '{name}' in trainer section 'selection': this setting was removed"
+    ):
+        TrainerConfig(selection={name: 1})
+    assert name not in SECTION_OF

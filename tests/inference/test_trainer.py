@@ -324,7 +324,6 @@ def test_per_group_learning_rates_reach_the_optimizer(fit_kwargs):
         "learning_rates": rates,
         "weight_decay": 0.01,
         "clip_norm": 10.0,
-        "clip_per_group": False,
     }
 
     _, trainer = make_trainer(learning_rate=0.003, learning_rates={"emission": 0.02})
@@ -350,48 +349,6 @@ def test_lr_schedule_decays_every_group_from_its_base_rate_to_the_end_factor(fit
     assert config.schedule.factor(0, config.num_steps) == 1.0
     assert config.schedule.factor(8, config.num_steps) == pytest.approx(0.25)
     assert res.config["trainer"]["schedule"]["lr_schedule"] == schedule
-
-
-@pytest.mark.parametrize("schedule", ["cosine", "linear"])
-def test_lr_restarts_start_the_decay_over_in_each_cycle(fit_kwargs, schedule):
-    res = pyrossm.fit(
-        num_steps=10,
-        learning_rate=0.002,
-        **with_settings(fit_kwargs, lr_schedule=schedule, lr_end_factor=0.25, lr_restarts=[4, 7]),
-    )
-    step = res.history["step"].to_numpy()
-    start = np.where(step < 4, 0, np.where(step < 7, 4, 7))
-    length = np.where(step < 4, 4, 3)
-    progress = (step - start) / length
-    shape = 1 - progress if schedule == "linear" else 0.5 * (1 + np.cos(np.pi * progress))
-    np.testing.assert_allclose(res.history["lr_encoder"], 0.002 * (0.25 + 0.75 * shape), rtol=1e-12)
-    assert res.history["lr_encoder"].iloc[[0, 4, 7]].tolist() == [0.002] * 3
-    assert res.config["trainer"]["schedule"]["lr_restarts"] == [4, 7]
-    config = TrainerConfig.from_dict(dict(num_steps=10, lr_schedule="cosine", lr_end_factor=0.25, lr_restarts=[4, 7]))
-    assert config.schedule.factor(2, config.num_steps) == pytest.approx(0.625)  # half-way through cycle 1
-    assert config.schedule.factor(10, config.num_steps) == pytest.approx(0.25)
-    linear = TrainerConfig.from_dict(dict(num_steps=10, lr_restarts=np.array([5]), lr_schedule="linear"))
-    assert linear.schedule.lr_restarts == (5,) and type(linear.schedule.lr_restarts[0]) is int
-
-
-@pytest.mark.parametrize(
-    "kwargs,message",
-    [
-        (dict(lr_restarts=[0]), r"lr_restarts.*\(0, num_steps=10\), got 0"),
-        (dict(lr_restarts=[10]), r"got 10 at lr_restarts\[0\]"),
-        (dict(lr_restarts=[5, 5]), r"strictly increasing.*got 5 at lr_restarts\[1\]"),
-        (dict(lr_restarts=[6, 3]), r"got 3 at lr_restarts\[1\]"),
-        (dict(lr_restarts=[-1]), r"lr_restarts\[0\]"),
-        (dict(lr_restarts=[2.5]), r"lr_restarts\[0\]"),
-        (dict(lr_restarts="5"), "lr_restarts must be a list"),
-        (dict(lr_restarts=5), "lr_restarts must be a list"),
-        (dict(lr_restarts=[5], lr_schedule="constant"), "lr_schedule is 'constant'"),
-    ],
-)
-def test_invalid_lr_restarts_name_the_argument(kwargs, message):
-    kwargs = {"num_steps": 10, "lr_schedule": "cosine", **kwargs}
-    with pytest.raises(ValueError, match=message):
-        TrainerConfig.from_dict(kwargs)
 
 
 def test_lr_warmup_ramps_every_group_linearly_then_follows_the_schedule(fit_kwargs):

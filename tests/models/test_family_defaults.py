@@ -40,9 +40,10 @@ def test_a_family_recipe_is_the_default_and_dicts_read_on_top_of_it(family, seri
 def test_a_trainer_config_or_a_preset_is_taken_as_it_is(family, series_ds, tiny):
     res = pyrossm.fit(model=family, data=series_ds, trainer=TrainerConfig(num_steps=1), **tiny)
     assert lrs(res) == [TrainerConfig().optimizer.learning_rate]
-    res = pyrossm.fit(model=family, data=series_ds, trainer="dkf-bimodal-cpu", num_steps=1, **tiny)
-    assert res.config["trainer"]["optimizer"]["learning_rate"] == 3e-3
-    assert res.config["trainer"]["batching"]["batch_size"] == 64
+    res = pyrossm.fit(model=family, data=series_ds, trainer="dkf-table3", num_steps=1, **tiny)
+    assert res.config["trainer"]["optimizer"]["learning_rate"] == TrainerConfig().optimizer.learning_rate
+    assert res.config["trainer"]["optimizer"]["learning_rates"]["transition"] == 0.000099
+    assert res.config["trainer"]["batching"]["batch_size"] == 512
 
 
 def test_an_instance_of_a_family_trains_with_the_family_recipe(family, series_ds, tiny):
