@@ -71,6 +71,7 @@ PAPER = {
         init="vhp",
         num_noise_draws=5,
         residual_transition=False,  # the paper's: the diffusion models z_t itself
+        level_sampling="uniform",  # the paper's: the bound's noise levels drawn uniformly
         trainer="ddssm-table3",
         **_PAPER_NETWORKS,
     ),

@@ -216,6 +216,7 @@ def build_model(args, device, name):
         num_noise_draws=args.num_noise_draws,
         diffusion_channels=args.diffusion_channels,
         residual_transition=False,  # the paper's transition, as measured since 2026-11-23
+        level_sampling="uniform",
     ).to(device)
 
 

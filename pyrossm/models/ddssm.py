@@ -75,9 +75,15 @@ class DDSSM(PresetModel):
         train and sample; or ``"paper"`` (Tables 1-2).  Fits saved before this option existed
         load as ``"paper"``, later ones as saved.
     :param str level_sampling: how the training bound draws the diffusion's noise levels:
-        ``"uniform"`` (the paper's) or ``"loss-aware"`` (importance sampling by each level's
-        recent squared term, Nichol & Dhariwal, 2021; the same bound with a less noisy estimate;
-        see :class:`~pyrossm.diffusion.LossAwareLevels`).
+        ``"loss-aware"`` (default: importance sampling by each level's recent squared term,
+        Nichol & Dhariwal, 2021, :class:`~pyrossm.diffusion.LossAwareLevels`) or ``"uniform"``
+        (the paper's).  The same bound and expectation with a less noisy estimate: on a fitted
+        bimodal-walk DDSSM 57 % of the draws go to the finest 10 % of the levels, where a sharp
+        transition and a noisy copy of the data differ, and the estimate's second moment falls
+        6x.  On the six systems of ``benchmarks/defaults.py`` the sum of the 1-step JSD ratios to
+        the sampling floor went from 13.5 / 15.2 / 16.9 to 13.5 / 14.0 / 13.7 (seeds 0 / 1 / 2),
+        the walks' worst cells from 3.6x and 4.5x to 2.8x and 2.0x, at no measurable cost a step.
+        Fits saved before this option load with ``"uniform"``, what they were trained with.
     """
 
     def __init__(
@@ -103,7 +109,7 @@ class DDSSM(PresetModel):
         diffusion_beta_start=None,
         activation="relu",
         architecture="compact",
-        level_sampling="uniform",
+        level_sampling="loss-aware",
     ):
         check_order_and_latent_dim(order, latent_dim)
         check_architecture(architecture)

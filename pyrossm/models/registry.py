@@ -74,12 +74,12 @@ def _former_defaults(options):
 
 
 #: DDSSM options whose default changed -> what fits saved before the option existed were trained with
-FORMER_DDSSM_DEFAULTS = {"residual_transition": False}
+FORMER_DDSSM_DEFAULTS = {"residual_transition": False, "level_sampling": "uniform"}
 
 
 def _former_ddssm_defaults(options):
     """As :func:`_former_defaults`; and DDSSM fits saved before ``residual_transition`` diffused
-    ``z_t`` itself."""
+    ``z_t`` itself, those saved before ``level_sampling`` drew the bound's levels uniformly."""
     return _former_defaults({**FORMER_DDSSM_DEFAULTS, **options})
 
 

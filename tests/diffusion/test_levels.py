@@ -71,7 +71,7 @@ def test_state_is_not_saved_and_model_option_builds_it():
     model = DDSSM(obs_dim=1, level_sampling="loss-aware")
     assert isinstance(model.transition.levels, LossAwareLevels)
     assert not any("levels" in name for name in model.state_dict())
-    assert DDSSM(obs_dim=1).transition.levels is None
+    assert DDSSM(obs_dim=1, level_sampling="uniform").transition.levels is None
     assert model.config["level_sampling"] == "loss-aware"
 
 

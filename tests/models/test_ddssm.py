@@ -405,6 +405,7 @@ def test_residual_transition_fits_forecasts_and_round_trips(data, tmp_path, resi
         )
     assert np.array_equal(fc["x"].values, loaded.forecast(data, horizon=2, num_samples=5, seed=0)["x"].values)
     assert build(1, 1, 0).transition.residual == "linear"  # the default: a learned linear mean
+    assert build(1, 1, 0).transition.level_sampling == "loss-aware"  # and loss-aware levels
 
 
 def test_fits_saved_before_the_residual_option_load_with_the_papers_transition():
@@ -414,6 +415,8 @@ def test_fits_saved_before_the_residual_option_load_with_the_papers_transition()
     old = {"obs_dim": 1, "latent_dim": 1, "order": 1}
     migrated = spec.migrated(old)
     assert migrated["residual_transition"] is False and "residual_transition" not in old
+    assert migrated["level_sampling"] == "uniform"  # nor before loss-aware levels
+    assert spec.build(**migrated).transition.levels is None
     assert migrated["activation"] == "relu" and migrated["architecture"] == "paper"  # older migrations too
     assert spec.build(**migrated).transition.shift is None
     assert spec.migrated({**old, "residual_transition": "linear"})["residual_transition"] == "linear"
