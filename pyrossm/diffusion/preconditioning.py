@@ -70,10 +70,11 @@ def diffusion_bound(network, schedule, z0, context, num_draws=1, include_constan
     _, out = denoise(network, flat(z_hat), flat(sigma), ctx)
     target = regression_target(flat(z0_rep), flat(z_hat), flat(sigma))
     squares = ((out - target) ** 2).sum(-1)  # (S_k B,)
-    weights = schedule.num_steps * schedule.loss_weights[flat(k)]
+    level_weights = schedule.loss_weights[flat(k)]  # w~_k per draw
+    weights = schedule.num_steps * level_weights
     if levels is not None:
         if torch.is_grad_enabled():
-            levels.record(flat(k), schedule.loss_weights[flat(k)] * squares)  # the terms L_k
+            levels.record(flat(k), level_weights * squares)  # the terms L_k
         weights = weights * flat(importance).to(weights.dtype)
     err = (weights * squares).reshape(num_draws, b).mean(0)
     bound = schedule.forward_kl(z0) + err
