@@ -152,10 +152,14 @@ class DiffusionTransition(TorchDistribution):
         shape = torch.Size(sample_shape) + self.batch_shape
         history, covariates = self._flat_context(shape)
         sigmas = self.schedule.sigmas
+        conditioned = getattr(self.network, "conditioned", None)
+        if conditioned is not None:  # the context's share of the network computed once, one level a call
+            network, context, rows = conditioned((history, covariates)), None, 1
+        else:
+            network, context, rows = self.network, (history, covariates), history.shape[0]
 
         def denoiser(z_hat, k_index):
-            sigma = sigmas[k_index].expand(z_hat.shape[0])
-            return denoise(self.network, z_hat, sigma, (history, covariates))[0]
+            return denoise(network, z_hat, sigmas[k_index].expand(rows), context)[0]
 
         flat_shape = (history.shape[0], self.event_shape[0])
         with torch.no_grad():

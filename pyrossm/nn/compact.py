@@ -171,6 +171,46 @@ class MLPDenoiser(nn.Module):
         """
         history, covariates = context
         h = torch.cat([x_in, history.flatten(1), covariates.flatten(1)], dim=-1)
+        return self._from_first_layer(self.layers[0](h), c_noise)
+
+    def conditioned(self, context):
+        """:meth:`forward` with its context fixed and one noise level a call, for the many calls
+        of one reverse diffusion.  The context's share of the first layer (the history's and
+        covariates' columns and the bias) is computed once, each call adds only the noisy
+        target's ``M`` columns, and the level's FiLM scale and shift of the later layers are
+        folded into their weights and bias (``s * (W h + b) + t = (s W) h + (s b + t)``).  Equal
+        to :meth:`forward` up to rounding; a DDSSM forecast's denoiser calls cost about 40 %
+        less (``benchmarks/speed.py``).
+
+        :param context: ``(history (B, j, M), covariates (B, j+1, V))``.
+        :returns: ``F(x_in (B, M), c_noise (1,), context=None) -> (B, M)`` (one level for all
+            ``B`` rows; the ``context`` argument is ignored, kept for :meth:`forward`'s signature).
+        """
+        history, covariates = context
+        first, m = self.layers[0], self.latent_dim
+        fixed = torch.cat([history.flatten(1), covariates.flatten(1)], dim=-1)
+        base = nn.functional.linear(fixed, first.weight[:, m:], first.bias)  # (B, hidden)
+        weight = first.weight[:, :m].t()  # (M, hidden)
+
+        def network(x_in, c_noise, context=None):
+            if c_noise.shape != (1,):
+                raise ValueError(
+                    f"a conditioned denoiser takes one noise level, c_noise of shape (1,), got {tuple(c_noise.shape)}"
+                )
+            scales, shifts = self._modulation(c_noise)
+            inplace = not torch.is_grad_enabled()  # (SiLU's backward needs its input)
+            h = self._act(torch.addcmul(shifts[0], torch.addmm(base, x_in, weight), scales[0]), inplace=inplace)
+            for i in range(1, self.num_layers):
+                layer, scale = self.layers[i], scales[i][0]
+                folded = torch.addmm(torch.addcmul(shifts[i][0], layer.bias, scale), h, layer.weight.t() * scale)
+                h = self._act(folded, inplace=inplace)
+            return self.output(h)
+
+        return network
+
+    def _modulation(self, c_noise):
+        """The FiLM ``(scales, shifts)`` of each hidden layer, each a tuple of ``num_layers``
+        tensors ``(B, hidden)`` (``(1, hidden)`` where every row has the same level)."""
         # the noise level takes at most K distinct values (one while sampling): embed each once
         if bool((c_noise == c_noise[:1]).all()):
             levels, index = c_noise[:1], None
@@ -180,7 +220,13 @@ class MLPDenoiser(nn.Module):
         scale, shift = 1 + film[:, :, 0], film[:, :, 1]  # (U, layers, hidden) each
         if index is not None:  # (index_select and unbind: their backward passes write no zeros)
             scale, shift = scale.index_select(0, index), shift.contiguous().index_select(0, index)
-        scales, shifts = scale.unbind(1), shift.unbind(1)
-        for i, layer in enumerate(self.layers):
-            h = self._act(torch.addcmul(shifts[i], layer(h), scales[i]))
+        return scale.unbind(1), shift.unbind(1)
+
+    def _from_first_layer(self, pre, c_noise):
+        """The network after the first layer's affine map: ``pre`` ``(B, hidden)``, ``c_noise``
+        ``(B,)`` -> ``(B, M)``."""
+        scales, shifts = self._modulation(c_noise)
+        h = self._act(torch.addcmul(shifts[0], pre, scales[0]))
+        for i in range(1, self.num_layers):
+            h = self._act(torch.addcmul(shifts[i], self.layers[i](h), scales[i]))
         return self.output(h)

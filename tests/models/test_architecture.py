@@ -101,6 +101,53 @@ def test_mlp_denoiser_starts_as_the_skip_and_embeds_each_noise_level_once():
     assert torch.allclose(out, one_by_one, atol=1e-6)
 
 
+@pytest.mark.parametrize("activation", ["relu", "silu"])
+def test_a_conditioned_mlp_denoiser_is_the_network_with_its_context_fixed(activation):
+    torch.manual_seed(3)
+    net = MLPDenoiser(3, order=2, covariate_dim=1, hidden_dim=8, num_layers=3, activation=activation)
+    for p in net.parameters():  # away from the zero output layer, FiLM scales far from 1
+        torch.nn.init.normal_(p, std=0.3)
+    x, history, cov = torch.randn(40, 3), torch.randn(40, 2, 3), torch.randn(40, 3, 1)
+    conditioned = net.conditioned((history, cov))
+    for level in (-2.0, 0.0, 1.5):
+        c_noise = torch.tensor([level])
+        expected = net(x, c_noise.expand(40), (history, cov))
+        with torch.no_grad():  # the in-place activations of sampling
+            fast = conditioned(x, c_noise)
+        with_grad = conditioned(x, c_noise)
+        scale = expected.abs().max().item()
+        assert scale > 1.0
+        assert torch.allclose(fast, expected, atol=1e-5 * scale) and torch.allclose(
+            with_grad, expected, atol=1e-5 * scale
+        )
+    with pytest.raises(ValueError, match=r"one noise level.*\(1,\)"):
+        conditioned(x, torch.zeros(40))
+
+
+def test_diffusion_sampling_draws_the_same_with_and_without_the_conditioned_network():
+    dynamics = DiffusionDynamics(
+        2, 2, 1, 16, channels=8, num_layers=2, sampler="heun", num_sampling_steps=6, architecture="compact"
+    )
+    for p in dynamics.network.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    history, cov = torch.randn(30, 2, 2), torch.randn(30, 3, 1)
+    torch.manual_seed(0)
+    fast = dynamics(history, cov).sample()
+
+    class Plain(torch.nn.Module):  # the same network without its conditioned shortcut
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, *args):
+            return self.net(*args)
+
+    dynamics.network = Plain(dynamics.network)
+    torch.manual_seed(0)
+    plain = dynamics(history, cov).sample()
+    assert fast.shape == (30, 2) and torch.allclose(fast, plain, atol=1e-4 * plain.abs().max().item())
+
+
 @pytest.mark.parametrize("cls", [DKF, DDSSM])
 def test_compact_is_the_default_bit_for_bit_and_paper_stays_available(cls):
     x, mask, u = torch.randn(4, 6, D), torch.ones(4, 6, D, dtype=torch.bool), torch.randn(4, 6, 1)

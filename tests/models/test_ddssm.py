@@ -222,8 +222,8 @@ def test_forecast_with_covariates_heun_by_default_and_ddpm(cov_fitted, cov_data,
 def test_forecast_runs_the_reverse_diffusion_per_step(fitted, data):
     """Forecasting calls the denoiser num_sampling_steps times per horizon step, batched over
     draws and series."""
-    rows = []
-    hook = fitted.model.transition.network.register_forward_hook(
+    rows = []  # (the output layer: sampling calls the network's conditioned shortcut, not forward)
+    hook = fitted.model.transition.network.output.register_forward_hook(
         lambda module, inputs, output: rows.append(inputs[0].shape[0])
     )
     try:
@@ -237,7 +237,7 @@ def test_sampling_context_switches_sampler_and_restores(fitted, data):
     """``transition.sampling`` changes the number of denoiser calls per step, then restores."""
     transition = fitted.model.transition
     rows = []
-    hook = transition.network.register_forward_hook(lambda m, i, o: rows.append(i[0].shape[0]))
+    hook = transition.network.output.register_forward_hook(lambda m, i, o: rows.append(i[0].shape[0]))
     try:
         with transition.sampling("ddpm"):
             fitted.forecast(data, horizon=1, num_samples=2, seed=0)
