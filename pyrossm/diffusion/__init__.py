@@ -1,7 +1,14 @@
 """One diffusion core for every pyrossm model: schedules, preconditioning and losses, samplers."""
 
 from .levels import LEVEL_SAMPLINGS, LossAwareLevels, check_level_sampling
-from .preconditioning import denoise, denoising_loss, diffusion_bound, karras_coefficients, regression_target
+from .preconditioning import (
+    denoise,
+    denoising_loss,
+    diffusion_bound,
+    karras_coefficients,
+    level_denoiser,
+    regression_target,
+)
 from .samplers import ddim_sample, ddpm_sample, heun_sample
 from .schedules import NoiseSchedule
 
@@ -12,6 +19,7 @@ __all__ = [
     "check_level_sampling",
     "karras_coefficients",
     "denoise",
+    "level_denoiser",
     "regression_target",
     "diffusion_bound",
     "denoising_loss",

@@ -32,6 +32,33 @@ def denoise(network, z_hat, sigma, context):
     return c_skip.unsqueeze(-1) * z_hat + c_out.unsqueeze(-1) * out, out
 
 
+def level_denoiser(network, sigmas, context):
+    r"""The samplers' ``denoiser(z_hat (B, d), k_index) -> D`` (:mod:`~pyrossm.diffusion.samplers`):
+    :func:`denoise` at level ``sigmas[k_index]`` for every row, with the ``context`` fixed.
+
+    A network that offers ``conditioned(context, c_noise)`` (:class:`~pyrossm.nn.MLPDenoiser`)
+    computes what the context and each level contribute once for all the calls of a reverse
+    diffusion; any other is called as in :func:`denoise`.  The same function up to rounding.
+
+    :param network: see :func:`denoise`.  :param sigmas: ``(K,)`` the schedule's levels.
+    :param context: the network's conditioning, e.g. ``(history (B, j, M), covariates (B, j+1, V))``.
+    """
+    conditioned = getattr(network, "conditioned", None)
+    if conditioned is None:
+
+        def denoiser(z_hat, k_index):
+            return denoise(network, z_hat, sigmas[k_index].expand(z_hat.shape[0]), context)[0]
+
+        return denoiser
+    c_skip, c_out, c_in, c_noise = karras_coefficients(sigmas)
+    fixed = conditioned(context, c_noise)
+
+    def denoiser(z_hat, k_index):
+        return c_skip[k_index] * z_hat + c_out[k_index] * fixed(c_in[k_index] * z_hat, k_index)
+
+    return denoiser
+
+
 def regression_target(z0, z_hat, sigma):
     """``y(z^0, k) = (z^0 - c_skip z^) / c_out`` (Eq. 38); shapes ``(B, d)``, ``(B, d)``, ``(B,)``."""
     c_skip, c_out, _, _ = karras_coefficients(sigma)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from pyro.distributions import TorchDistribution, constraints
 
-from ..diffusion import ddim_sample, ddpm_sample, denoise, diffusion_bound, heun_sample
+from ..diffusion import ddim_sample, ddpm_sample, diffusion_bound, heun_sample, level_denoiser
 from ..diffusion.samplers import _check_steps
 from .windows import flatten_batch
 
@@ -151,15 +151,7 @@ class DiffusionTransition(TorchDistribution):
     def sample(self, sample_shape=torch.Size()):
         shape = torch.Size(sample_shape) + self.batch_shape
         history, covariates = self._flat_context(shape)
-        sigmas = self.schedule.sigmas
-        conditioned = getattr(self.network, "conditioned", None)
-        if conditioned is not None:  # the context's share of the network computed once, one level a call
-            network, context, rows = conditioned((history, covariates)), None, 1
-        else:
-            network, context, rows = self.network, (history, covariates), history.shape[0]
-
-        def denoiser(z_hat, k_index):
-            return denoise(network, z_hat, sigmas[k_index].expand(rows), context)[0]
+        denoiser = level_denoiser(self.network, self.schedule.sigmas, (history, covariates))
 
         flat_shape = (history.shape[0], self.event_shape[0])
         with torch.no_grad():

@@ -173,40 +173,44 @@ class MLPDenoiser(nn.Module):
         h = torch.cat([x_in, history.flatten(1), covariates.flatten(1)], dim=-1)
         return self._from_first_layer(self.layers[0](h), c_noise)
 
-    def conditioned(self, context):
-        """:meth:`forward` with its context fixed and one noise level a call, for the many calls
-        of one reverse diffusion.  The context's share of the first layer (the history's and
-        covariates' columns and the bias) is computed once, each call adds only the noisy
-        target's ``M`` columns, and the level's FiLM scale and shift of the later layers are
-        folded into their weights and bias (``s * (W h + b) + t = (s W) h + (s b + t)``).  Equal
-        to :meth:`forward` up to rounding; a DDSSM forecast's denoiser calls cost about 40 %
-        less (``benchmarks/speed.py``).
+    def conditioned(self, context, c_noise):
+        """:meth:`forward` with its context fixed, at each of the given noise levels: the many
+        calls of one reverse diffusion (:func:`~pyrossm.diffusion.level_denoiser`).  Computed
+        once: the context's share of the first layer (the history's and covariates' columns and
+        the bias), each level's FiLM scale and shift, and the later layers' weights and biases
+        with them folded in (``s * (W h + b) + t = (s W) h + (s b + t)``); each call adds only the
+        noisy target's ``M`` columns and runs the folded layers.  Equal to :meth:`forward` up to
+        rounding.
 
         :param context: ``(history (B, j, M), covariates (B, j+1, V))``.
-        :returns: ``F(x_in (B, M), c_noise (1,), context=None) -> (B, M)`` (one level for all
-            ``B`` rows; the ``context`` argument is ignored, kept for :meth:`forward`'s signature).
+        :param c_noise: ``(K,)`` the noise levels of the calls.
+        :returns: ``F(x_in (B, M), k) -> (B, M)``, the network at level ``c_noise[k]`` (``k`` an int).
         """
         history, covariates = context
         first, m = self.layers[0], self.latent_dim
         fixed = torch.cat([history.flatten(1), covariates.flatten(1)], dim=-1)
         base = nn.functional.linear(fixed, first.weight[:, m:], first.bias)  # (B, hidden)
         weight = first.weight[:, :m].t()  # (M, hidden)
+        scale, shift = self._film(c_noise)  # (K, layers, hidden) each
+        folded = [  # (K, hidden, hidden) weights, (K, hidden) biases
+            (layer.weight.t() * scale[:, i, None, :], torch.addcmul(shift[:, i], layer.bias, scale[:, i]))
+            for i, layer in enumerate(self.layers)
+            if i > 0
+        ]
 
-        def network(x_in, c_noise, context=None):
-            if c_noise.shape != (1,):
-                raise ValueError(
-                    f"a conditioned denoiser takes one noise level, c_noise of shape (1,), got {tuple(c_noise.shape)}"
-                )
-            scales, shifts = self._modulation(c_noise)
+        def network(x_in, k):
             inplace = not torch.is_grad_enabled()  # (SiLU's backward needs its input)
-            h = self._act(torch.addcmul(shifts[0], torch.addmm(base, x_in, weight), scales[0]), inplace=inplace)
-            for i in range(1, self.num_layers):
-                layer, scale = self.layers[i], scales[i][0]
-                folded = torch.addmm(torch.addcmul(shifts[i][0], layer.bias, scale), h, layer.weight.t() * scale)
-                h = self._act(folded, inplace=inplace)
+            h = self._act(torch.addcmul(shift[k, 0], torch.addmm(base, x_in, weight), scale[k, 0]), inplace=inplace)
+            for weights, biases in folded:
+                h = self._act(torch.addmm(biases[k], h, weights[k]), inplace=inplace)
             return self.output(h)
 
         return network
+
+    def _film(self, levels):
+        """FiLM ``(scale, shift)`` of each hidden layer at ``levels`` ``(U,)``: ``(U, layers, hidden)`` each."""
+        film = self.film(self.embedding(levels)).view(-1, self.num_layers, 2, self.hidden_dim)
+        return 1 + film[:, :, 0], film[:, :, 1]
 
     def _modulation(self, c_noise):
         """The FiLM ``(scales, shifts)`` of each hidden layer, each a tuple of ``num_layers``
@@ -216,8 +220,7 @@ class MLPDenoiser(nn.Module):
             levels, index = c_noise[:1], None
         else:
             levels, index = torch.unique(c_noise, return_inverse=True)
-        film = self.film(self.embedding(levels)).view(-1, self.num_layers, 2, self.hidden_dim)
-        scale, shift = 1 + film[:, :, 0], film[:, :, 1]  # (U, layers, hidden) each
+        scale, shift = self._film(levels)  # (U, layers, hidden) each
         if index is not None:  # (index_select and unbind: their backward passes write no zeros)
             scale, shift = scale.index_select(0, index), shift.contiguous().index_select(0, index)
         return scale.unbind(1), shift.unbind(1)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import pyrossm
-from pyrossm.diffusion import denoise
+from pyrossm.diffusion import denoise, karras_coefficients, level_denoiser
 from pyrossm.inference import atomic_torch_save, elbo_terms, safe_torch_load
 from pyrossm.io import checksum
 from pyrossm.models import DDSSM, DKF
@@ -108,20 +108,21 @@ def test_a_conditioned_mlp_denoiser_is_the_network_with_its_context_fixed(activa
     for p in net.parameters():  # away from the zero output layer, FiLM scales far from 1
         torch.nn.init.normal_(p, std=0.3)
     x, history, cov = torch.randn(40, 3), torch.randn(40, 2, 3), torch.randn(40, 3, 1)
-    conditioned = net.conditioned((history, cov))
-    for level in (-2.0, 0.0, 1.5):
-        c_noise = torch.tensor([level])
-        expected = net(x, c_noise.expand(40), (history, cov))
+    sigmas = torch.tensor([0.02, 0.7, 3.0, 40.0])
+    conditioned = net.conditioned((history, cov), karras_coefficients(sigmas)[3])
+    by_level = level_denoiser(net, sigmas, (history, cov))
+    for k, sigma in enumerate(sigmas):
+        expected = net(x, karras_coefficients(sigma.expand(40))[3], (history, cov))
         with torch.no_grad():  # the in-place activations of sampling
-            fast = conditioned(x, c_noise)
-        with_grad = conditioned(x, c_noise)
+            fast = conditioned(x, k)
+        with_grad = conditioned(x, k)
         scale = expected.abs().max().item()
         assert scale > 1.0
         assert torch.allclose(fast, expected, atol=1e-5 * scale) and torch.allclose(
             with_grad, expected, atol=1e-5 * scale
         )
-    with pytest.raises(ValueError, match=r"one noise level.*\(1,\)"):
-        conditioned(x, torch.zeros(40))
+        d = denoise(net, x, sigma.expand(40), (history, cov))[0]
+        assert torch.allclose(by_level(x, k), d, atol=1e-5 * d.abs().max().item())
 
 
 def test_diffusion_sampling_draws_the_same_with_and_without_the_conditioned_network():
