@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..diffusion import NoiseSchedule, ddim_sample, ddpm_sample, denoise, denoising_loss
+from ..diffusion import NoiseSchedule, ddim_sample, ddpm_sample, denoising_loss, level_denoiser
 from ..diffusion.preconditioning import LOSS_WEIGHTINGS
 from ..distributions.latent_prior import DiffusionPrior
 from ..inference.objectives import AnnealedELBO, ObservedSites
@@ -446,11 +446,7 @@ class L2DDiff(GenerativeModel):
         """Windows ``(B, T, D)`` from the data diffusion given conditions ``c`` ``(B, d)``."""
         guidance = self.condition_network(c)  # computed once for every reverse step
         schedule, b = self.data_schedule, c.shape[0]
-
-        def denoiser(z_hat, k_index):
-            sigma = schedule.sigmas[k_index].expand(b)
-            return denoise(self.data_network, z_hat, sigma, guidance)[0]
-
+        denoiser = level_denoiser(self.data_network, schedule.sigmas, guidance)
         flat = self._run_sampler(denoiser, schedule, (b, self.length * self.obs_dim), schedule.betas.device)
         return flat.reshape(b, self.length, self.obs_dim)
 
