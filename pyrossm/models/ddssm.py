@@ -84,6 +84,9 @@ class DDSSM(PresetModel):
         the sampling floor went from 13.5 / 15.2 / 16.9 to 13.5 / 14.0 / 13.7 (seeds 0 / 1 / 2),
         the walks' worst cells from 3.6x and 4.5x to 2.8x and 2.0x, at no measurable cost a step.
         Fits saved before this option load with ``"uniform"``, what they were trained with.
+    :param encoder_hidden_dim: the width of the guide's network (the encoder's Context
+        Producer); ``None``: ``hidden_dim``.  Its future summary, the emission and the VHP keep
+        ``hidden_dim``.
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class DDSSM(PresetModel):
         activation="relu",
         architecture="compact",
         level_sampling="loss-aware",
+        encoder_hidden_dim=None,
     ):
         check_order_and_latent_dim(order, latent_dim)
         check_architecture(architecture)
@@ -160,5 +164,6 @@ class DDSSM(PresetModel):
                 activation=activation,
                 architecture=architecture,
                 level_sampling=level_sampling,
+                encoder_hidden_dim=encoder_hidden_dim,
             ),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..nn import check_architecture
+from ..validation import check_positive_int
 from .emission import GaussianEmission
 from .encoder import SmoothingEncoder
 from .init import StandardNormalInit, VHPInit
@@ -35,6 +36,7 @@ class PresetModel(StateSpaceModel):
             c["emission_layers"],
             c["activation"],
             c["architecture"],
+            c.get("encoder_hidden_dim"),
         )
         super().__init__(
             transition=transition,
@@ -75,6 +77,9 @@ class DKF(PresetModel):
         :mod:`pyrossm.nn.architecture`; ``hidden_dim`` is the MLPs' width and the ``*_layers``
         their depth, ``channels`` does not apply) or ``"paper"`` (the Context Producers of
         Table 1).  Fits saved before this option existed load as ``"paper"``, later ones as saved.
+    :param encoder_hidden_dim: the width of the guide's network (the encoder's Context
+        Producer, :class:`~pyrossm.models.encoder.SmoothingEncoder`); ``None`` (default):
+        ``hidden_dim``.  Its future summary keeps ``hidden_dim``.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class DKF(PresetModel):
         transition_layers=3,
         activation="relu",
         architecture="compact",
+        encoder_hidden_dim=None,
     ):
         check_order_and_latent_dim(order, latent_dim)  # before the parts are built from them
         check_architecture(architecture)
@@ -121,6 +127,7 @@ class DKF(PresetModel):
                 transition_layers=transition_layers,
                 activation=activation,
                 architecture=architecture,
+                encoder_hidden_dim=encoder_hidden_dim,
             ),
         )
 
@@ -137,23 +144,35 @@ def shared_parts(
     emission_layers,
     activation="relu",
     architecture="paper",
+    encoder_hidden_dim=None,
 ) -> dict:
     """The emission, encoder and init shared by the DKF and DDSSM presets (Table 1).
 
-    Validates ``order``, ``latent_dim`` and ``init`` first.  :returns: ``dict(emission=...,
+    Validates ``order``, ``latent_dim``, ``init`` and ``encoder_hidden_dim`` first.  The
+    encoder's network is ``encoder_hidden_dim`` wide (``None``: ``hidden_dim``); its future
+    summary, the emission and the init are ``hidden_dim`` wide.  :returns: ``dict(emission=...,
     encoder=..., init=...)`` for :class:`StateSpaceModel`.
     """
     check_order_and_latent_dim(order, latent_dim)  # before the parts are built from them
     if init not in ("vhp", "normal"):
         raise ValueError(f"init must be 'vhp' or 'normal', got {init!r}")
     check_architecture(architecture)
+    if encoder_hidden_dim is None:
+        encoder_hidden_dim = hidden_dim
+    encoder_hidden_dim = check_positive_int("encoder_hidden_dim", encoder_hidden_dim)
     kw = dict(
         channels=channels, seq_dim=hidden_dim, hidden_dim=hidden_dim, activation=activation, architecture=architecture
     )
     return dict(
         emission=GaussianEmission(obs_dim, latent_dim, order, covariate_dim, num_layers=emission_layers, **kw),
         encoder=SmoothingEncoder(
-            obs_dim, latent_dim, order, covariate_dim, summary_dim=hidden_dim, num_layers=encoder_layers, **kw
+            obs_dim,
+            latent_dim,
+            order,
+            covariate_dim,
+            summary_dim=hidden_dim,
+            num_layers=encoder_layers,
+            **dict(kw, seq_dim=encoder_hidden_dim, hidden_dim=encoder_hidden_dim),
         ),
         init=(
             VHPInit(latent_dim, order, covariate_dim, **kw) if init == "vhp" else StandardNormalInit(latent_dim, order)

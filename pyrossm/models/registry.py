@@ -74,7 +74,7 @@ def _former_defaults(options):
 
 
 #: DDSSM options whose default changed -> what fits saved before the option existed were trained with
-FORMER_DDSSM_DEFAULTS = {"residual_transition": False, "level_sampling": "uniform"}
+FORMER_DDSSM_DEFAULTS = {"residual_transition": False, "level_sampling": "uniform", "encoder_hidden_dim": None}
 
 
 def _former_ddssm_defaults(options):

@@ -416,11 +416,39 @@ def test_fits_saved_before_the_residual_option_load_with_the_papers_transition()
     migrated = spec.migrated(old)
     assert migrated["residual_transition"] is False and "residual_transition" not in old
     assert migrated["level_sampling"] == "uniform"  # nor before loss-aware levels
+    assert migrated["encoder_hidden_dim"] is None  # nor before the encoder's own width
     assert spec.build(**migrated).transition.levels is None
     assert migrated["activation"] == "relu" and migrated["architecture"] == "paper"  # older migrations too
     assert spec.build(**migrated).transition.shift is None
     assert spec.migrated({**old, "residual_transition": "linear"})["residual_transition"] == "linear"
     assert "residual_transition" not in get_spec("dkf").migrated(old)  # a DDSSM option only
+
+
+@pytest.mark.parametrize("family", ["ddssm", "dkf"])
+def test_encoder_hidden_dim_widens_the_guides_network_only(family):
+    """``encoder_hidden_dim`` sets the width of the encoder's network; its future summary, the
+    emission and the init keep ``hidden_dim``; ``None`` is ``hidden_dim``; bad values are refused."""
+    spec = get_spec(family)
+    wide = spec.build(obs_dim=1, hidden_dim=16, encoder_hidden_dim=24)
+    plain = spec.build(obs_dim=1, hidden_dim=16)
+    widths = {layer.out_features for layer in wide.encoder.net.trunk if isinstance(layer, torch.nn.Linear)}
+    assert widths == {24} and wide.encoder.summary_dim == plain.encoder.summary_dim == 16
+    assert {layer.out_features for layer in plain.encoder.net.trunk if isinstance(layer, torch.nn.Linear)} == {16}
+    for part in ("emission", "init", "transition"):
+        assert sum(p.numel() for p in getattr(wide, part).parameters()) == sum(
+            p.numel() for p in getattr(plain, part).parameters()
+        )
+    assert wide.config["encoder_hidden_dim"] == 24
+    same = spec.build(obs_dim=1, hidden_dim=16, encoder_hidden_dim=16)
+    torch.manual_seed(0)
+    a = spec.build(obs_dim=1, hidden_dim=16, encoder_hidden_dim=None)
+    torch.manual_seed(0)
+    b = spec.build(obs_dim=1, hidden_dim=16, encoder_hidden_dim=16)
+    assert [p.shape for p in same.parameters()] == [p.shape for p in plain.parameters()]
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="encoder_hidden_dim must be a positive int"):
+            spec.build(obs_dim=1, encoder_hidden_dim=bad)
 
 
 def test_linear_shift_starts_as_the_papers_parameterisation_and_gets_gradient():
