@@ -99,7 +99,9 @@ class SmoothingPosterior(TorchDistribution):
             history = z_t.unsqueeze(-2) if j == 1 else torch.cat([history[:, 1:, :], z_t.unsqueeze(-2)], dim=-2)
         return torch.stack(samples, dim=-2), torch.stack(locs, dim=-2), torch.stack(scales, dim=-2)
 
-    def rsample(self, sample_shape=torch.Size()):
+    def _draw(self, sample_shape):
+        """``(value, loc, scale)`` of a draw of ``sample_shape``, each ``(B, T, M)`` (``B`` the
+        flattened ``sample_shape + batch_shape``)."""
         shape = torch.Size(sample_shape) + self.batch_shape
         m = self.latent_dim
         length = self.summary.shape[-2]
@@ -111,18 +113,24 @@ class SmoothingPosterior(TorchDistribution):
         scan = getattr(self.encoder, "scan", None)
         fused = None if scan is None else scan(summary, self._covariate_windows(), pads, shape, noise.transpose(0, 1))
         if fused is not None:
-            value, loc, scale = (x.transpose(0, 1) for x in fused)  # (B, T, M) each
-        else:
-            value, loc, scale = self._sample_steps(shape, pads, noise)
+            return tuple(x.transpose(0, 1) for x in fused)  # (B, T, M) each
+        return self._sample_steps(shape, pads, noise)
+
+    def rsample(self, sample_shape=torch.Size()):
+        shape = torch.Size(sample_shape) + self.batch_shape
+        value, loc, scale = self._draw(sample_shape)
         # log q of every step at once (the steps' densities only need their loc and scale)
         log_q = self._normal_log_prob(value, loc, scale).sum(-1)
-        value, log_q = value.reshape(shape + (length, m)), log_q.reshape(shape)
+        value, log_q = value.reshape(shape + value.shape[-2:]), log_q.reshape(shape)
         self._cache = (value, log_q)
         return value
 
     def sample(self, sample_shape=torch.Size()):
+        """A draw without its density (``log_prob`` computes it when asked): what forecasts use."""
+        shape = torch.Size(sample_shape) + self.batch_shape
         with torch.no_grad():
-            return self.rsample(sample_shape)
+            value = self._draw(sample_shape)[0]
+        return value.reshape(shape + value.shape[-2:])
 
     def log_prob(self, value):
         if self._cache is not None and value is self._cache[0]:

@@ -310,3 +310,13 @@ def test_smoothing_posterior_sample_shapes_and_no_grad():
     assert s.shape == (7, 3, 6, M) and not s.requires_grad
     assert posterior.rsample((2,)).shape == (2, 3, 6, M)
     assert not torch.allclose(s[0], s[1])
+    # the same draw as rsample's for the same seed; its density only when asked (no cache)
+    q = posterior.expand((7, 3))
+    q._cache = None
+    torch.manual_seed(0)
+    again = q.sample()
+    assert torch.equal(again, s) and q._cache is None
+    torch.manual_seed(0)
+    with torch.no_grad():
+        assert torch.allclose(q.rsample(), s)
+        assert torch.allclose(q.log_prob(again), q._cache[1], atol=1e-4)
