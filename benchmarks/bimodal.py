@@ -72,6 +72,7 @@ PAPER = {
         num_noise_draws=5,
         residual_transition=False,  # the paper's: the diffusion models z_t itself
         level_sampling="uniform",  # the paper's: the bound's noise levels drawn uniformly
+        encoder_hidden_dim=None,  # the paper's: the encoder's network as wide as the others
         trainer="ddssm-table3",
         **_PAPER_NETWORKS,
     ),

@@ -115,12 +115,13 @@ PROFILES = {
             "collapse_simulation": {},  # as LD, N = 50, M = 100, gamma = 2, eta = 1
             # 8 states for 6 to 28 channels; the paper's networks (the library's are compact)
             # channels 16, hidden 16, K = 128; the diffusion models z_t itself, its bound draws
-            # the noise levels uniformly, as in the paper
+            # the noise levels uniformly and its encoder is as wide as the rest, as in the paper
             "ddssm": {
                 "latent_dim": 8,
                 "architecture": "paper",
                 "residual_transition": False,
                 "level_sampling": "uniform",
+                "encoder_hidden_dim": None,
             },
             "dkf": {"latent_dim": 8, "architecture": "paper"},  # channels 16, hidden 16, VHP init
             "par": {},  # PAR's own GRU (hidden 32), all training windows

@@ -86,7 +86,9 @@ def build(name, seed, num_diffusion_steps=128):
     cls, architecture = MODELS[name]
     torch.manual_seed(seed)
     if cls is DDSSM:
-        return cls(obs_dim=1, architecture=architecture, num_diffusion_steps=num_diffusion_steps)
+        # the paper's rows: the paper's networks, the encoder's as wide as the others
+        wide = {} if architecture == "compact" else {"encoder_hidden_dim": None}
+        return cls(obs_dim=1, architecture=architecture, num_diffusion_steps=num_diffusion_steps, **wide)
     return cls(obs_dim=1, architecture=architecture)
 
 

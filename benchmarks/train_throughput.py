@@ -217,6 +217,7 @@ def build_model(args, device, name):
         diffusion_channels=args.diffusion_channels,
         residual_transition=False,  # the paper's transition, as measured since 2026-11-23
         level_sampling="uniform",
+        encoder_hidden_dim=None,
     ).to(device)
 
 

@@ -430,7 +430,7 @@ def test_encoder_hidden_dim_widens_the_guides_network_only(family):
     emission and the init keep ``hidden_dim``; ``None`` is ``hidden_dim``; bad values are refused."""
     spec = get_spec(family)
     wide = spec.build(obs_dim=1, hidden_dim=16, encoder_hidden_dim=24)
-    plain = spec.build(obs_dim=1, hidden_dim=16)
+    plain = spec.build(obs_dim=1, hidden_dim=16, encoder_hidden_dim=None)
     widths = {layer.out_features for layer in wide.encoder.net.trunk if isinstance(layer, torch.nn.Linear)}
     assert widths == {24} and wide.encoder.summary_dim == plain.encoder.summary_dim == 16
     assert {layer.out_features for layer in plain.encoder.net.trunk if isinstance(layer, torch.nn.Linear)} == {16}
@@ -446,6 +446,8 @@ def test_encoder_hidden_dim_widens_the_guides_network_only(family):
     b = spec.build(obs_dim=1, hidden_dim=16, encoder_hidden_dim=16)
     assert [p.shape for p in same.parameters()] == [p.shape for p in plain.parameters()]
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    default = spec.build(obs_dim=1).config["encoder_hidden_dim"]
+    assert default == (32 if family == "ddssm" else None)  # the DDSSM's default, measured on the suite
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="encoder_hidden_dim must be a positive int"):
             spec.build(obs_dim=1, encoder_hidden_dim=bad)

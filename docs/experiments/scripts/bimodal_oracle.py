@@ -86,6 +86,7 @@ ORACLE_DDSSM = dict(
     order=1,
     channels=8,
     hidden_dim=8,
+    encoder_hidden_dim=None,  # the encoder as narrow as the rest
     encoder_layers=1,
     emission_layers=1,
     activation="silu",
