@@ -87,8 +87,8 @@ def build(name, seed, num_diffusion_steps=128):
     torch.manual_seed(seed)
     if cls is DDSSM:
         # the paper's rows: the paper's networks, the encoder's as wide as the others
-        wide = {} if architecture == "compact" else {"encoder_hidden_dim": None}
-        return cls(obs_dim=1, architecture=architecture, num_diffusion_steps=num_diffusion_steps, **wide)
+        paper_width = {} if architecture == "compact" else {"encoder_hidden_dim": None}
+        return cls(obs_dim=1, architecture=architecture, num_diffusion_steps=num_diffusion_steps, **paper_width)
     return cls(obs_dim=1, architecture=architecture)
 
 

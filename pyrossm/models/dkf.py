@@ -18,7 +18,8 @@ class PresetModel(StateSpaceModel):
         parts, which fixes the order in which parameters are initialised for a seed).
     :param dict config: the subclass's constructor arguments -- at least ``obs_dim``,
         ``latent_dim``, ``order``, ``covariate_dim``, ``init``, ``channels``, ``hidden_dim``,
-        ``encoder_layers``, ``emission_layers``, ``activation`` and ``architecture`` -- kept as
+        ``encoder_layers``, ``emission_layers``, ``activation``, ``architecture`` and
+        ``encoder_hidden_dim`` -- kept as
         ``self.config`` (what :func:`pyrossm.load` rebuilds the model from).
     """
 
@@ -36,7 +37,7 @@ class PresetModel(StateSpaceModel):
             c["emission_layers"],
             c["activation"],
             c["architecture"],
-            c.get("encoder_hidden_dim"),
+            c["encoder_hidden_dim"],
         )
         super().__init__(
             transition=transition,

@@ -194,8 +194,7 @@ class MLPDenoiser(nn.Module):
         scale, shift = self._film(c_noise)  # (K, layers, hidden) each
         folded = [  # (K, hidden, hidden) weights, (K, hidden) biases
             (layer.weight.t() * scale[:, i, None, :], torch.addcmul(shift[:, i], layer.bias, scale[:, i]))
-            for i, layer in enumerate(self.layers)
-            if i > 0
+            for i, layer in enumerate(self.layers[1:], start=1)
         ]
 
         def network(x_in, k):
