@@ -99,26 +99,31 @@ class SmoothingEncoder(nn.Module):
         no such split (arguments as in :meth:`stepper`)."""
         if not hasattr(self.net, "input_terms"):
             return None
-        j, m = self.order, self.latent_dim
-        length, c = summary.shape[-2:]
+        j, m, c, v = self.order, self.latent_dim, self.summary_dim, self.covariate_dim
+        length = summary.shape[-2]
         batch = torch.broadcast_shapes(summary.shape[:-2], covariates.shape[:-3])
         n = batch.numel()
-        summary = summary.expand(batch + summary.shape[-2:]).reshape(n, length, c)
-        covariates = covariates.expand(batch + covariates.shape[-3:]).reshape((n,) + covariates.shape[-3:])
-        rows = length * n  # time-major, so that each step's rows are contiguous
-        pad = pad_masks.to(summary.dtype).unsqueeze(1).expand(length, n, j).reshape(rows, j)
-        seq, side = self._inputs(
-            summary.new_zeros(rows, j, m),
-            pad,
-            summary.transpose(0, 1).reshape(rows, c),
-            covariates.transpose(0, 1).reshape((rows,) + covariates.shape[-2:]),
+        # the linear terms are sums of the inputs' shares: the bias, role and padding's depend on
+        # t alone (the step's inputs with zero summary, history and covariates, (T, W)) ...
+        zeros = summary.new_zeros(length, j + 1, c + m + v)
+        pre, skip = self.net.input_terms(
+            *self._inputs(zeros[:, 1:, :m], pad_masks.to(summary.dtype), zeros[:, 0, :c], zeros[..., :v])
         )
-        pre, skip = self.net.input_terms(seq, side)
         hidden, width = pre.shape[-1], pre.shape[-1] + skip.shape[-1]
-        base = torch.cat([pre, skip], dim=-1).reshape((length,) + batch + (width,))
+        fixed = torch.cat([pre, skip], dim=-1)
+        # ... the summary's (slot 0's first C sequence entries) are one product, time-major ...
+        summary = summary.expand(batch + summary.shape[-2:]).reshape(n, length, c).transpose(0, 1)
+        base = (summary @ self.net.input_weights(range(c)).t()).add_(fixed.unsqueeze(1))  # (T, n, W)
+        if v:  # ... and so are the covariates' (side information: u_t at slot 0, u_{t-j:t-1} after)
+            covariates = covariates.expand(batch + covariates.shape[-3:]).reshape((n,) + covariates.shape[-3:])
+            ordered = torch.cat([covariates[..., -1:, :], covariates[..., :-1, :]], dim=-2).flatten(-2)
+            columns = [self.net.seq_width + s * (2 + v) + 2 + k for s in range(j + 1) for k in range(v)]
+            weight = self.net.input_weights(columns)[:hidden].t()  # (j+1)*V -> hidden (the skip reads no side)
+            base[..., :hidden] += ordered.transpose(0, 1) @ weight
+        base = base.reshape((length,) + batch + (width,))
         # the history's entries in the flattened sequence: slots 1..j, after the summary's C
-        slot = self.summary_dim + m
-        columns = [(i + 1) * slot + self.summary_dim + k for i in range(j) for k in range(m)]
+        slot = c + m
+        columns = [(i + 1) * slot + c + k for i in range(j) for k in range(m)]
         weight = self.net.input_weights(columns).t()  # (j*M, hidden + M)
         return base, weight, hidden
 

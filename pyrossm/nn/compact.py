@@ -66,6 +66,7 @@ class MLPGaussian(nn.Module):
     ):
         super().__init__()
         self.side_dim, self.out_dim, self.max_log_var = side_dim, out_dim, max_log_var
+        self.seq_width, self.side_width = seq_len * in_dim, seq_len * side_dim  # of the flattened inputs
         self.trunk = _trunk(
             seq_len * (in_dim + side_dim) + extra_dim, hidden_dim, _check_layers(num_layers), activation
         )
@@ -103,11 +104,18 @@ class MLPGaussian(nn.Module):
         return pre, skip
 
     def input_weights(self, columns):
-        """The weights of the flattened sequence's entries ``columns`` (a list of indices into
-        ``seq.flatten(1)``) in :meth:`input_terms`: ``(hidden_dim + out_dim, len(columns))``, the
-        pre-activation's rows first, then the skip's."""
+        """The weights of the input entries ``columns`` in :meth:`input_terms`, indices into the
+        flattened sequence, side information and extra vector side by side (``seq.flatten(1)``
+        first, then ``side.flatten(1)``, then ``extra``): ``(hidden_dim + out_dim,
+        len(columns))``, the pre-activation's rows first, then the skip's (zero for the side
+        information, which the skip does not read)."""
         index = torch.as_tensor(columns, dtype=torch.long, device=self.skip.weight.device)
-        return torch.cat([self.trunk[0].weight.index_select(1, index), self.skip.weight.index_select(1, index)], dim=0)
+        skip = self.skip.weight
+        if self.side_dim:  # aligned with the first layer's input: zeros for the side information
+            skip = torch.cat(
+                [skip[:, : self.seq_width], skip.new_zeros(self.out_dim, self.side_width), skip[:, self.seq_width :]], 1
+            )
+        return torch.cat([self.trunk[0].weight.index_select(1, index), skip.index_select(1, index)], dim=0)
 
     def finish(self, pre, skip):
         """``(mean, scale)`` from :meth:`input_terms`' pre-activation and skip."""

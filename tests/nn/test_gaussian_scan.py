@@ -173,3 +173,27 @@ def test_fused_guide_equals_per_step_guide(family, order):
     del model.encoder.scan
     assert s1.shape == (3, n, length, 2)
     torch.testing.assert_close(s1, s2, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("covariate_dim", [0, 2])
+@pytest.mark.parametrize("order", [1, 3])
+def test_stepper_is_the_encoders_step(order, covariate_dim):
+    """The linear terms computed once for all steps (:meth:`SmoothingEncoder.stepper`) give the
+    network's own :meth:`SmoothingEncoder.step` at every ``t``, also for a batch that broadcasts
+    the summary's (leading sample dims)."""
+    torch.manual_seed(4)
+    model = DKF(obs_dim=2, order=order, covariate_dim=covariate_dim, architecture="compact", latent_dim=2)
+    encoder, n, length, m = model.encoder, 3, 6, 2
+    summary = torch.randn(n, length, encoder.summary_dim)
+    windows = torch.randn(n, length, order + 1, covariate_dim)
+    pads = torch.rand(length, order) > 0.3
+    shape = (2, n)
+    step = encoder.stepper(summary, windows, pads, shape)
+    for t in range(length):
+        history = torch.randn(2 * n, order, m)
+        loc, scale = step(t, history)
+        expected = encoder.step(
+            history, pads[t].float().expand(2 * n, order), summary[:, t].repeat(2, 1), windows[:, t].repeat(2, 1, 1)
+        )
+        torch.testing.assert_close(loc, expected[0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(scale, expected[1], rtol=1e-5, atol=1e-6)
