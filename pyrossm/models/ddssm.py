@@ -93,6 +93,8 @@ class DDSSM(PresetModel):
         bimodal walk (up to 4.4x): it lets the guide copy ``x_t``, noise and all, into ``z_t``.
         No measurable cost a step (1.27-1.41x the DKF's step, 1.28-1.46x before).  Fits saved
         before this option load with ``None``, what they were trained with.
+    :param str summary: the guide's future summary, ``"gru"`` (default) or ``"decay"``, as for
+        :class:`~pyrossm.models.DKF`.
     """
 
     def __init__(
@@ -120,6 +122,7 @@ class DDSSM(PresetModel):
         architecture="compact",
         level_sampling="loss-aware",
         encoder_hidden_dim=32,
+        summary="gru",
     ):
         check_order_and_latent_dim(order, latent_dim)
         check_architecture(architecture)
@@ -171,5 +174,6 @@ class DDSSM(PresetModel):
                 architecture=architecture,
                 level_sampling=level_sampling,
                 encoder_hidden_dim=encoder_hidden_dim,
+                summary=summary,
             ),
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..nn import check_architecture
+from ..nn import check_architecture, check_summary
 from ..validation import check_positive_int
 from .emission import GaussianEmission
 from .encoder import SmoothingEncoder
@@ -18,8 +18,8 @@ class PresetModel(StateSpaceModel):
         parts, which fixes the order in which parameters are initialised for a seed).
     :param dict config: the subclass's constructor arguments -- at least ``obs_dim``,
         ``latent_dim``, ``order``, ``covariate_dim``, ``init``, ``channels``, ``hidden_dim``,
-        ``encoder_layers``, ``emission_layers``, ``activation``, ``architecture`` and
-        ``encoder_hidden_dim`` -- kept as
+        ``encoder_layers``, ``emission_layers``, ``activation``, ``architecture``,
+        ``encoder_hidden_dim`` and ``summary`` -- kept as
         ``self.config`` (what :func:`pyrossm.load` rebuilds the model from).
     """
 
@@ -38,6 +38,7 @@ class PresetModel(StateSpaceModel):
             c["activation"],
             c["architecture"],
             c["encoder_hidden_dim"],
+            c["summary"],
         )
         super().__init__(
             transition=transition,
@@ -81,6 +82,10 @@ class DKF(PresetModel):
     :param encoder_hidden_dim: the width of the guide's network (the encoder's Context
         Producer, :class:`~pyrossm.models.encoder.SmoothingEncoder`); ``None`` (default):
         ``hidden_dim``.  Its future summary keeps ``hidden_dim``.
+    :param str summary: the guide's future summary of ``x_{t:T}``: ``"gru"`` (default, the
+        paper's backward GRU, :class:`~pyrossm.nn.FutureSummary`) or ``"decay"``
+        (:class:`~pyrossm.nn.DecaySummary`: averages of the future at learned rates, no step loop).
+        Fits saved before this option existed load with ``"gru"``.
     """
 
     def __init__(
@@ -98,6 +103,7 @@ class DKF(PresetModel):
         activation="relu",
         architecture="compact",
         encoder_hidden_dim=None,
+        summary="gru",
     ):
         check_order_and_latent_dim(order, latent_dim)  # before the parts are built from them
         check_architecture(architecture)
@@ -129,6 +135,7 @@ class DKF(PresetModel):
                 activation=activation,
                 architecture=architecture,
                 encoder_hidden_dim=encoder_hidden_dim,
+                summary=summary,
             ),
         )
 
@@ -146,12 +153,14 @@ def shared_parts(
     activation="relu",
     architecture="paper",
     encoder_hidden_dim=None,
+    summary="gru",
 ) -> dict:
     """The emission, encoder and init shared by the DKF and DDSSM presets (Table 1).
 
-    Validates ``order``, ``latent_dim``, ``init`` and ``encoder_hidden_dim`` first.  The
-    encoder's network is ``encoder_hidden_dim`` wide (``None``: ``hidden_dim``); its future
-    summary, the emission and the init are ``hidden_dim`` wide.  :returns: ``dict(emission=...,
+    Validates ``order``, ``latent_dim``, ``init``, ``encoder_hidden_dim`` and ``summary`` first.
+    The encoder's network is ``encoder_hidden_dim`` wide (``None``: ``hidden_dim``); its future
+    summary (``summary``, see :class:`~pyrossm.models.encoder.SmoothingEncoder`), the emission and
+    the init are ``hidden_dim`` wide.  :returns: ``dict(emission=...,
     encoder=..., init=...)`` for :class:`StateSpaceModel`.
     """
     check_order_and_latent_dim(order, latent_dim)  # before the parts are built from them
@@ -161,6 +170,7 @@ def shared_parts(
     if encoder_hidden_dim is None:
         encoder_hidden_dim = hidden_dim
     encoder_hidden_dim = check_positive_int("encoder_hidden_dim", encoder_hidden_dim)
+    check_summary(summary)
     kw = dict(
         channels=channels, seq_dim=hidden_dim, hidden_dim=hidden_dim, activation=activation, architecture=architecture
     )
@@ -172,6 +182,7 @@ def shared_parts(
             order,
             covariate_dim,
             summary_dim=hidden_dim,
+            summary=summary,
             num_layers=encoder_layers,
             **dict(kw, seq_dim=encoder_hidden_dim, hidden_dim=encoder_hidden_dim),
         ),

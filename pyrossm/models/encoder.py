@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..nn import SUMMARY_LAYERS, FutureSummary, check_architecture, gaussian_network
+from ..nn import SUMMARY_LAYERS, check_architecture, future_summary, gaussian_network
 from ..nn.gaussian_scan import mlp_gaussian_scan
 
 
 class SmoothingEncoder(nn.Module):
-    """Future summary (backward GRU) + autoregressive Context Producer with a Gaussian head.
+    """Future summary (backward GRU, or discounted averages) + autoregressive Context Producer
+    with a Gaussian head.
 
     The Context Producer's input has ``j + 1`` slots: the projected future summary ``h_t`` at
     slot 0 and the history ``z_{t-j:t-1}`` at slots ``1..j`` (zero-padded for ``t <= j``).  Side
@@ -21,6 +22,9 @@ class SmoothingEncoder(nn.Module):
     :param int covariate_dim: ``V``.  :param int summary_dim: ``C_summary``.
     :param summary_layers: the future summary's GRU layers (``None``: the architecture's, 3 for
         ``"paper"`` as in Table 1, 1 for ``"compact"``).
+    :param str summary: the future summary, ``"gru"`` (default, :class:`~pyrossm.nn.FutureSummary`)
+        or ``"decay"`` (:class:`~pyrossm.nn.DecaySummary`, no step loop; ``summary_layers`` does not
+        apply).
     :param str activation: ``"silu"`` or ``"relu"`` (see :class:`~pyrossm.nn.ContextGaussian`).
     :param str architecture: ``"paper"`` (default, :class:`~pyrossm.nn.ContextGaussian`) or
         ``"compact"`` (:class:`~pyrossm.nn.MLPGaussian`, ``num_layers`` hidden layers of width
@@ -44,12 +48,13 @@ class SmoothingEncoder(nn.Module):
         time_dim=8,
         activation="relu",
         architecture="paper",
+        summary="gru",
     ):
         super().__init__()
         self.latent_dim, self.order, self.covariate_dim = latent_dim, order, covariate_dim
         if summary_layers is None:
             summary_layers = SUMMARY_LAYERS[check_architecture(architecture)]
-        self.summary = FutureSummary(obs_dim, covariate_dim, summary_dim, summary_layers, time_dim)
+        self.summary = future_summary(summary, obs_dim, covariate_dim, summary_dim, summary_layers, time_dim)
         self.summary_dim = summary_dim
         self.net = gaussian_network(
             architecture,

@@ -62,12 +62,12 @@ class ModelSpec:
 
 #: options of the state-space presets added after fits were first saved -> what fits saved
 #: before them were trained with
-FORMER_DEFAULTS = {"activation": "relu", "architecture": "paper"}
+FORMER_DEFAULTS = {"activation": "relu", "architecture": "paper", "summary": "gru"}
 
 
 def _former_defaults(options):
     """Fits saved before the ``activation`` option used ReLU, before ``architecture`` the paper's
-    networks."""
+    networks, before ``summary`` the backward GRU."""
     for name, value in FORMER_DEFAULTS.items():
         options.setdefault(name, value)
     return options

@@ -9,7 +9,7 @@ from .denoiser import CSDIDenoiser, DiffusionEmbedding
 from .heads import GaussianHead, mlp
 from .mixers import make_mixer
 from .sequence import AutoregressiveDecoder, SequenceEncoder
-from .summary import FutureSummary, sinusoidal_embedding
+from .summary import SUMMARIES, DecaySummary, FutureSummary, check_summary, future_summary, sinusoidal_embedding
 from .vector_denoiser import VectorDenoiser
 
 __all__ = [
@@ -34,6 +34,10 @@ __all__ = [
     "mlp",
     "make_mixer",
     "FutureSummary",
+    "DecaySummary",
+    "SUMMARIES",
+    "check_summary",
+    "future_summary",
     "sinusoidal_embedding",
     "SequenceEncoder",
     "AutoregressiveDecoder",
