@@ -61,9 +61,10 @@ from pyrossm.models.registry import get_spec  # noqa: E402
 # (pyrossm.inference.TRAINER_PRESETS) named by "trainer", or without one the model family's
 # trainer defaults.  The paper profile's presets "dkf-table3" / "ddssm-table3" are the paper's
 # Table 3 (the "DSSD" column is the DDSSM) with the paper's architecture.
-#: the paper's networks, a 1-D latent and a first-order transition, pinned: the library's
-#: defaults became compact, 2-D (DKF) / 4-D (DDSSM) and second-order
-_PAPER_NETWORKS = dict(architecture="paper", latent_dim=1, order=1)
+#: the paper's networks, a 1-D latent, a first-order transition and the backward-GRU future
+#: summary, pinned: the library's defaults became compact, 2-D (DKF) / 4-D (DDSSM), second-order
+#: and (DKF) a loop-free summary
+_PAPER_NETWORKS = dict(architecture="paper", latent_dim=1, order=1, summary="gru")
 PAPER = {
     "DKF+VHP": dict(model="dkf", init="vhp", trainer="dkf-table3", **_PAPER_NETWORKS),
     "DDSSM": dict(

@@ -123,7 +123,7 @@ PROFILES = {
                 "level_sampling": "uniform",
                 "encoder_hidden_dim": None,
             },
-            "dkf": {"latent_dim": 8, "architecture": "paper"},  # channels 16, hidden 16, VHP init
+            "dkf": {"latent_dim": 8, "architecture": "paper", "summary": "gru"},  # channels 16, hidden 16, VHP init
             "par": {},  # PAR's own GRU (hidden 32), all training windows
         },
     },

@@ -10,9 +10,11 @@ On the bimodal random walk (``pyrossm.datasets.bimodal_random_walk(num_series, 3
 thread by default:
 
 1. **Training.**  Median seconds of a training step at batch ``--batch-size`` (T = 32) of
-   DKF and DDSSM with ``architecture="paper"`` and ``"compact"`` (their defaults otherwise: a
-   second-order transition, the DKF's 2-D latent and the DDSSM's 4-D one, VHP init, hidden 16;
-   DDSSM K = 128, S_k = 2) -- a pyrossm
+   DKF and DDSSM with their defaults ("compact": a second-order transition, the DKF's 2-D
+   latent and the DDSSM's 4-D one, VHP init, hidden 16, the DKF's future summary
+   ``summary="decay"``; DDSSM K = 128, S_k = 2), the DKF with the GRU future summary ("DKF
+   gru-summary"), and both
+   with the paper's networks (``architecture="paper"``, a 3-layer GRU summary) -- a pyrossm
    :class:`~pyrossm.inference.Trainer` step (ELBO, backward, gradient clipping, AdamW), as in
    ``train_throughput.py`` -- and of GluonTS's ``DeepAREstimator`` (its defaults, context length
    24, prediction length 8, the same batch size; the step timed by a Lightning callback from
@@ -64,11 +66,15 @@ from pyrossm.models import DDSSM, DKF  # noqa: E402
 LENGTH, CONTEXT, HORIZON = 32, 24, 8
 #: the DDSSM's fast samplers in the forecasting rows (``--fast-samplers``)
 FAST_SAMPLERS = ["ddim:16", "ddpm:128"]
+#: the paper's rows: the paper's networks, the encoder's as wide as the others, a GRU future summary
+_PAPER = {"architecture": "paper", "summary": "gru"}
+#: each row's model and its options beside the library's defaults (the compact rows: none)
 MODELS = {
-    "DKF paper": (DKF, "paper"),
-    "DKF compact": (DKF, "compact"),
-    "DDSSM paper": (DDSSM, "paper"),
-    "DDSSM compact": (DDSSM, "compact"),
+    "DKF paper": (DKF, _PAPER),
+    "DKF compact": (DKF, {}),
+    "DKF gru-summary": (DKF, {"summary": "gru"}),  # the compact DKF with the former summary
+    "DDSSM paper": (DDSSM, dict(_PAPER, encoder_hidden_dim=None)),
+    "DDSSM compact": (DDSSM, {}),
 }
 
 
@@ -83,13 +89,11 @@ def bimodal(num_series, seed):
 
 # ------------------------------------------------------------------------------------ pyrossm
 def build(name, seed, num_diffusion_steps=128):
-    cls, architecture = MODELS[name]
+    cls, options = MODELS[name]
     torch.manual_seed(seed)
     if cls is DDSSM:
-        # the paper's rows: the paper's networks, the encoder's as wide as the others
-        paper_width = {} if architecture == "compact" else {"encoder_hidden_dim": None}
-        return cls(obs_dim=1, architecture=architecture, num_diffusion_steps=num_diffusion_steps, **paper_width)
-    return cls(obs_dim=1, architecture=architecture)
+        return cls(obs_dim=1, num_diffusion_steps=num_diffusion_steps, **options)
+    return cls(obs_dim=1, **options)
 
 
 class _Args:

@@ -207,6 +207,7 @@ def build_model(args, device, name):
         channels=args.channels,
         hidden_dim=args.hidden_dim,
         architecture="paper",  # the paper's networks, as measured since 2026-11-23 (no longer the default)
+        summary="gru",  # and its future summary
     )
     if name == "dkf":
         return DKF(**common).to(device)

@@ -122,10 +122,17 @@ def test_speed_smoke_run_prints_training_and_forecasting_rows(capsys):
     speed.main([*tiny, "--num-diffusion-steps", "4", "--skip-deepar"])
     training, forecasting = capsys.readouterr().out.split("2. Forecasting")
     rows = [line.split() for line in training.splitlines() if line.startswith(("  DKF ", "  DDSSM "))]
-    assert [row[:2] for row in rows] == [[m, a] for m in ("DKF", "DDSSM") for a in ("paper", "compact")]
+    assert [row[:2] for row in rows] == [
+        ["DKF", "paper"],
+        ["DKF", "compact"],
+        ["DKF", "gru-summary"],
+        ["DDSSM", "paper"],
+        ["DDSSM", "compact"],
+    ]
     assert all(float(row[4]) > 0 for row in rows)  # steps/s
     table = forecasting.split("  model ")[1].splitlines()
-    names = ("DKF paper", "DKF compact", "DDSSM paper (HEUN, 4 steps, default)", "DDSSM compact (DDIM, 4 steps)")
+    names = ("DKF paper", "DKF compact", "DKF gru-summary", "DDSSM paper (HEUN, 4 steps, default)")
+    names += ("DDSSM compact (DDIM, 4 steps)",)
     for name in (*names, "DDSSM compact (DDPM, 4 steps)"):
         assert any(line.startswith(f"  {name}  ") and line.endswith("measured") for line in table), name
     assert not any(line.startswith("  DeepAR") for line in training.splitlines() + table)

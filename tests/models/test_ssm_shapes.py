@@ -166,7 +166,7 @@ def test_composed_model_matches_the_dkf_preset(build, architecture):
     parts = dict(
         transition=GaussianTransition(2, 2, 1, num_layers=1, **kw),
         emission=GaussianEmission(D, 2, 2, 1, num_layers=1, **kw),
-        encoder=SmoothingEncoder(D, 2, 2, 1, summary_dim=4, num_layers=1, **kw),
+        encoder=SmoothingEncoder(D, 2, 2, 1, summary_dim=4, num_layers=1, summary="decay", **kw),  # the DKF's
         init=VHPInit(2, 2, 1, **kw),
     )
     composed = StateSpaceModel(**parts, latent_dim=2, order=2, obs_dim=D, covariate_dim=1)
