@@ -239,7 +239,12 @@ def main(argv=None):
     p.add_argument("--num-series", type=int, default=1024, help="series (training data and forecast contexts)")
     p.add_argument("--num-draws", type=int, default=1024, help="forecast draws per series")
     p.add_argument("--batch-size", type=int, default=128, help="series per training step")
-    p.add_argument("--steps", type=int, default=20, help="timed training steps per model")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=60,
+        help="timed training steps per model (20 gave medians 10-15 %% apart run to run)",
+    )
     p.add_argument("--warmup", type=int, default=2, help="untimed training steps per model first")
     p.add_argument("--round-size", type=int, default=5, help="steps per model per interleaved round")
     p.add_argument(
