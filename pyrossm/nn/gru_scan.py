@@ -1,12 +1,15 @@
 r"""A multi-layer GRU over a whole sequence as one autograd function per layer.
 
-PyTorch's CPU GRU records its step loop for autograd: a backward pass then replays some thirty
-small operations per step, and on a CPU their bookkeeping costs several times the arithmetic (the
-encoder's future summary, :class:`~pyrossm.nn.FutureSummary`, was the most expensive part of a
-DKF training step).  :func:`gru_scan` runs the same recursion without recording it and
-differentiates it by hand, backwards through time: each step of the backward loop is one matrix
-product and three elementwise operations, and the weights' gradients are one product over all
-steps.  The equations are PyTorch's (:class:`torch.nn.GRU`), so its parameters are used as they are:
+PyTorch's CPU GRU records each step's operations for autograd, and a backward pass replays them
+one by one; at a few dozen hidden units their bookkeeping outweighs the arithmetic (the encoder's
+future summary, :class:`~pyrossm.nn.FutureSummary`, was the most expensive part of a DKF training
+step).  :func:`gru_scan` runs the same recursion without recording it (six kernels a step: the
+hidden product with the bias folded in, an addition and ``sigmoid``, ``addcmul`` and ``tanh``,
+``lerp``) and differentiates it by hand, backwards through time (a concatenation, a product and
+one matrix product a step); the weights' and biases' gradients are one product over all steps.
+At batch 128 x 32 steps x 16 units, forward and backward took 3.6-4.1 ms against
+:class:`torch.nn.GRU`'s 4.6-4.9 ms.  The equations are PyTorch's, so its parameters are used as
+they are:
 
 .. math::
 
