@@ -84,12 +84,13 @@ class DKF(PresetModel):
         ``hidden_dim``.  Its future summary keeps ``hidden_dim``.
     :param str summary: the guide's future summary of ``x_{t:T}``: ``"decay"`` (default,
         :class:`~pyrossm.nn.DecaySummary`: averages of the future at learned rates, no step loop)
-        or ``"gru"`` (the paper's backward GRU, :class:`~pyrossm.nn.FutureSummary`).  The loop-free
-        summary makes a training step 13-17 % cheaper on a CPU (batch 128 x 32 steps, one thread:
-        17.3 against 19.9 ms in ``benchmarks/speed.py``); on the six systems of ``benchmarks/defaults.py`` the sums of
-        the 1-step JSD ratios to the sampling floor were 158.0 / 153.9 / 156.1 against the GRU's
-        159.6 / 150.3 / 151.0 (seeds 0 / 1 / 2; the walks 3-10 % higher, the others either way).
-        Fits saved before this option existed load with ``"gru"``, what they were trained with.
+        or ``"gru"`` (the paper's backward GRU, :class:`~pyrossm.nn.FutureSummary`).  The
+        loop-free summary makes a training step 13-17 % cheaper on a CPU (batch 128 x 32 steps,
+        one thread: 17.3 against 19.9 ms in ``benchmarks/speed.py``); on the six systems of
+        ``benchmarks/defaults.py`` the sums of the 1-step JSD ratios to the sampling floor were
+        158.0 / 153.9 / 156.1 against the GRU's 159.6 / 150.3 / 151.0 (seeds 0 / 1 / 2; the
+        walks 3-10 % higher, the others either way).  Fits saved before this option existed load
+        with ``"gru"``, what they were trained with.
     """
 
     def __init__(
