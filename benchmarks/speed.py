@@ -13,8 +13,8 @@ thread by default:
    DKF and DDSSM with their defaults ("compact": a second-order transition, the DKF's 2-D
    latent and the DDSSM's 4-D one, VHP init, hidden 16, the DKF's future summary
    ``summary="decay"``; DDSSM K = 128, S_k = 2), the DKF with the GRU future summary ("DKF
-   gru-summary"), and both
-   with the paper's networks (``architecture="paper"``, a 3-layer GRU summary) -- a pyrossm
+   gru-summary"), and both with the paper's networks (``architecture="paper"``, a 3-layer GRU
+   summary) -- a pyrossm
    :class:`~pyrossm.inference.Trainer` step (ELBO, backward, gradient clipping, AdamW), as in
    ``train_throughput.py`` -- and of GluonTS's ``DeepAREstimator`` (its defaults, context length
    24, prediction length 8, the same batch size; the step timed by a Lightning callback from

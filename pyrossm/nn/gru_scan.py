@@ -30,7 +30,8 @@ def _recursion(gi, w_hh, b_hh, reverse):
     """The forward recursion of one layer, time-major.
 
     :param gi: ``(T, N, 3H)``, the input's share of the gates, ``W_i x_t + b_i``.
-    :returns: ``states (T + 1, N, H + 1)``: ``h_t`` at index ``t + 1`` (``t`` when ``reverse``),
+    :returns: ``outputs (T, N, H)``, ``h_t`` at index ``t`` (a view of ``states``);
+        ``states (T + 1, N, H + 1)``: ``h_t`` at index ``t + 1`` (``t`` when ``reverse``),
         the zero initial state at index 0 (``T``), and a last column of ones (so that one matrix
         product gives ``W_h h + b_h``); ``rz (T, N, 2H)`` (``r_t, z_t``), ``n (T, N, H)`` and
         ``gh (T, N, 3H)`` (``W_h h_{t-1} + b_h``).
@@ -50,7 +51,7 @@ def _recursion(gi, w_hh, b_hh, reverse):
         torch.add(gi_rz, gh_t[:, : 2 * h_dim], out=rz_t).sigmoid_()
         torch.addcmul(gi_n, rz_t[:, :h_dim], gh_t[:, 2 * h_dim :], out=n_t).tanh_()
         torch.lerp(n_t, previous_t[:, :h_dim], rz_t[:, h_dim:], out=out_t)  # n + z (h - n)
-    return states, rz, n, gh
+    return outs[..., :h_dim], states, rz, n, gh
 
 
 def _outputs_and_previous(states, reverse):
@@ -62,10 +63,10 @@ def _outputs_and_previous(states, reverse):
 class _GRULayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, reverse, gi, w_hh, b_hh):
-        states, rz, n, gh = _recursion(gi, w_hh, b_hh, reverse)
+        outputs, states, rz, n, gh = _recursion(gi, w_hh, b_hh, reverse)
         ctx.reverse = reverse
         ctx.save_for_backward(w_hh, states, rz, n, gh)
-        return _outputs_and_previous(states, reverse)[0][..., :-1]
+        return outputs
 
     @staticmethod
     @once_differentiable
@@ -126,5 +127,5 @@ def gru_scan(x, layers, reverse=False):
             x = _GRULayer.apply(reverse, gi, w_hh, b_hh)
         else:
             with torch.no_grad():
-                x = _outputs_and_previous(_recursion(gi, w_hh, b_hh, reverse)[0], reverse)[0][..., :-1]
+                x = _recursion(gi, w_hh, b_hh, reverse)[0]
     return x
